@@ -1,0 +1,41 @@
+# The two commands: `make run` starts the shop, `make test` checks it.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+
+.PHONY: run test lint unit integration integration-services system clean
+
+$(BIN)/shoeshop: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/shoeshop
+	$(BIN)/shoeshop up
+
+test: lint unit integration integration-services system
+
+lint: $(BIN)/shoeshop
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(BIN)/shoeshop
+	$(BIN)/pytest -q tests/unit
+
+# The integration suite on the embedded Redis + SQLite, then on RabbitMQ + PostgreSQL
+# (skipped where those are not running, unless SHOESHOP_REQUIRE_SERVICES=1).
+integration: $(BIN)/shoeshop
+	$(BIN)/pytest -q tests/integration
+
+integration-services: $(BIN)/shoeshop
+	SHOESHOP_TEST_STACK=services $(BIN)/pytest -q tests/integration
+
+system: $(BIN)/shoeshop
+	$(BIN)/pytest -q tests/system
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

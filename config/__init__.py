@@ -1,0 +1,1 @@
+"""Configuration shared by every component: settings from the environment and the Celery app."""

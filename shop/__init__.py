@@ -1,0 +1,48 @@
+"""The shop front: catalogue, checkout and order tracking, as a Flask app factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from config.settings import ConfigurationError, get_settings
+from workers.messaging.database import engine_for
+
+# Checkout bodies are small; anything larger is refused before it is read.
+MAX_REQUEST_BYTES = 64 * 1024
+DEV_SECRET_KEY = "dev-only-secret-key"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    settings = get_settings()
+    if settings.is_production and settings.secret_key == DEV_SECRET_KEY:
+        raise ConfigurationError("SHOESHOP_SECRET_KEY must be set when SHOESHOP_ENV=production")
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    from shop import api, health, pages
+    from shop.sealing import Sealer
+
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)  # JSON clients authenticate nothing by cookie, so CSRF does not apply
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(pages.bp)
+    app.extensions["shoeshop.sealer"] = Sealer(settings.gateway_url)
+    _prepare_database()
+    return app
+
+
+def _prepare_database() -> None:
+    from shop.seed import seed_if_empty
+
+    with engine_for("shop").begin() as conn:
+        seed_if_empty(conn)

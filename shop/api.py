@@ -1,0 +1,57 @@
+"""The JSON API: products, checkout and order tracking."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from shop import catalog, readmodel
+from shop.checkout import OutOfStock, checkout
+from shop.errors import error_response
+from shop.sealing import PaymentProviderUnavailable, Sealer
+from shop.validation import ValidationFailed
+from workers.messaging.database import engine_for
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+@bp.get("/products")
+def products() -> Response:
+    with engine_for("shop").connect() as conn:
+        return jsonify(catalog.list_products(conn))
+
+
+@bp.post("/orders")
+def place_order() -> tuple[Response, int] | Response:
+    body = request.get_json(silent=True)
+    if body is None:
+        return error_response(400, "invalid_json", "the request body must be a JSON object")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        return error_response(
+            422, "invalid_fields", "the Idempotency-Key header is invalid",
+            {"Idempotency-Key": f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"},
+        )
+    sealer: Sealer = current_app.extensions["shoeshop.sealer"]
+    try:
+        placed = checkout(body, sealer, key)
+    except ValidationFailed as exc:
+        return error_response(422, "invalid_fields", "some fields are invalid", exc.fields)
+    except OutOfStock as exc:
+        return error_response(409, "out_of_stock", "not enough stock; nothing was reserved", exc.fields)
+    except PaymentProviderUnavailable:
+        return error_response(503, "payment_provider_unavailable", "card payments are unavailable, try again shortly")
+    location = url_for("api.get_order", order_id=placed.order_id)
+    response = jsonify({"id": placed.order_id, "status": "PLACED", "links": {"self": location}})
+    response.headers["Location"] = location
+    return response, 202
+
+
+@bp.get("/orders/<order_id>")
+def get_order(order_id: str) -> tuple[Response, int] | Response:
+    with engine_for("shop").connect() as conn:
+        view = readmodel.order_view(conn, order_id)
+    if view is None:
+        return error_response(404, "not_found", f"no order has the id {order_id}")
+    return jsonify(view)

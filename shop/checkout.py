@@ -1,0 +1,186 @@
+"""Placing an order: reserve stock, record the order and write order.placed, in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from config.celery import app as celery_app
+from shop.sealing import Sealer
+from shop.tables import orders, products, stock, timeline
+from shop.validation import CheckoutRequest, ValidationFailed, parse_checkout
+from workers.messaging.envelope import Envelope, event_type, utcnow
+from workers.messaging.unit_of_work import publish_committed, unit_of_work
+
+SOURCE = "/shop"
+
+
+class OutOfStock(Exception):
+    """Not enough pairs of some size are left; nothing was reserved."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in fields.items()))
+        self.fields = fields
+
+
+@dataclass(frozen=True)
+class Placed:
+    order_id: str
+    created: bool
+    events: tuple[Envelope, ...]
+
+
+def place_order(request: CheckoutRequest, token: str, idempotency_key: str | None) -> Placed:
+    """Accept the order or raise (ValidationFailed, OutOfStock) having changed nothing."""
+    try:
+        with unit_of_work("shop") as outbox:
+            conn = outbox.conn
+            if idempotency_key and (existing := _order_for_key(conn, idempotency_key)):
+                return Placed(existing, created=False, events=())
+            lines = _price_lines(conn, request)
+            _reserve(conn, request)
+            order_id = str(uuid.uuid4())
+            event = _placed_event(order_id, request, lines, token)
+            _insert_order(conn, order_id, request, lines, idempotency_key, event)
+            outbox.emit(event)
+    except IntegrityError:
+        # A concurrent request with the same idempotency key won the race: answer with its order.
+        if idempotency_key is None:
+            raise
+        with unit_of_work("shop") as outbox:
+            existing = _order_for_key(outbox.conn, idempotency_key)
+        if existing is None:
+            raise
+        return Placed(existing, created=False, events=())
+    return Placed(order_id, created=True, events=tuple(outbox.emitted))
+
+
+def _order_for_key(conn: Connection, key: str) -> str | None:
+    row = conn.execute(select(orders.c.id).where(orders.c.idempotency_key == key)).first()
+    return None if row is None else str(row.id)
+
+
+def _price_lines(conn: Connection, request: CheckoutRequest) -> list[dict[str, Any]]:
+    """The order's items with names and prices from the catalogue, never from the client."""
+    errors: dict[str, str] = {}
+    priced = []
+    for index, line in enumerate(request.lines):
+        product = conn.execute(select(products).where(products.c.sku == line.sku)).first()
+        if product is None:
+            errors[f"items[{index}].sku"] = f"no shoe has the sku {line.sku!r}"
+            continue
+        sized = conn.execute(
+            select(stock.c.size).where(and_(stock.c.sku == line.sku, stock.c.size == line.size))
+        ).first()
+        if sized is None:
+            errors[f"items[{index}].size"] = f"{product.name} does not come in size {line.size}"
+            continue
+        priced.append(
+            {
+                "sku": line.sku,
+                "name": product.name,
+                "size": line.size,
+                "quantity": line.quantity,
+                "unit_price_cents": product.price_cents,
+                "currency": product.currency,
+            }
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    return priced
+
+
+def _reserve(conn: Connection, request: CheckoutRequest) -> None:
+    """A conditional decrement per line: it never takes stock below zero, even under a race."""
+    short: dict[str, str] = {}
+    for index, line in enumerate(request.lines):
+        result = conn.execute(
+            update(stock)
+            .where(
+                stock.c.sku == line.sku,
+                stock.c.size == line.size,
+                stock.c.available >= line.quantity,
+            )
+            .values(
+                available=stock.c.available - line.quantity,
+                reserved=stock.c.reserved + line.quantity,
+            )
+        )
+        if result.rowcount != 1:
+            short[f"items[{index}].quantity"] = f"not enough pairs left in size {line.size}"
+    if short:
+        raise OutOfStock(short)  # the transaction rolls back every reservation made above
+
+
+def _placed_event(
+    order_id: str, request: CheckoutRequest, lines: list[dict[str, Any]], token: str
+) -> Envelope:
+    currency = lines[0]["currency"]
+    items = [{key: line[key] for key in ("sku", "name", "size", "quantity", "unit_price_cents")} for line in lines]
+    return Envelope(
+        type=event_type("order.placed"),
+        source=SOURCE,
+        subject=order_id,
+        correlationid=order_id,
+        data={
+            "order_id": order_id,
+            "customer": {"name": request.name, "email": request.email},
+            "shipping_address": request.address,
+            "items": items,
+            "total_cents": sum(line["quantity"] * line["unit_price_cents"] for line in lines),
+            "currency": currency,
+            "payment": {"token": token, "brand": request.card.brand, "last4": request.card.last4},
+        },
+    )
+
+
+def _insert_order(
+    conn: Connection,
+    order_id: str,
+    request: CheckoutRequest,
+    lines: list[dict[str, Any]],
+    idempotency_key: str | None,
+    event: Envelope,
+) -> None:
+    now = utcnow()
+    conn.execute(
+        insert(orders).values(
+            id=order_id,
+            status="PLACED",
+            reason=None,
+            customer={"name": request.name, "email": request.email},
+            shipping_address=request.address,
+            items=event.data["items"],
+            total_cents=event.data["total_cents"],
+            currency=event.data["currency"],
+            card_brand=request.card.brand,
+            card_last4=request.card.last4,
+            stock_state="reserved",
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    conn.execute(
+        insert(timeline).values(
+            event_id=event.id, order_id=order_id, type=event.type, source=SOURCE, time=event.occurred_at
+        )
+    )
+
+
+def checkout(raw: Any, sealer: Sealer, idempotency_key: str | None, today: date | None = None) -> Placed:
+    """The whole checkout: validate, seal the card, place the order, publish order.placed.
+
+    Raises ValidationFailed, OutOfStock or PaymentProviderUnavailable with nothing changed.
+    Publishing is tried once right after the commit; if the broker is away, the relay sends it.
+    """
+    request = parse_checkout(raw, today or utcnow().date())
+    token = sealer.seal(request.card)
+    placed = place_order(request, token, idempotency_key)
+    publish_committed(celery_app, "shop", placed.events)
+    return placed

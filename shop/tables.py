@@ -1,0 +1,80 @@
+"""The shop's own tables: catalogue, stock, and the order-status read model."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from workers.messaging import database
+
+metadata = MetaData()
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(32), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("brand", String(50), nullable=False),
+    Column("colour", String(30), nullable=False),
+    Column("hex", String(7), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("price_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("position", Integer, nullable=False),
+)
+
+stock = Table(
+    "stock",
+    metadata,
+    Column("sku", String(32), ForeignKey("products.sku"), primary_key=True),
+    Column("size", String(8), primary_key=True),
+    # initial = available + reserved + sold, always; none of them may go below zero.
+    Column("available", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False, default=0),
+    Column("sold", Integer, nullable=False, default=0),
+    CheckConstraint("available >= 0 AND reserved >= 0 AND sold >= 0", name="stock_not_negative"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("reason", String(50), nullable=True),
+    Column("customer", JSON, nullable=False),
+    Column("shipping_address", JSON, nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("total_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("card_brand", String(20), nullable=False),
+    Column("card_last4", String(4), nullable=False),
+    Column("carrier", String(50), nullable=True),
+    Column("tracking_number", String(50), nullable=True),
+    # reserved → released (cancelled) or sold (shipped): the stock moves exactly once.
+    Column("stock_state", String(10), nullable=False, default="reserved"),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("order_id", String(36), nullable=False, index=True),
+    Column("type", String(100), nullable=False),
+    Column("source", String(50), nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+)
+
+database.register("shop", metadata)

@@ -1,0 +1,42 @@
+"""Helpers the integration and system tests share: order bodies and waiting for outcomes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+FLAKY_CARD = "4000000000000119"
+FAILING_CARD = "4000000000000259"
+
+
+def order_body(
+    *, card: str = GOOD_CARD, sku: str = "RUN-001", size: str = "42", quantity: int = 1
+) -> dict[str, Any]:
+    return {
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "shipping_address": {
+            "line1": "Keizersgracht 1",
+            "city": "Amsterdam",
+            "postal_code": "1015 CJ",
+            "country": "NL",
+        },
+        "items": [{"sku": sku, "size": size, "quantity": quantity}],
+        "payment": {"card_number": card, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+    }
+
+
+def wait_for(probe: Callable[[], T | None], timeout_s: float = 30.0, every_s: float = 0.05) -> T:
+    """Poll until ``probe`` returns something truthy; fail with the last value on timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every_s)
+    raise AssertionError(f"gave up after {timeout_s}s; last value: {last!r}")

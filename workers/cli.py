@@ -1,0 +1,83 @@
+"""The ``shoeshop`` command: run the whole stack, the gateway simulator, the relay."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from config.settings import get_settings
+
+DEFAULT_PORT = 8000
+DEFAULT_FLOWER_PORT = 5555
+DEFAULT_GATEWAY_PORT = 8020
+LISTENING = {"web", "flower", "gateway"}
+
+
+@click.group()
+def main() -> None:
+    """An event-driven shoe shop on Celery."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="The shop's HTTP port.")
+@click.option("--flower-port", default=DEFAULT_FLOWER_PORT, show_default=True)
+@click.option("--gateway-port", default=DEFAULT_GATEWAY_PORT, show_default=True)
+@click.option("--procfile", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def up(port: int, flower_port: int, gateway_port: int, procfile: Path | None) -> None:
+    """Start every process of the Procfile (plus the embedded Redis when no broker is set)."""
+    from workers.launcher import Launcher
+
+    launcher = Launcher(
+        settings=get_settings(),
+        procfile=procfile or find_procfile(),
+        ports={"web": port, "flower": flower_port, "gateway": gateway_port},
+    )
+    sys.exit(launcher.run())
+
+
+@main.command()
+@click.option("--port", envvar="PORT", default=DEFAULT_GATEWAY_PORT, show_default=True)
+def gateway(port: int) -> None:
+    """Run the payment gateway simulator (development and tests only)."""
+    from workers.gateway.server import serve
+
+    settings = get_settings()
+    serve(
+        port,
+        settings.data_dir / "gateway",
+        fault_rate=settings.gateway_fault_rate,
+        latency_ms=settings.gateway_latency_ms,
+    )
+
+
+@main.command()
+def relay() -> None:
+    """Publish every committed event still waiting in an outbox, until stopped."""
+    from config.celery import app
+    from workers.messaging import relay as outbox_relay
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo("relay: watching the outboxes of shop, orders, payments, shipping")
+    outbox_relay.run(app, stop)
+
+
+def find_procfile() -> Path:
+    for candidate in (Path.cwd() / "Procfile", Path(__file__).resolve().parents[1] / "Procfile"):
+        if candidate.is_file():
+            return candidate
+    raise click.ClickException("no Procfile here or at the project root; pass --procfile")
+
+

@@ -1,0 +1,74 @@
+"""Running the Procfile's processes together, the way ``honcho start`` would, for ``shoeshop up``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import click
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+
+from config.settings import Settings
+from workers.messaging.embedded_redis import EmbeddedRedis
+
+
+@dataclass
+class Launcher:
+    settings: Settings
+    procfile: Path
+    ports: dict[str, int]
+
+    def run(self) -> int:
+        """Start everything, block until Ctrl-C (or a process dies), stop everything."""
+        redis: EmbeddedRedis | None = None
+        env = dict(os.environ)
+        env["SHOESHOP_DATA_DIR"] = str(self.settings.data_dir)
+        if self.settings.embedded_broker:
+            redis = EmbeddedRedis(self.settings.redis_socket)
+            redis.start()
+            env["SHOESHOP_BROKER_URL"] = redis.url
+        if "SHOESHOP_GATEWAY_URL" in env:
+            self.ports["gateway"] = urlparse(env["SHOESHOP_GATEWAY_URL"]).port or self.ports["gateway"]
+        else:
+            env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{self.ports['gateway']}"
+        user, password, generated = flower_credentials()
+        env["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
+        try:
+            manager = Manager()
+            for name, command in parse_procfile(self.procfile.read_text()).processes.items():
+                process_env = dict(env)
+                if name in self.ports:
+                    process_env["PORT"] = str(self.ports[name])
+                manager.add_process(name, command, env=process_env, cwd=str(self.procfile.parent))
+            self._announce(env, user, password if generated else None)
+            manager.loop()
+            return int(manager.returncode or 0)
+        finally:
+            if redis is not None:
+                redis.stop()
+
+    def _announce(self, env: dict[str, str], user: str, password: str | None) -> None:
+        broker = env.get("SHOESHOP_BROKER_URL", "")
+        lines = [
+            f"Shop       http://127.0.0.1:{self.ports['web']}",
+            f"Flower     http://127.0.0.1:{self.ports['flower']}  (user {user!r}"
+            + (f", password {password!r})" if password else ", password from SHOESHOP_FLOWER_PASSWORD)"),
+            f"Gateway    {env['SHOESHOP_GATEWAY_URL']}  (simulator)",
+            f"Broker     {broker}" + ("  (embedded Redis)" if self.settings.embedded_broker else ""),
+            f"Databases  {self.settings.database_url or f'SQLite files under {self.settings.data_dir}'}",
+            "Press Ctrl-C to stop everything.",
+        ]
+        click.echo("\n".join(lines), err=False)
+
+
+def flower_credentials() -> tuple[str, str, bool]:
+    """(user, password, generated): development gets a fresh password, printed at start."""
+    user = os.environ.get("SHOESHOP_FLOWER_USER", "admin")
+    password = os.environ.get("SHOESHOP_FLOWER_PASSWORD")
+    if password:
+        return user, password, False
+    return user, secrets.token_urlsafe(12), True

@@ -1,0 +1,72 @@
+"""Runs a subscriber task: decode, apply once, publish; retries transient faults, parks the rest."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+from sqlalchemy.exc import OperationalError
+
+from config.settings import Settings, get_settings
+from workers.messaging import deadletters
+from workers.messaging.envelope import Envelope
+from workers.messaging.errors import PermanentError, TransientError
+from workers.messaging.logs import event_logger
+from workers.messaging.unit_of_work import Handler, apply_once, publish_committed
+
+log = logging.getLogger(__name__)
+
+# A database blip (locked, connection dropped) passes: retry it like any other transient fault.
+RETRYABLE: tuple[type[BaseException], ...] = (TransientError, OperationalError)
+
+
+def backoff_delay(attempt: int, settings: Settings, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: spreads retries so a recovering service is not stampeded."""
+    ceiling = min(settings.retry_max_delay_s, settings.retry_base_delay_s * 2**attempt)
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def consume(task: Task, body: object, component: str, handler: Handler) -> None:
+    """The whole life of one delivery of an event to one subscriber task."""
+    run_guarded(task, body, lambda event: _apply(task, component, event, handler))
+
+
+def run_guarded(task: Task, body: object, work: Callable[[Envelope], None]) -> None:
+    """Decode the event and run ``work``; turn each failure into a retry or a dead letter."""
+    attempts = int(task.request.retries) + 1
+    try:
+        event = Envelope.from_dict(body)
+    except PermanentError as exc:
+        deadletters.park(task.name, body, exc, attempts)
+        return
+    logger = event_logger(log, event, task.name, attempts)
+    try:
+        work(event)
+        logger.info("handled %s", event.name)
+    except PermanentError as exc:
+        logger.error("permanent failure, parking: %s", exc)
+        deadletters.park(task.name, body, exc, attempts)
+    except Exception as exc:
+        _retry_or_park(task, body, exc, attempts, logger)
+
+
+def _apply(task: Task, component: str, event: Envelope, handler: Handler) -> None:
+    emitted = apply_once(component, task.name, event, handler)
+    publish_committed(task.app, component, emitted)
+
+
+def _retry_or_park(
+    task: Task, body: object, exc: Exception, attempts: int, logger: logging.LoggerAdapter[Any]
+) -> None:
+    settings = get_settings()
+    if attempts > settings.max_retries:
+        logger.error("still failing after %d attempts, parking: %r", attempts, exc)
+        deadletters.park(task.name, body, exc, attempts)
+        return
+    delay = backoff_delay(attempts - 1, settings)
+    kind = "transient" if isinstance(exc, RETRYABLE) else "unexpected"
+    logger.warning("%s failure, retry %d in %.1fs: %r", kind, attempts, delay, exc)
+    raise task.retry(exc=exc, countdown=delay, max_retries=settings.max_retries + 1)

@@ -1,0 +1,111 @@
+"""Each component's own database: an SQLite file under the data dir, or a PostgreSQL schema."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from typing import Any
+
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from config.settings import COMPONENTS, Settings, get_settings
+from workers.messaging.tables import kit_metadata, operations_metadata
+
+# SQLite waits this long for another process's write lock before giving up (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_schemas: dict[str, list[MetaData]] = {"operations": [operations_metadata]}
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def register(component: str, metadata: MetaData) -> None:
+    """Declare a component's tables; they are created on first use of its engine."""
+    if component not in COMPONENTS:
+        raise ValueError(f"unknown component {component!r}")
+    _schemas.setdefault(component, [])
+    if metadata not in _schemas[component]:
+        _schemas[component].append(metadata)
+
+
+def engine_for(component: str, settings: Settings | None = None) -> Engine:
+    """The component's engine, created (with its tables) the first time it is asked for."""
+    with _lock:
+        engine = _engines.get(component)
+        if engine is None:
+            engine = _create_engine(component, settings or get_settings())
+            ensure_schema(engine, component)
+            _engines[component] = engine
+        return engine
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (tests, and before a worker forks)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def database_url(component: str, settings: Settings) -> str:
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{settings.data_dir / f'{component}.db'}"
+    url = settings.database_url
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def _create_engine(component: str, settings: Settings) -> Engine:
+    url = database_url(component, settings)
+    if make_url(url).get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        connect_args={"options": f"-c search_path={component}"},
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    # NullPool: a connection per unit of work is cheap for SQLite and never crosses a fork.
+    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over transaction control so every write transaction can BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: two processes never deadlock upgrading
+        # a read lock, and a conditional stock decrement is serialised.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def ensure_schema(engine: Engine, component: str) -> None:
+    """Create the component's tables (and its PostgreSQL schema) once, safe under a race."""
+    metadatas = [kit_metadata, *_schemas.get(component, [])]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Several processes start together: one creates, the others wait on this lock.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(component)})
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{component}"'))
+        for metadata in metadatas:
+            metadata.create_all(conn)
+
+
+def _lock_key(component: str) -> int:
+    return zlib.crc32(f"shoeshop:{component}".encode())

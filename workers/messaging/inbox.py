@@ -1,0 +1,32 @@
+"""The idempotent inbox: which events each consumer has already applied."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from workers.messaging.envelope import utcnow
+from workers.messaging.tables import inbox
+
+
+def claim(conn: Connection, event_id: str, consumer: str) -> bool:
+    """Record the event as processed by this consumer; False if it already was.
+
+    Runs in the same transaction as the effect, so either both are committed or neither.
+    A concurrent duplicate blocks on the primary key and then finds the row taken.
+    """
+    values = {"event_id": event_id, "consumer": consumer, "processed_at": utcnow()}
+    if conn.dialect.name == "postgresql":
+        stmt = postgresql.insert(inbox).values(**values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(inbox).values(**values).on_conflict_do_nothing()
+    return conn.execute(stmt).rowcount == 1
+
+
+def seen(engine: Engine, event_id: str, consumer: str) -> bool:
+    """A cheap look before doing slow work (a gateway call) for an event already applied."""
+    query = select(inbox.c.event_id).where(
+        inbox.c.event_id == event_id, inbox.c.consumer == consumer
+    )
+    with engine.connect() as conn:
+        return conn.execute(query).first() is not None

@@ -1,0 +1,68 @@
+"""The transactional outbox: events are written with the state change that caused them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, insert, select, update
+
+from workers.messaging.envelope import Envelope, utcnow
+from workers.messaging.subscriptions import subscribers_of
+from workers.messaging.tables import outbox
+
+
+@dataclass
+class Outbox:
+    """Collects the events a unit of work emits, in the unit of work's own transaction."""
+
+    conn: Connection
+    emitted: list[Envelope] = field(default_factory=list)
+
+    def emit(self, event: Envelope) -> Envelope:
+        # Fail now, inside the transaction, rather than after commit when nobody hears it.
+        subscribers_of(event.type)
+        self.conn.execute(
+            insert(outbox).values(
+                id=event.id,
+                type=event.type,
+                subject=event.subject,
+                event=event.to_dict(),
+                created_at=utcnow(),
+            )
+        )
+        self.emitted.append(event)
+        return event
+
+
+def unpublished(conn: Connection, *, limit: int, older_than: timedelta) -> list[Envelope]:
+    """The oldest events not yet published, leaving the newest to the publisher that wrote them."""
+    cutoff: datetime = utcnow() - older_than
+    query = (
+        select(outbox.c.event)
+        .where(outbox.c.published_at.is_(None), outbox.c.created_at <= cutoff)
+        .order_by(outbox.c.seq)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        # Several relays may run: each takes rows nobody else holds.
+        query = query.with_for_update(skip_locked=True)
+    return [Envelope.from_dict(row.event) for row in conn.execute(query)]
+
+
+def mark_published(conn: Connection, events: Sequence[Envelope]) -> None:
+    if not events:
+        return
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_([event.id for event in events]))
+        .values(published_at=utcnow())
+    )
+
+
+def backlog(conn: Connection) -> int:
+    from sqlalchemy import func
+
+    query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+    return int(conn.execute(query).scalar_one())

@@ -1,0 +1,50 @@
+"""Publishing: one Celery task per subscriber of an event, routed to the subscriber's queue."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+
+from workers.messaging.envelope import Envelope
+from workers.messaging.subscriptions import queue_of, subscribers_of
+
+log = logging.getLogger(__name__)
+
+# Right after a commit the caller is waiting (a checkout, a worker): try briefly and leave the
+# rest to the relay, which retries for as long as the broker is away.
+INLINE_RETRY_POLICY: dict[str, Any] = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+
+
+def task_id_for(event: Envelope, task_name: str) -> str:
+    """Stable per (event, subscriber): a re-sent event is recognisable in Flower and the logs."""
+    return str(uuid.uuid5(uuid.UUID(event.id), task_name))
+
+
+def publish(
+    app: Celery, events: Sequence[Envelope], retry_policy: dict[str, Any] | None = None
+) -> None:
+    """Send every event to each of its subscribers; raises if the broker cannot take them."""
+    if not events:
+        return
+    with app.producer_or_acquire() as producer:
+        for event in events:
+            for task_name in subscribers_of(event.type):
+                app.send_task(
+                    task_name,
+                    args=[event.to_dict()],
+                    task_id=task_id_for(event, task_name),
+                    queue=queue_of(task_name),
+                    producer=producer,
+                    retry=True,
+                    retry_policy=retry_policy or INLINE_RETRY_POLICY,
+                )
+    log.debug("published %d event(s)", len(events))

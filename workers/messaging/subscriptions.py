@@ -1,0 +1,36 @@
+"""The one subscription table: which subscriber tasks hear each event. The whole flow on a screen."""
+
+from __future__ import annotations
+
+from config.settings import QUEUES
+from workers.messaging.envelope import event_type
+from workers.messaging.errors import UnknownEventType
+
+# Task names are strings so a publisher never imports its subscribers.
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    event_type("order.placed"): ("orders.on_order_placed",),
+    event_type("payment.requested"): ("payments.on_payment_requested",),
+    event_type("payment.succeeded"): ("orders.on_payment_succeeded",),
+    event_type("payment.declined"): ("orders.on_payment_declined",),
+    event_type("shipment.requested"): ("shipping.on_shipment_requested",),
+    event_type("shipment.dispatched"): (
+        "orders.on_shipment_dispatched",
+        "shop.on_shipment_dispatched",
+    ),
+    event_type("order.status_changed"): ("shop.on_order_status_changed",),
+}
+
+
+def subscribers_of(type_: str) -> tuple[str, ...]:
+    """The tasks to send an event of this type to; an unknown type is a bug, never dropped."""
+    try:
+        return SUBSCRIPTIONS[type_]
+    except KeyError:
+        raise UnknownEventType(f"no subscriber is registered for {type_!r}") from None
+
+
+def queue_of(task_name: str) -> str:
+    queue = task_name.split(".", 1)[0]
+    if queue not in QUEUES:
+        raise ValueError(f"task {task_name!r} does not start with a component queue name")
+    return queue

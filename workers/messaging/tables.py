@@ -1,0 +1,50 @@
+"""The tables the kit keeps in every component's database: outbox and inbox, plus dead letters."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text
+
+kit_metadata = MetaData()
+
+outbox = Table(
+    "outbox",
+    kit_metadata,
+    # seq keeps the order events were written in; the event id is written once, sent at least once.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("type", String(100), nullable=False),
+    Column("subject", String(36), nullable=False),
+    Column("event", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+)
+
+inbox = Table(
+    "inbox",
+    kit_metadata,
+    # One row per (event, consumer): the same event may be heard by two tasks of a component.
+    Column("event_id", String(36), primary_key=True),
+    Column("consumer", String(100), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+operations_metadata = MetaData()
+
+dead_letters = Table(
+    "dead_letters",
+    operations_metadata,
+    Column("id", String(36), primary_key=True),
+    Column("event_id", String(36), nullable=True, index=True),
+    Column("subject", String(100), nullable=True, index=True),
+    Column("task", String(100), nullable=False),
+    Column("queue", String(50), nullable=False),
+    Column("event", JSON, nullable=True),
+    Column("raw", Text, nullable=True),
+    Column("exception", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("traceback", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_failed_at", DateTime(timezone=True), nullable=False),
+    Column("last_failed_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False, default="parked"),
+)

@@ -1,0 +1,52 @@
+"""A unit of work: one transaction holding a state change and the events it emits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from celery import Celery
+from sqlalchemy import Connection
+
+from workers.messaging import inbox
+from workers.messaging.database import engine_for
+from workers.messaging.envelope import Envelope
+from workers.messaging.outbox import Outbox, mark_published
+from workers.messaging.publisher import publish
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Connection, Envelope, Outbox], None]
+"""Applies one event inside the transaction; emits follow-up events through the Outbox."""
+
+
+@contextmanager
+def unit_of_work(component: str) -> Iterator[Outbox]:
+    """Commit on a clean exit, roll back on any exception; nothing is half-written."""
+    with engine_for(component).begin() as conn:
+        yield Outbox(conn)
+
+
+def apply_once(component: str, consumer: str, event: Envelope, handler: Handler) -> list[Envelope]:
+    """Run ``handler`` for ``event`` unless this consumer already applied it; return what it emitted."""
+    with unit_of_work(component) as box:
+        if not inbox.claim(box.conn, event.id, consumer):
+            log.info("event %s already applied by %s: skipped", event.id, consumer)
+            return []
+        handler(box.conn, event, box)
+    return box.emitted
+
+
+def publish_committed(app: Celery, component: str, events: Sequence[Envelope]) -> bool:
+    """Publish events that are already committed; on failure the relay publishes them later."""
+    if not events:
+        return True
+    try:
+        publish(app, events)
+    except Exception as exc:  # the broker is away: the outbox still holds every event
+        log.warning("publishing %d event(s) failed, the relay will retry: %s", len(events), exc)
+        return False
+    with engine_for(component).begin() as conn:
+        mark_published(conn, events)
+    return True

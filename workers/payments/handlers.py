@@ -1,0 +1,52 @@
+"""What the payments component does with a payment request: charge once, record, announce."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from workers.messaging.envelope import Envelope, require
+from workers.messaging.errors import InvalidEvent
+from workers.messaging.outbox import Outbox
+from workers.payments import store
+from workers.payments.gateway import Charged, ChargeResult, Declined, PaymentGateway
+
+SOURCE = "/payments"
+
+
+def charge(gateway: PaymentGateway, event: Envelope) -> ChargeResult:
+    """Ask the gateway for the money. The payment id is the idempotency key: a retry, a
+    redelivery or a crash between the charge and our commit never charges twice."""
+    data = _payment_request(event)
+    return gateway.charge(
+        idempotency_key=data["payment_id"],
+        order_id=data["order_id"],
+        amount_cents=data["amount_cents"],
+        currency=data["currency"],
+        source=data["token"],
+    )
+
+
+def record_outcome(conn: Connection, event: Envelope, outbox: Outbox, result: ChargeResult) -> None:
+    data = _payment_request(event)
+    ids = {"order_id": data["order_id"], "payment_id": data["payment_id"]}
+    common = {**ids, "amount_cents": data["amount_cents"], "currency": data["currency"]}
+    if isinstance(result, Charged):
+        store.record(conn, **common, status="succeeded", charge_id=result.charge_id)
+        outbox.emit(
+            event.caused("payment.succeeded", SOURCE, {**ids, "charge_id": result.charge_id})
+        )
+    elif isinstance(result, Declined):
+        store.record(conn, **common, status="declined", reason=result.reason)
+        outbox.emit(event.caused("payment.declined", SOURCE, {**ids, "reason": result.reason}))
+
+
+def _payment_request(event: Envelope) -> dict[str, Any]:
+    require(event.data, "order_id", "payment_id", "amount_cents", "currency", "token")
+    data = event.data
+    if not isinstance(data["amount_cents"], int) or data["amount_cents"] <= 0:
+        raise InvalidEvent(
+            f"amount_cents must be a positive whole number, got {data['amount_cents']!r}"
+        )
+    return data

@@ -1,0 +1,1 @@
+"""The shipping component: shipments and their tracking numbers."""
