@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from config.settings import QUEUES, get_settings
 
@@ -31,13 +31,9 @@ worker_prefetch_multiplier = 1
 
 # One queue per component, all on one direct exchange; routed by the task's name.
 _exchange = Exchange("shoeshop", type="direct", durable=True)
-task_queues = [
-    Queue(name, _exchange, routing_key=name, durable=True)
-    for name in QUEUES
-]
+task_queues = [Queue(name, _exchange, routing_key=name, durable=True) for name in QUEUES]
 task_routes = {
-    f"{name}.*": {"queue": name, "exchange": "shoeshop", "routing_key": name}
-    for name in QUEUES
+    f"{name}.*": {"queue": name, "exchange": "shoeshop", "routing_key": name} for name in QUEUES
 }
 task_default_queue = "shop"
 task_default_exchange = "shoeshop"

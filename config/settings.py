@@ -83,9 +83,7 @@ class Settings:
             gateway_url=env.get("SHOESHOP_GATEWAY_URL", DEFAULT_GATEWAY_URL).rstrip("/"),
             payment_timeout_s=_int(env, "SHOESHOP_PAYMENT_TIMEOUT", DEFAULT_PAYMENT_TIMEOUT_S),
             max_retries=_int(env, "SHOESHOP_MAX_RETRIES", DEFAULT_MAX_RETRIES),
-            retry_base_delay_s=_float(
-                env, "SHOESHOP_RETRY_BASE_DELAY", DEFAULT_RETRY_BASE_DELAY_S
-            ),
+            retry_base_delay_s=_float(env, "SHOESHOP_RETRY_BASE_DELAY", DEFAULT_RETRY_BASE_DELAY_S),
             retry_max_delay_s=_float(env, "SHOESHOP_RETRY_MAX_DELAY", DEFAULT_RETRY_MAX_DELAY_S),
             gateway_fault_rate=_float(env, "SHOESHOP_GATEWAY_FAULT_RATE", 0.0),
             gateway_latency_ms=_int(env, "SHOESHOP_GATEWAY_LATENCY_MS", 0),

@@ -30,7 +30,9 @@ def place_order() -> tuple[Response, int] | Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         return error_response(
-            422, "invalid_fields", "the Idempotency-Key header is invalid",
+            422,
+            "invalid_fields",
+            "the Idempotency-Key header is invalid",
             {"Idempotency-Key": f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"},
         )
     sealer: Sealer = current_app.extensions["shoeshop.sealer"]
@@ -39,9 +41,13 @@ def place_order() -> tuple[Response, int] | Response:
     except ValidationFailed as exc:
         return error_response(422, "invalid_fields", "some fields are invalid", exc.fields)
     except OutOfStock as exc:
-        return error_response(409, "out_of_stock", "not enough stock; nothing was reserved", exc.fields)
+        return error_response(
+            409, "out_of_stock", "not enough stock; nothing was reserved", exc.fields
+        )
     except PaymentProviderUnavailable:
-        return error_response(503, "payment_provider_unavailable", "card payments are unavailable, try again shortly")
+        return error_response(
+            503, "payment_provider_unavailable", "card payments are unavailable, try again shortly"
+        )
     location = url_for("api.get_order", order_id=placed.order_id)
     response = jsonify({"id": placed.order_id, "status": "PLACED", "links": {"self": location}})
     response.headers["Location"] = location

@@ -121,7 +121,10 @@ def _placed_event(
     order_id: str, request: CheckoutRequest, lines: list[dict[str, Any]], token: str
 ) -> Envelope:
     currency = lines[0]["currency"]
-    items = [{key: line[key] for key in ("sku", "name", "size", "quantity", "unit_price_cents")} for line in lines]
+    items = [
+        {key: line[key] for key in ("sku", "name", "size", "quantity", "unit_price_cents")}
+        for line in lines
+    ]
     return Envelope(
         type=event_type("order.placed"),
         source=SOURCE,
@@ -168,12 +171,18 @@ def _insert_order(
     )
     conn.execute(
         insert(timeline).values(
-            event_id=event.id, order_id=order_id, type=event.type, source=SOURCE, time=event.occurred_at
+            event_id=event.id,
+            order_id=order_id,
+            type=event.type,
+            source=SOURCE,
+            time=event.occurred_at,
         )
     )
 
 
-def checkout(raw: Any, sealer: Sealer, idempotency_key: str | None, today: date | None = None) -> Placed:
+def checkout(
+    raw: Any, sealer: Sealer, idempotency_key: str | None, today: date | None = None
+) -> Placed:
     """The whole checkout: validate, seal the card, place the order, publish order.placed.
 
     Raises ValidationFailed, OutOfStock or PaymentProviderUnavailable with nothing changed.

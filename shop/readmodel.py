@@ -36,14 +36,14 @@ def record_in_timeline(conn: Connection, event: Envelope) -> None:
 
 def apply_status(conn: Connection, order_id: str, status: str, reason: str | None) -> bool:
     """Move the order to ``status`` if that is forward; move its stock when it ends."""
-    row = conn.execute(
-        select(orders.c.status, orders.c.items, orders.c.stock_state).where(orders.c.id == order_id)
-    ).first()
-    if row is None or row.status in FINAL or RANK[status] <= RANK[row.status]:
+    # orders.c["items"], not .items: the column collection has an items() method of its own.
+    query = select(orders.c.status, orders.c["items"], orders.c.stock_state)
+    row = conn.execute(query.where(orders.c.id == order_id)).mappings().first()
+    if row is None or row["status"] in FINAL or RANK[status] <= RANK[row["status"]]:
         return False
     changes: dict[str, Any] = {"status": status, "reason": reason, "updated_at": utcnow()}
-    if status in FINAL and row.stock_state == "reserved":
-        _settle_stock(conn, row.items, sold=status == "SHIPPED")
+    if status in FINAL and row["stock_state"] == "reserved":
+        _settle_stock(conn, row["items"], sold=status == "SHIPPED")
         changes["stock_state"] = "sold" if status == "SHIPPED" else "released"
     conn.execute(update(orders).where(orders.c.id == order_id).values(**changes))
     return True
@@ -79,7 +79,9 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         .order_by(timeline.c.time)
     )
     reason = row["reason"]
-    payment_status = PAYMENT_STATUS.get(row["status"], "declined" if reason == "payment_declined" else "cancelled")
+    payment_status = PAYMENT_STATUS.get(
+        row["status"], "declined" if reason == "payment_declined" else "cancelled"
+    )
     return {
         "id": row["id"],
         "status": row["status"],
@@ -88,7 +90,11 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         "total_cents": row["total_cents"],
         "currency": row["currency"],
         "customer": {"name": row["customer"]["name"]},
-        "payment": {"status": payment_status, "brand": row["card_brand"], "last4": row["card_last4"]},
+        "payment": {
+            "status": payment_status,
+            "brand": row["card_brand"],
+            "last4": row["card_last4"],
+        },
         "shipment": (
             {"carrier": row["carrier"], "tracking_number": row["tracking_number"]}
             if row["tracking_number"]

@@ -37,7 +37,9 @@ class Sealer:
         ).encode()
         sealed = self._public_key().encrypt(
             plain,
-            padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
+            padding.OAEP(
+                mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+            ),
         )
         return base64.urlsafe_b64encode(sealed).decode()
 
@@ -52,7 +54,9 @@ class Sealer:
             response = httpx.get(self._url, timeout=self._timeout_s)
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            raise PaymentProviderUnavailable(f"cannot fetch the gateway's public key: {exc}") from None
+            raise PaymentProviderUnavailable(
+                f"cannot fetch the gateway's public key: {exc}"
+            ) from None
         key = serialization.load_pem_public_key(response.content)
         if not isinstance(key, rsa.RSAPublicKey):
             raise PaymentProviderUnavailable("the gateway's public key is not an RSA key")

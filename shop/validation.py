@@ -38,7 +38,10 @@ class Card:
     def brand(self) -> str:
         if self.number.startswith("4"):
             return "visa"
-        if self.number[:2] in {"51", "52", "53", "54", "55"} or 2221 <= int(self.number[:4]) <= 2720:
+        if (
+            self.number[:2] in {"51", "52", "53", "54", "55"}
+            or 2221 <= int(self.number[:4]) <= 2720
+        ):
             return "mastercard"
         if self.number[:2] in {"34", "37"}:
             return "amex"
@@ -165,7 +168,12 @@ def _card(obj: dict[str, Any], today: date, errors: dict[str, str]) -> Card | No
         errors["payment.exp_year"] = "must be a year, like 2030"
     elif year < 100:
         year += 2000
-    if month is not None and year is not None and 1 <= month <= 12 and (year, month) < (today.year, today.month):
+    if (
+        month is not None
+        and year is not None
+        and 1 <= month <= 12
+        and (year, month) < (today.year, today.month)
+    ):
         errors["payment.exp_year"] = "the card has expired"
     cvc = str(obj.get("cvc") or "").strip()
     if not re.fullmatch(r"\d{3,4}", cvc):

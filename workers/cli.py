@@ -22,7 +22,9 @@ LISTENING = {"web", "flower", "gateway"}
 @click.group()
 def main() -> None:
     """An event-driven shoe shop on Celery."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @main.command()
@@ -79,5 +81,3 @@ def find_procfile() -> Path:
         if candidate.is_file():
             return candidate
     raise click.ClickException("no Procfile here or at the project root; pass --procfile")
-
-

@@ -1,4 +1,4 @@
-"""Running the Procfile's processes together, the way ``honcho start`` would, for ``shoeshop up``."""
+"""Running the Procfile's processes together, as ``honcho start`` would, for ``shoeshop up``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ class Launcher:
             redis.start()
             env["SHOESHOP_BROKER_URL"] = redis.url
         if "SHOESHOP_GATEWAY_URL" in env:
-            self.ports["gateway"] = urlparse(env["SHOESHOP_GATEWAY_URL"]).port or self.ports["gateway"]
+            self.ports["gateway"] = (
+                urlparse(env["SHOESHOP_GATEWAY_URL"]).port or self.ports["gateway"]
+            )
         else:
             env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{self.ports['gateway']}"
         user, password, generated = flower_credentials()
@@ -53,13 +55,19 @@ class Launcher:
 
     def _announce(self, env: dict[str, str], user: str, password: str | None) -> None:
         broker = env.get("SHOESHOP_BROKER_URL", "")
+        databases = self.settings.database_url or f"SQLite files under {self.settings.data_dir}"
         lines = [
             f"Shop       http://127.0.0.1:{self.ports['web']}",
             f"Flower     http://127.0.0.1:{self.ports['flower']}  (user {user!r}"
-            + (f", password {password!r})" if password else ", password from SHOESHOP_FLOWER_PASSWORD)"),
+            + (
+                f", password {password!r})"
+                if password
+                else ", password from SHOESHOP_FLOWER_PASSWORD)"
+            ),
             f"Gateway    {env['SHOESHOP_GATEWAY_URL']}  (simulator)",
-            f"Broker     {broker}" + ("  (embedded Redis)" if self.settings.embedded_broker else ""),
-            f"Databases  {self.settings.database_url or f'SQLite files under {self.settings.data_dir}'}",
+            f"Broker     {broker}"
+            + ("  (embedded Redis)" if self.settings.embedded_broker else ""),
+            f"Databases  {databases}",
             "Press Ctrl-C to stop everything.",
         ]
         click.echo("\n".join(lines), err=False)

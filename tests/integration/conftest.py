@@ -1,4 +1,4 @@
-"""Integration fixtures: a real broker, real databases, the gateway simulator and a worker in-process."""
+"""Integration fixtures: real broker and databases, the gateway simulator, a worker in-process."""
 
 from __future__ import annotations
 

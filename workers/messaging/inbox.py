@@ -16,11 +16,10 @@ def claim(conn: Connection, event_id: str, consumer: str) -> bool:
     A concurrent duplicate blocks on the primary key and then finds the row taken.
     """
     values = {"event_id": event_id, "consumer": consumer, "processed_at": utcnow()}
-    if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(inbox).values(**values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(inbox).values(**values).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(inbox).values(**values).on_conflict_do_nothing()
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
+    return conn.execute(stmt.returning(inbox.c.event_id)).first() is not None
 
 
 def seen(engine: Engine, event_id: str, consumer: str) -> bool:

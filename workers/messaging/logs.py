@@ -12,10 +12,15 @@ from workers.messaging.envelope import Envelope
 class EventLogger(logging.LoggerAdapter[logging.Logger]):
     """Prefixes every line with the event's ids and puts them in the record's extras."""
 
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
         extra = dict(self.extra or {})
         kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
-        prefix = " ".join(f"{key}={extra[key]}" for key in ("order_id", "event_id", "correlation_id", "task", "attempt"))
+        prefix = " ".join(
+            f"{key}={extra[key]}"
+            for key in ("order_id", "event_id", "correlation_id", "task", "attempt")
+        )
         return f"[{prefix}] {msg}", kwargs
 
 

@@ -1,4 +1,4 @@
-"""The one subscription table: which subscriber tasks hear each event. The whole flow on a screen."""
+"""The one subscription table: which subscriber tasks hear each event; the flow on a screen."""
 
 from __future__ import annotations
 

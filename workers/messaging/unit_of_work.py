@@ -29,7 +29,7 @@ def unit_of_work(component: str) -> Iterator[Outbox]:
 
 
 def apply_once(component: str, consumer: str, event: Envelope, handler: Handler) -> list[Envelope]:
-    """Run ``handler`` for ``event`` unless this consumer already applied it; return what it emitted."""
+    """Run ``handler`` unless this consumer already applied ``event``; return what it emitted."""
     with unit_of_work(component) as box:
         if not inbox.claim(box.conn, event.id, consumer):
             log.info("event %s already applied by %s: skipped", event.id, consumer)

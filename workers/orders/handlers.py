@@ -23,14 +23,24 @@ def on_order_placed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
     placed = _parse_placed(event.data)
     payment_id = str(uuid.uuid4())
     token = str(event.data["payment"]["token"])
-    _decide(conn, event, outbox, placed.order_id, lambda order: domain.place(order, placed, payment_id), token)
+    _decide(
+        conn,
+        event,
+        outbox,
+        placed.order_id,
+        lambda order: domain.place(order, placed, payment_id),
+        token,
+    )
 
 
 def on_payment_succeeded(conn: Connection, event: Envelope, outbox: Outbox) -> None:
     require(event.data, "order_id", "payment_id", "charge_id")
     data = event.data
     _decide(
-        conn, event, outbox, data["order_id"],
+        conn,
+        event,
+        outbox,
+        data["order_id"],
         lambda order: domain.record_payment(order, data["payment_id"], data["charge_id"]),
     )
 
@@ -39,7 +49,10 @@ def on_payment_declined(conn: Connection, event: Envelope, outbox: Outbox) -> No
     require(event.data, "order_id", "payment_id", "reason")
     data = event.data
     _decide(
-        conn, event, outbox, data["order_id"],
+        conn,
+        event,
+        outbox,
+        data["order_id"],
         lambda order: domain.record_decline(order, data["payment_id"], data["reason"]),
     )
 
@@ -48,7 +61,10 @@ def on_shipment_dispatched(conn: Connection, event: Envelope, outbox: Outbox) ->
     require(event.data, "order_id", "shipment_id", "carrier", "tracking_number")
     data = event.data
     _decide(
-        conn, event, outbox, data["order_id"],
+        conn,
+        event,
+        outbox,
+        data["order_id"],
         lambda order: domain.record_dispatch(
             order, data["shipment_id"], data["carrier"], data["tracking_number"]
         ),
@@ -83,25 +99,40 @@ def _announcements(
     out: list[tuple[str, dict[str, Any]]] = []
     for event in new_events:
         if isinstance(event, domain.PaymentRequested):
-            out.append(("payment.requested", {
-                "order_id": after.order_id,
-                "payment_id": event.payment_id,
-                "amount_cents": event.amount_cents,
-                "currency": event.currency,
-                "token": token,
-            }))
+            out.append(
+                (
+                    "payment.requested",
+                    {
+                        "order_id": after.order_id,
+                        "payment_id": event.payment_id,
+                        "amount_cents": event.amount_cents,
+                        "currency": event.currency,
+                        "token": token,
+                    },
+                )
+            )
         elif isinstance(event, domain.ShipmentRequested):
-            out.append(("shipment.requested", {
-                "order_id": after.order_id,
-                "shipping_address": after.shipping_address,
-                "items": [_item_json(item) for item in after.items],
-            }))
+            out.append(
+                (
+                    "shipment.requested",
+                    {
+                        "order_id": after.order_id,
+                        "shipping_address": after.shipping_address,
+                        "items": [_item_json(item) for item in after.items],
+                    },
+                )
+            )
     if before is None or before.status is not after.status:
-        out.append(("order.status_changed", {
-            "order_id": after.order_id,
-            "status": after.status.value,
-            "reason": after.reason,
-        }))
+        out.append(
+            (
+                "order.status_changed",
+                {
+                    "order_id": after.order_id,
+                    "status": after.status.value,
+                    "reason": after.reason,
+                },
+            )
+        )
     return out
 
 
@@ -110,7 +141,16 @@ def _item_json(item: Item) -> dict[str, Any]:
 
 
 def _parse_placed(data: dict[str, Any]) -> domain.OrderPlaced:
-    require(data, "order_id", "customer", "shipping_address", "items", "total_cents", "currency", "payment")
+    require(
+        data,
+        "order_id",
+        "customer",
+        "shipping_address",
+        "items",
+        "total_cents",
+        "currency",
+        "payment",
+    )
     if not isinstance(data["payment"], dict) or not data["payment"].get("token"):
         raise InvalidEvent("payment.token is missing")
     try:

@@ -1,0 +1,166 @@
+"""The shop's HTML pages: the catalogue, a product with its checkout form, and order tracking."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+
+from config.settings import get_settings
+from shop import catalog, readmodel
+from shop.checkout import OutOfStock, checkout
+from shop.forms import CheckoutForm, all_field_errors, checkout_body, size_choices
+from shop.sealing import PaymentProviderUnavailable, Sealer
+from shop.validation import ValidationFailed
+from workers.messaging.database import engine_for
+
+bp = Blueprint("pages", __name__)
+
+STATUS_LABELS = {
+    "PLACED": "Placed",
+    "PAYMENT_PENDING": "Awaiting payment",
+    "PAID": "Paid",
+    "SHIPPED": "Shipped",
+    "CANCELLED": "Cancelled",
+}
+REASONS = {
+    "payment_declined": "Your card was declined",
+    "customer_request": "Cancelled at your request",
+    "payment_timeout": "Payment did not arrive in time",
+}
+# The happy path an order walks; CANCELLED can branch off any step before SHIPPED.
+STEPS = ("PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED")
+FINAL_STATUSES = ("SHIPPED", "CANCELLED")
+CURRENCY_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$"}
+PROVIDER_DOWN = "Card payments are unavailable right now, please try again in a minute"
+# Few enough pairs that a shopper should know before choosing.
+LOW_STOCK = 5
+
+
+@bp.app_template_filter("money")
+def money(cents: int, currency: str = "EUR") -> str:
+    """Integer cents as a price: 12900 EUR reads "€129.00"."""
+    amount = f"{cents // 100:,}.{cents % 100:02d}"
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    return f"{symbol}{amount}" if symbol else f"{currency} {amount}"
+
+
+@bp.app_template_filter("when")
+def when(iso: str) -> str:
+    """An event time as "03 May 2025, 14:02:11 UTC"; tracking.js writes the same shape."""
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is not None:  # stored times are UTC; some databases drop the offset
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%d %b %Y, %H:%M:%S UTC")
+
+
+@bp.app_template_filter("event_phrase")
+def event_phrase(event_type: str) -> str:
+    """"shoeshop.payment.succeeded.v1" reads "Payment succeeded"."""
+    parts = event_type.split(".")
+    words = [part for part in parts[1:] if not (part.startswith("v") and part[1:].isdigit())]
+    return " ".join(words).replace("_", " ").capitalize() or event_type
+
+
+def progress(status: str) -> list[dict[str, str]]:
+    """Each step of the strip with its state: done, current or todo."""
+    reached = STEPS.index(status) if status in STEPS else 0
+    steps = []
+    for index, code in enumerate(STEPS):
+        if status == "CANCELLED":
+            state = "done" if index == 0 else "todo"
+        else:
+            state = "done" if index < reached else "current" if index == reached else "todo"
+        steps.append({"code": code, "label": STATUS_LABELS[code], "state": state})
+    return steps
+
+
+@bp.get("/")
+def catalogue() -> ResponseReturnValue:
+    with engine_for("shop").connect() as conn:
+        products = catalog.list_products(conn)
+    return render_template("catalogue.html", products=products)
+
+
+@bp.route("/products/<sku>", methods=["GET", "POST"])
+def product(sku: str) -> ResponseReturnValue:
+    shoe = _load_product(sku)
+    if shoe is None:
+        return _not_found("We do not sell a shoe with that code.")
+    form = CheckoutForm()
+    form.size.choices = size_choices(shoe["sizes"])
+    if not form.validate_on_submit():
+        return _product_page(shoe, form, 422 if form.is_submitted() else 200)
+    sealer: Sealer = current_app.extensions["shoeshop.sealer"]
+    try:
+        placed = checkout(checkout_body(sku, form.data), sealer, form.order_key())
+    except ValidationFailed as exc:
+        return _product_page(shoe, form, 422, form.show_errors(exc.fields))
+    except OutOfStock as exc:
+        # Someone else bought the last pairs meanwhile: show the stock as it is now.
+        fresh = _load_product(sku) or shoe
+        form.size.choices = size_choices(fresh["sizes"])
+        return _product_page(fresh, form, 409, form.show_errors(exc.fields))
+    except PaymentProviderUnavailable:
+        return _product_page(shoe, form, 503, banner=PROVIDER_DOWN)
+    return redirect(url_for("pages.order", order_id=placed.order_id), code=303)
+
+
+@bp.get("/orders/<order_id>")
+def order(order_id: str) -> ResponseReturnValue:
+    with engine_for("shop").connect() as conn:
+        view = readmodel.order_view(conn, order_id)
+    if view is None:
+        return _not_found("No order has that number. Check the link in your confirmation.")
+    return render_template(
+        "order.html",
+        order=view,
+        status_label=STATUS_LABELS.get(view["status"], view["status"]),
+        reason_text=_reason_text(view["reason"]),
+        steps=progress(view["status"]),
+        final=view["status"] in FINAL_STATUSES,
+        # tracking.js re-renders with the same words the server used.
+        client_text={
+            "labels": STATUS_LABELS,
+            "reasons": REASONS,
+            "steps": STEPS,
+            "final": FINAL_STATUSES,
+        },
+    )
+
+
+def _reason_text(reason: str | None) -> str:
+    if not reason:
+        return ""
+    return REASONS.get(reason, reason.replace("_", " ").capitalize())
+
+
+def _load_product(sku: str) -> dict[str, Any] | None:
+    with engine_for("shop").connect() as conn:
+        return catalog.get_product(conn, sku)
+
+
+def _product_page(
+    shoe: dict[str, Any],
+    form: CheckoutForm,
+    status: int,
+    general_errors: list[str] | None = None,
+    banner: str | None = None,
+) -> ResponseReturnValue:
+    page = render_template(
+        "product.html",
+        product=shoe,
+        form=form,
+        field_errors=all_field_errors(form),
+        general_errors=general_errors or [],
+        banner=banner,
+        low_stock=LOW_STOCK,
+        show_test_cards=not get_settings().is_production,
+    )
+    return page, status
+
+
+def _not_found(message: str) -> ResponseReturnValue:
+    return render_template("404.html", message=message), 404

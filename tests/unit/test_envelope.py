@@ -1,0 +1,84 @@
+"""The CloudEvents envelope and the subscription table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workers.messaging.envelope import Envelope, event_type
+from workers.messaging.errors import InvalidEvent, UnknownEventType
+from workers.messaging.subscriptions import SUBSCRIPTIONS, queue_of, subscribers_of
+
+
+def sample() -> Envelope:
+    return Envelope(
+        type=event_type("order.placed"),
+        source="/shop",
+        subject="3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11",
+        correlationid="3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11",
+        data={"order_id": "3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11"},
+    )
+
+
+def test_an_envelope_survives_a_json_round_trip() -> None:
+    event = sample()
+    assert Envelope.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+
+
+def test_an_envelope_carries_the_cloudevents_attributes() -> None:
+    wire = sample().to_dict()
+    assert wire["specversion"] == "1.0"
+    assert wire["type"] == "shoeshop.order.placed.v1"
+    assert set(wire) >= {
+        "id",
+        "source",
+        "time",
+        "subject",
+        "datacontenttype",
+        "correlationid",
+        "causationid",
+    }
+
+
+def test_a_caused_event_keeps_the_saga_and_names_its_cause() -> None:
+    cause = sample()
+    effect = cause.caused("payment.requested", "/orders", {"x": 1})
+    assert effect.correlationid == cause.correlationid
+    assert effect.causationid == cause.id
+    assert effect.subject == cause.subject
+    assert effect.id != cause.id
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        (lambda e: e.pop("id"), "missing id"),
+        (lambda e: e.update(type="order.placed"), "is not a shoeshop"),
+        (lambda e: e.update(id="not-a-uuid"), "is not a UUID"),
+        (lambda e: e.update(data=[1]), "data must be a JSON object"),
+        (lambda e: e.update(time="yesterday"), "ISO-8601"),
+        (lambda e: e.update(specversion="0.3"), "specversion"),
+    ],
+)
+def test_a_malformed_envelope_is_refused_with_its_reason(mutation, message) -> None:  # type: ignore[no-untyped-def]
+    wire = sample().to_dict()
+    mutation(wire)
+    with pytest.raises(InvalidEvent, match=message):
+        Envelope.from_dict(wire)
+
+
+def test_a_body_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(InvalidEvent):
+        Envelope.from_dict("order.placed")
+
+
+def test_every_subscriber_is_routed_to_its_components_queue() -> None:
+    for subscribers in SUBSCRIPTIONS.values():
+        for task in subscribers:
+            assert queue_of(task) == task.split(".")[0]
+
+
+def test_an_event_type_nobody_subscribes_to_is_an_error_not_a_silent_drop() -> None:
+    with pytest.raises(UnknownEventType):
+        subscribers_of(event_type("order.vanished"))

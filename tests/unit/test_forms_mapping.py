@@ -1,0 +1,105 @@
+"""How checkout's field paths and messages land on the product page's form fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from shop.forms import FIELD_FOR_PATH, checkout_body, form_field_for, place_errors, sentence
+
+LABELS = {"email": "Email", "card_number": "Card number", "size": "Size", "quantity": "Quantity"}
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("customer.name", "name"),
+        ("customer.email", "email"),
+        ("shipping_address.line1", "line1"),
+        ("shipping_address.city", "city"),
+        ("shipping_address.postal_code", "postal_code"),
+        ("shipping_address.country", "country"),
+        ("items[0].size", "size"),
+        ("items[0].sku", "size"),
+        ("items[0].quantity", "quantity"),
+        ("items", "quantity"),
+        ("payment.card_number", "card_number"),
+        ("payment.exp_month", "exp_month"),
+        ("payment.exp_year", "exp_year"),
+        ("payment.cvc", "cvc"),
+    ],
+)
+def test_each_checkout_path_lands_on_its_form_field(path: str, field: str) -> None:
+    assert form_field_for(path) == field
+
+
+def test_a_path_without_a_form_field_has_no_field() -> None:
+    assert form_field_for("body") is None
+    assert form_field_for("payment") is None
+
+
+def test_every_mapped_field_is_a_field_of_the_checkout_form() -> None:
+    from shop.forms import CheckoutForm
+
+    declared = {name for name in vars(CheckoutForm) if not name.startswith("_")}
+    assert set(FIELD_FOR_PATH.values()) <= declared
+
+
+def test_a_fragment_reads_as_a_sentence_after_the_field_label() -> None:
+    assert sentence("Email", "is not a valid email address") == "Email is not a valid email address"
+
+
+def test_a_message_that_is_already_a_sentence_is_only_capitalised() -> None:
+    assert sentence("Expiry year", "the card has expired") == "The card has expired"
+
+
+def test_errors_are_split_between_fields_and_the_summary() -> None:
+    fields = {
+        "customer.email": "is not a valid email address",
+        "payment.card_number": "is not a valid card number",
+        "body": "must be a JSON object",
+    }
+
+    at_field, elsewhere = place_errors(fields, LABELS)
+
+    assert at_field == {
+        "email": ["Email is not a valid email address"],
+        "card_number": ["Card number is not a valid card number"],
+    }
+    assert elsewhere == ["body must be a JSON object"]
+
+
+def test_two_paths_on_one_field_both_show_there() -> None:
+    fields = {"items[0].sku": "no shoe has the sku 'X'", "items[0].size": "is required"}
+
+    at_field, elsewhere = place_errors(fields, LABELS)
+
+    assert at_field == {"size": ["No shoe has the sku 'X'", "Size is required"]}
+    assert elsewhere == []
+
+
+def test_the_form_data_becomes_the_json_api_body_for_one_line() -> None:
+    data = {
+        "size": "42", "quantity": 2, "name": "Ada", "email": "ada@example.com",
+        "line1": "Keizersgracht 1", "city": "Amsterdam", "postal_code": "1015 CJ",
+        "country": "NL", "card_number": "4242424242424242", "exp_month": "12",
+        "exp_year": "2031", "cvc": "123", "csrf_token": "ignored",
+    }
+
+    body = checkout_body("RUN-001", data)
+
+    assert body == {
+        "customer": {"name": "Ada", "email": "ada@example.com"},
+        "shipping_address": {
+            "line1": "Keizersgracht 1",
+            "city": "Amsterdam",
+            "postal_code": "1015 CJ",
+            "country": "NL",
+        },
+        "items": [{"sku": "RUN-001", "size": "42", "quantity": 2}],
+        "payment": {
+            "card_number": "4242424242424242",
+            "exp_month": "12",
+            "exp_year": "2031",
+            "cvc": "123",
+        },
+    }

@@ -1,0 +1,1 @@
+"""A stand-in for a payment service provider, for development and tests."""

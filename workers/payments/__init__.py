@@ -1,0 +1,1 @@
+"""The payments component: charges and refunds through the payment gateway."""
