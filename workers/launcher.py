@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,6 +27,9 @@ class Launcher:
         """Start everything, block until Ctrl-C (or a process dies), stop everything."""
         redis: EmbeddedRedis | None = None
         env = dict(os.environ)
+        # The Procfile names celery, gunicorn and shoeshop: find them beside this interpreter
+        # even when the virtual environment was never activated.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env["SHOESHOP_DATA_DIR"] = str(self.settings.data_dir)
         if self.settings.embedded_broker:
             redis = EmbeddedRedis(self.settings.redis_socket)

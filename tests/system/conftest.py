@@ -1,0 +1,131 @@
+"""System fixtures: the real processes of the Procfile, started by `shoeshop up` on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import stack as stacks
+
+STARTUP_TIMEOUT_S = 90
+FLOWER_USER = "ops"
+FLOWER_PASSWORD = "system-test-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def session_members(session_id: int) -> list[int]:
+    """Every live process in the given session: what `shoeshop up` started and may leave behind."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp, session, ...; zombies are already gone.
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+@dataclass
+class RunningShop:
+    process: subprocess.Popen[bytes]
+    url: str
+    flower_url: str
+    gateway_url: str
+    log: Path
+
+    def stop(self, timeout_s: float = 60) -> int:
+        """Ctrl-C, as a person would; returns the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=timeout_s)
+
+
+@pytest.fixture(params=["embedded", "services"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[stacks.Stack]:
+    if request.param == "services":
+        if reason := stacks.services_missing():
+            if stacks.services_required():
+                pytest.fail(f"SHOESHOP_REQUIRE_SERVICES=1 but {reason}")
+            pytest.skip(reason)
+        stack = stacks.start_services(tmp_path / "var")
+    else:
+        # `shoeshop up` starts the embedded Redis itself, as it does on a fresh machine.
+        stack = stacks.Stack("embedded", {"SHOESHOP_DATA_DIR": str(tmp_path / "var")})
+    yield stack
+    stack.close()
+
+
+@pytest.fixture
+def running_shop(stack: stacks.Stack, tmp_path: Path) -> Iterator[RunningShop]:
+    ports = {name: free_port() for name in ("web", "flower", "gateway")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SHOESHOP_")}
+    env.update(stack.env)
+    env.update(SHOESHOP_FLOWER_USER=FLOWER_USER, SHOESHOP_FLOWER_PASSWORD=FLOWER_PASSWORD)
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "shoeshop"),
+                "up",
+                "--port",
+                str(ports["web"]),
+                "--flower-port",
+                str(ports["flower"]),
+                "--gateway-port",
+                str(ports["gateway"]),
+            ],
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    shop = RunningShop(
+        process,
+        f"http://127.0.0.1:{ports['web']}",
+        f"http://127.0.0.1:{ports['flower']}",
+        f"http://127.0.0.1:{ports['gateway']}",
+        log,
+    )
+    try:
+        wait_until_ready(shop)
+        yield shop
+    finally:
+        if process.poll() is None:
+            shop.stop()
+        for pid in session_members(process.pid):
+            os.kill(pid, signal.SIGKILL)  # only reached when a test already failed
+
+
+def wait_until_ready(shop: RunningShop) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if shop.process.poll() is not None:
+            raise AssertionError(f"shoeshop up exited early:\n{shop.log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{shop.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(
+        f"the shop was not ready in {STARTUP_TIMEOUT_S}s:\n{shop.log.read_text()[-4000:]}"
+    )
