@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -68,6 +69,11 @@ def _settle_stock(conn: Connection, items: list[dict[str, Any]], *, sold: bool) 
         )
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored here was written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
     """The order as the API and the tracking page show it."""
     row = conn.execute(select(orders).where(orders.c.id == order_id)).mappings().first()
@@ -101,7 +107,7 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
             else None
         ),
         "timeline": [
-            {"type": event.type, "source": event.source, "time": event.time.isoformat()}
+            {"type": event.type, "source": event.source, "time": as_utc(event.time).isoformat()}
             for event in events
         ],
     }

@@ -89,8 +89,19 @@ def test_a_product_page_shows_its_sizes_and_the_checkout_form(client: FlaskClien
     assert "Tempo One" in html
     assert re.search(r'<select[^>]*\bid="size"', html)
     assert re.search(r'<option[^>]*value="42"', html)
-    for field_id in ("quantity", "name", "email", "line1", "city", "postal_code", "country",
-                     "card_number", "exp_month", "exp_year", "cvc"):
+    for field_id in (
+        "quantity",
+        "name",
+        "email",
+        "line1",
+        "city",
+        "postal_code",
+        "country",
+        "card_number",
+        "exp_month",
+        "exp_year",
+        "cvc",
+    ):
         assert f'<label for="{field_id}"' in html, f"{field_id} has no label"
     assert "Street and number" in html
     assert _hidden_value(html, "csrf_token")

@@ -79,10 +79,19 @@ def test_two_paths_on_one_field_both_show_there() -> None:
 
 def test_the_form_data_becomes_the_json_api_body_for_one_line() -> None:
     data = {
-        "size": "42", "quantity": 2, "name": "Ada", "email": "ada@example.com",
-        "line1": "Keizersgracht 1", "city": "Amsterdam", "postal_code": "1015 CJ",
-        "country": "NL", "card_number": "4242424242424242", "exp_month": "12",
-        "exp_year": "2031", "cvc": "123", "csrf_token": "ignored",
+        "size": "42",
+        "quantity": 2,
+        "name": "Ada",
+        "email": "ada@example.com",
+        "line1": "Keizersgracht 1",
+        "city": "Amsterdam",
+        "postal_code": "1015 CJ",
+        "country": "NL",
+        "card_number": "4242424242424242",
+        "exp_month": "12",
+        "exp_year": "2031",
+        "cvc": "123",
+        "csrf_token": "ignored",
     }
 
     body = checkout_body("RUN-001", data)
