@@ -5,10 +5,12 @@ from __future__ import annotations
 from kombu.entity import Exchange, Queue
 
 from config.settings import QUEUES, get_settings
+from workers.messaging.broker_dead import component_queue_arguments, is_amqp
 
 _settings = get_settings()
 
 broker_url = _settings.effective_broker_url
+_rabbitmq = is_amqp(broker_url)
 broker_connection_retry_on_startup = True
 # Keep retrying while the broker is away instead of giving up after the default 100 attempts.
 broker_connection_max_retries = None
@@ -29,9 +31,20 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 
-# One queue per component, all on one direct exchange; routed by the task's name.
-_exchange = Exchange("shoeshop", type="direct", durable=True)
-task_queues = [Queue(name, _exchange, routing_key=name, durable=True) for name in QUEUES]
+# Messages survive a broker restart (this is also Celery's default; stated because it matters).
+task_default_delivery_mode = "persistent"
+
+# One queue per component on one exchange; routed by the task's name. On RabbitMQ the queues
+# are replicated quorum queues with a delivery limit and a dead-letter exchange, and the
+# exchange is a topic exchange because Celery's native delayed delivery (which serves
+# countdowns and retries on quorum queues, which have no per-message ETA) cannot route through
+# a direct one. Redis keeps plain lists on a direct exchange.
+_exchange = Exchange("shoeshop", type="topic" if _rabbitmq else "direct", durable=True)
+_queue_arguments = component_queue_arguments() if _rabbitmq else None
+task_queues = [
+    Queue(name, _exchange, routing_key=name, durable=True, queue_arguments=_queue_arguments)
+    for name in QUEUES
+]
 task_routes = {
     f"{name}.*": {"queue": name, "exchange": "shoeshop", "routing_key": name} for name in QUEUES
 }
@@ -39,13 +52,30 @@ task_default_queue = "shop"
 task_default_exchange = "shoeshop"
 task_create_missing_queues = False
 
+# Celery >= 5.5: on quorum queues a countdown is served by RabbitMQ itself through delay
+# queues of the same (quorum) type, and global QoS, which quorum queues refuse, is switched off.
+broker_native_delayed_delivery_queue_type = "quorum"
+worker_detect_quorum_queues = True
+
 # Workers send task events (-E) so Flower sees every attempt; sent events show the publish.
 worker_send_task_events = True
 task_send_sent_event = True
 
 # The longest retry waits retry_max_delay_s; an unacknowledged message is redelivered by Redis
 # only after visibility_timeout, so it must be far above that (and above any task's runtime).
+# confirm_publish makes RabbitMQ acknowledge every publish (publisher confirms); Redis ignores it.
 broker_transport_options = {
     "visibility_timeout": 3600,
     "confirm_publish": True,
+}
+
+# Beat only nudges: the payment deadlines themselves are rows in the orders database, so a
+# restart of beat or of any worker loses no timer. The sweep is idempotent, a second beat harmless.
+PAYMENT_SWEEP_INTERVAL_S = 10.0
+beat_schedule = {
+    "sweep-payment-deadlines": {
+        "task": "orders.sweep_payment_deadlines",
+        "schedule": PAYMENT_SWEEP_INTERVAL_S,
+        "options": {"queue": "orders", "expires": PAYMENT_SWEEP_INTERVAL_S},
+    }
 }

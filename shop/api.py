@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from shop import catalog, readmodel
+from shop.cancel import TooLateToCancel, UnknownOrder, request_cancellation
 from shop.checkout import OutOfStock, checkout
+from shop.delays import delay_of
 from shop.errors import error_response
 from shop.sealing import PaymentProviderUnavailable, Sealer
 from shop.validation import ValidationFailed
@@ -60,4 +62,18 @@ def get_order(order_id: str) -> tuple[Response, int] | Response:
         view = readmodel.order_view(conn, order_id)
     if view is None:
         return error_response(404, "not_found", f"no order has the id {order_id}")
-    return jsonify(view)
+    return jsonify({**view, "delayed": delay_of(order_id)})
+
+
+@bp.post("/orders/<order_id>/cancel")
+def cancel_order(order_id: str) -> tuple[Response, int]:
+    try:
+        request_cancellation(order_id)
+    except UnknownOrder:
+        return error_response(404, "not_found", f"no order has the id {order_id}")
+    except TooLateToCancel as exc:
+        return error_response(409, "too_late_to_cancel", str(exc))
+    location = url_for("api.get_order", order_id=order_id)
+    return jsonify(
+        {"id": order_id, "status": "CANCELLATION_REQUESTED", "links": {"self": location}}
+    ), 202

@@ -11,8 +11,9 @@ from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from config.celery import app as celery_app
+from shop import readmodel
 from shop.sealing import Sealer
-from shop.tables import orders, products, stock, timeline
+from shop.tables import checkouts, products, stock
 from shop.validation import CheckoutRequest, ValidationFailed, parse_checkout
 from workers.messaging.envelope import Envelope, event_type, utcnow
 from workers.messaging.unit_of_work import publish_committed, unit_of_work
@@ -46,7 +47,7 @@ def place_order(request: CheckoutRequest, token: str, idempotency_key: str | Non
             _reserve(conn, request)
             order_id = str(uuid.uuid4())
             event = _placed_event(order_id, request, lines, token)
-            _insert_order(conn, order_id, request, lines, idempotency_key, event)
+            _record(conn, order_id, idempotency_key, event)
             outbox.emit(event)
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its order.
@@ -61,8 +62,10 @@ def place_order(request: CheckoutRequest, token: str, idempotency_key: str | Non
 
 
 def _order_for_key(conn: Connection, key: str) -> str | None:
-    row = conn.execute(select(orders.c.id).where(orders.c.idempotency_key == key)).first()
-    return None if row is None else str(row.id)
+    row = conn.execute(
+        select(checkouts.c.order_id).where(checkouts.c.idempotency_key == key)
+    ).first()
+    return None if row is None else str(row.order_id)
 
 
 def _price_lines(conn: Connection, request: CheckoutRequest) -> list[dict[str, Any]]:
@@ -142,42 +145,12 @@ def _placed_event(
     )
 
 
-def _insert_order(
-    conn: Connection,
-    order_id: str,
-    request: CheckoutRequest,
-    lines: list[dict[str, Any]],
-    idempotency_key: str | None,
-    event: Envelope,
-) -> None:
-    now = utcnow()
-    conn.execute(
-        insert(orders).values(
-            id=order_id,
-            status="PLACED",
-            reason=None,
-            customer={"name": request.name, "email": request.email},
-            shipping_address=request.address,
-            items=event.data["items"],
-            total_cents=event.data["total_cents"],
-            currency=event.data["currency"],
-            card_brand=request.card.brand,
-            card_last4=request.card.last4,
-            stock_state="reserved",
-            idempotency_key=idempotency_key,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    conn.execute(
-        insert(timeline).values(
-            event_id=event.id,
-            order_id=order_id,
-            type=event.type,
-            source=SOURCE,
-            time=event.occurred_at,
-        )
-    )
+def _record(conn: Connection, order_id: str, idempotency_key: str | None, event: Envelope) -> None:
+    """The order enters the shop's log and view like any event it hears; the key is state."""
+    readmodel.remember(conn, event)
+    readmodel.apply(conn, event, live=True)
+    if idempotency_key:
+        conn.execute(insert(checkouts).values(idempotency_key=idempotency_key, order_id=order_id))
 
 
 def checkout(

@@ -1,4 +1,4 @@
-"""What the shop does with the events it hears: keep its order view and its stock current."""
+"""What the shop does with the events it hears: log them, fold them into its view of each order."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from workers.messaging.outbox import Outbox
 
 def on_order_status_changed(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
     require(event.data, "order_id", "status")
-    status = event.data["status"]
-    if status not in readmodel.RANK:
-        raise InvalidEvent(f"status {status!r} is not an order status")
-    readmodel.record_in_timeline(conn, event)
-    readmodel.apply_status(conn, event.data["order_id"], status, event.data.get("reason"))
+    if event.data["status"] not in readmodel.RANK:
+        raise InvalidEvent(f"status {event.data['status']!r} is not an order status")
+    _hear(conn, event)
 
 
 def on_shipment_dispatched(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
     require(event.data, "order_id", "carrier", "tracking_number")
-    readmodel.record_in_timeline(conn, event)
-    readmodel.apply_dispatch(
-        conn, event.data["order_id"], event.data["carrier"], event.data["tracking_number"]
-    )
+    _hear(conn, event)
+
+
+def _hear(conn: Connection, event: Envelope) -> None:
+    readmodel.remember(conn, event)
+    readmodel.apply(conn, event, live=True)

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from config.settings import get_settings
 from shop import catalog, readmodel
+from shop.cancel import TooLateToCancel, UnknownOrder, request_cancellation
 from shop.checkout import OutOfStock, checkout
 from shop.forms import CheckoutForm, all_field_errors, checkout_body, size_choices
 from shop.sealing import PaymentProviderUnavailable, Sealer
@@ -58,7 +59,7 @@ def when(iso: str) -> str:
 
 @bp.app_template_filter("event_phrase")
 def event_phrase(event_type: str) -> str:
-    """"shoeshop.payment.succeeded.v1" reads "Payment succeeded"."""
+    """ "shoeshop.payment.succeeded.v1" reads "Payment succeeded"."""
     parts = event_type.split(".")
     words = [part for part in parts[1:] if not (part.startswith("v") and part[1:].isdigit())]
     return " ".join(words).replace("_", " ").capitalize() or event_type
@@ -129,6 +130,17 @@ def order(order_id: str) -> ResponseReturnValue:
             "final": FINAL_STATUSES,
         },
     )
+
+
+@bp.post("/orders/<order_id>/cancel")
+def cancel_order(order_id: str) -> ResponseReturnValue:
+    try:
+        request_cancellation(order_id)
+    except UnknownOrder:
+        return _not_found("No order has that number. Check the link in your confirmation.")
+    except TooLateToCancel:
+        pass  # the tracking page shows why: it has shipped, or is already cancelled
+    return redirect(url_for("pages.order", order_id=order_id), code=303)
 
 
 def _reason_text(reason: str | None) -> str:

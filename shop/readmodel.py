@@ -1,61 +1,113 @@
-"""The shop's view of each order, kept current by the events it hears, and stock that follows it."""
+"""The order-status projection: the shop's view of each order, folded from the events it heard.
+
+The live path and ``rebuild`` run the same ``apply``; only the live path moves stock, because
+stock is state (pairs on a shelf), not a view that can be recomputed.
+"""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from shop.tables import orders, stock, timeline
-from workers.messaging.envelope import Envelope, utcnow
+from shop.tables import heard_events, orders, stock
+from workers.messaging import saga
+from workers.messaging.envelope import Envelope
 
 # A status only moves forward; SHIPPED and CANCELLED are final. An older status arriving late
 # (a retried event overtaken by a newer one) is ignored.
 RANK = {"PLACED": 0, "PAYMENT_PENDING": 1, "PAID": 2, "SHIPPED": 3, "CANCELLED": 3}
 FINAL = {"SHIPPED", "CANCELLED"}
-PAYMENT_STATUS = {
-    "PLACED": "pending",
-    "PAYMENT_PENDING": "pending",
-    "PAID": "succeeded",
-    "SHIPPED": "succeeded",
-}
+PAYMENT_STATUS = {"PLACED": "pending", "PAYMENT_PENDING": "pending", "PAID": "succeeded"}
 
 
-def record_in_timeline(conn: Connection, event: Envelope) -> None:
-    values = {
-        "event_id": event.id,
-        "order_id": event.subject,
-        "type": event.type,
-        "source": event.source,
-        "time": event.occurred_at,
-    }
+def remember(conn: Connection, event: Envelope) -> None:
+    """Append to the shop's event log; the sealed card token is not kept, it is not needed."""
+    body = copy.deepcopy(event.to_dict())
+    body["data"].get("payment", {}).pop("token", None)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(timeline).values(**values).on_conflict_do_nothing())
+    conn.execute(
+        dialect.insert(heard_events)
+        .values(event_id=event.id, order_id=event.subject, type=event.type, event=body)
+        .on_conflict_do_nothing()
+    )
 
 
-def apply_status(conn: Connection, order_id: str, status: str, reason: str | None) -> bool:
-    """Move the order to ``status`` if that is forward; move its stock when it ends."""
+def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
+    """Fold one event into the view (and, live, into the stock)."""
+    data, at = event.data, as_utc(event.occurred_at)
+    match event.name:
+        case "order.placed":
+            _insert_view(conn, data, at)
+        case "order.status_changed":
+            _apply_status(conn, data["order_id"], data["status"], data.get("reason"), at, live)
+        case "shipment.dispatched":
+            _update(
+                conn,
+                data["order_id"],
+                at,
+                carrier=data["carrier"],
+                tracking_number=data["tracking_number"],
+            )
+        case "order.cancellation_requested":
+            _update(conn, data["order_id"], at, cancel_requested_at=at)
+
+
+def rebuild(conn: Connection) -> int:
+    """Drop the view and fold the whole log into it again; returns the events replayed."""
+    conn.execute(delete(orders))
+    replayed = 0
+    for row in conn.execute(select(heard_events.c.event).order_by(heard_events.c.seq)):
+        apply(conn, Envelope.from_dict(row.event), live=False)
+        replayed += 1
+    return replayed
+
+
+def snapshot(conn: Connection) -> list[tuple[object, ...]]:
+    return [tuple(row) for row in conn.execute(select(orders).order_by(orders.c.id))]
+
+
+def _insert_view(conn: Connection, data: dict[str, Any], at: datetime) -> None:
+    conn.execute(
+        insert(orders).values(
+            id=data["order_id"],
+            status="PLACED",
+            reason=None,
+            customer=data["customer"],
+            shipping_address=data["shipping_address"],
+            items=data["items"],
+            total_cents=data["total_cents"],
+            currency=data["currency"],
+            card_brand=data["payment"]["brand"],
+            card_last4=data["payment"]["last4"],
+            stock_state="reserved",
+            created_at=at,
+            updated_at=at,
+        )
+    )
+
+
+def _apply_status(
+    conn: Connection, order_id: str, status: str, reason: str | None, at: datetime, live: bool
+) -> None:
     # orders.c["items"], not .items: the column collection has an items() method of its own.
     query = select(orders.c.status, orders.c["items"], orders.c.stock_state)
     row = conn.execute(query.where(orders.c.id == order_id)).mappings().first()
     if row is None or row["status"] in FINAL or RANK[status] <= RANK[row["status"]]:
-        return False
-    changes: dict[str, Any] = {"status": status, "reason": reason, "updated_at": utcnow()}
+        return
+    changes: dict[str, Any] = {"status": status, "reason": reason}
     if status in FINAL and row["stock_state"] == "reserved":
-        _settle_stock(conn, row["items"], sold=status == "SHIPPED")
+        if live:
+            _settle_stock(conn, row["items"], sold=status == "SHIPPED")
         changes["stock_state"] = "sold" if status == "SHIPPED" else "released"
-    conn.execute(update(orders).where(orders.c.id == order_id).values(**changes))
-    return True
+    _update(conn, order_id, at, **changes)
 
 
-def apply_dispatch(conn: Connection, order_id: str, carrier: str, tracking_number: str) -> None:
-    conn.execute(
-        update(orders)
-        .where(orders.c.id == order_id)
-        .values(carrier=carrier, tracking_number=tracking_number, updated_at=utcnow())
-    )
+def _update(conn: Connection, order_id: str, at: datetime, **changes: Any) -> None:
+    conn.execute(update(orders).where(orders.c.id == order_id).values(updated_at=at, **changes))
 
 
 def _settle_stock(conn: Connection, items: list[dict[str, Any]], *, sold: bool) -> None:
@@ -75,22 +127,17 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
-    """The order as the API and the tracking page show it."""
+    """The order as the API and the tracking page show it, with its whole saga."""
     row = conn.execute(select(orders).where(orders.c.id == order_id)).mappings().first()
     if row is None:
         return None
-    events = conn.execute(
-        select(timeline.c.type, timeline.c.source, timeline.c.time)
-        .where(timeline.c.order_id == order_id)
-        .order_by(timeline.c.time)
-    )
-    reason = row["reason"]
-    payment_status = PAYMENT_STATUS.get(
-        row["status"], "declined" if reason == "payment_declined" else "cancelled"
-    )
+    status, reason = row["status"], row["reason"]
+    payment_status = PAYMENT_STATUS.get(status, "succeeded")
+    if status == "CANCELLED":
+        payment_status = "declined" if reason == "payment_declined" else "cancelled"
     return {
         "id": row["id"],
-        "status": row["status"],
+        "status": status,
         "reason": reason,
         "items": row["items"],
         "total_cents": row["total_cents"],
@@ -106,8 +153,7 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
             if row["tracking_number"]
             else None
         ),
-        "timeline": [
-            {"type": event.type, "source": event.source, "time": as_utc(event.time).isoformat()}
-            for event in events
-        ],
+        "cancellable": status not in FINAL and row["cancel_requested_at"] is None,
+        "cancel_requested": row["cancel_requested_at"] is not None,
+        "timeline": saga.timeline(order_id),
     }

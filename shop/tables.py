@@ -48,6 +48,7 @@ stock = Table(
 orders = Table(
     "orders",
     metadata,
+    # A projection of the events the shop heard (heard_events): dropped and rebuilt by replay.
     Column("id", String(36), primary_key=True),
     Column("status", String(20), nullable=False),
     Column("reason", String(50), nullable=True),
@@ -62,19 +63,29 @@ orders = Table(
     Column("tracking_number", String(50), nullable=True),
     # reserved → released (cancelled) or sold (shipped): the stock moves exactly once.
     Column("stock_state", String(10), nullable=False, default="reserved"),
-    Column("idempotency_key", String(200), nullable=True, unique=True),
+    Column("cancel_requested_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-timeline = Table(
-    "timeline",
+checkouts = Table(
+    "checkouts",
     metadata,
-    Column("event_id", String(36), primary_key=True),
+    # A client's Idempotency-Key and the order it placed: a retried POST finds it here.
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("order_id", String(36), nullable=False),
+)
+
+heard_events = Table(
+    "heard_events",
+    metadata,
+    # The shop's own event log: what it emitted (order.placed) and every event it applied, in
+    # the order it applied them. The order-status projection is a fold over this log.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
     Column("order_id", String(36), nullable=False, index=True),
     Column("type", String(100), nullable=False),
-    Column("source", String(50), nullable=False),
-    Column("time", DateTime(timezone=True), nullable=False),
+    Column("event", JSON, nullable=False),
 )
 
 database.register("shop", metadata)

@@ -81,3 +81,18 @@ def find_procfile() -> Path:
         if candidate.is_file():
             return candidate
     raise click.ClickException("no Procfile here or at the project root; pass --procfile")
+
+
+def _register_subcommands() -> None:
+    from workers.dlq_cli import dlq
+    from workers.replay_cli import replay
+
+    main.add_command(dlq)
+    main.add_command(replay)
+
+    from workers.bench.cli import bench
+
+    main.add_command(bench)
+
+
+_register_subcommands()

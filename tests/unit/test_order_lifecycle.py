@@ -2,106 +2,189 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from workers.messaging.errors import InvalidEvent, InvariantViolation
 from workers.orders import domain
-from workers.orders.domain import Item, OrderPlaced, Status
+from workers.orders.domain import Order, Status
+from workers.orders.events import (
+    DomainEvent,
+    Item,
+    OrderPlaced,
+    PaymentRequested,
+    PaymentSucceeded,
+    RefundRequested,
+    ShipmentRequested,
+    from_record,
+    to_record,
+)
 
-PAYMENT_ID = "pay-1"
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+DUE = NOW + timedelta(minutes=15)
+PAY = "pay-1"
+REFUND = "refund-1"
 
 
 def placed(total: int = 2 * 12900) -> OrderPlaced:
     return OrderPlaced(
         order_id="order-1",
         customer={"name": "Ada", "email": "ada@example.com"},
-        shipping_address={
-            "line1": "1 Main St",
-            "city": "Utrecht",
-            "postal_code": "1234",
-            "country": "NL",
-        },
+        shipping_address={"line1": "1 Main St", "city": "Utrecht", "postal_code": "1234", "country": "NL"},
         items=(Item("TRL-001", "Ridge Runner", "42", 2, 12900),),
         total_cents=total,
         currency="EUR",
     )
 
 
-def after(*decisions: list[domain.DomainEvent]) -> domain.Order:
-    events = [event for decision in decisions for event in decision]
-    order = domain.fold(events)
-    assert order is not None
-    return order
+class Story:
+    """An order's stream built step by step, the way the handlers build it."""
+
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    @property
+    def order(self) -> Order | None:
+        return domain.fold(self.events)
+
+    def then(self, decision: list[DomainEvent]) -> Story:
+        self.events.extend(decision)
+        return self
+
+    def placed(self) -> Story:
+        return self.then(domain.place(self.order, placed(), PAY, DUE))
+
+    def paid(self) -> Story:
+        return self.then(domain.record_payment(self.order, PAY, "ch_1", REFUND))
+
+    def shipped(self) -> Story:
+        return self.then(domain.record_dispatch(self.order, "s-1", "PostNL", "3S1"))
+
+    @property
+    def status(self) -> Status:
+        assert self.order is not None
+        return self.order.status
 
 
-def test_placing_an_order_requests_its_payment() -> None:
-    events = domain.place(None, placed(), PAYMENT_ID)
-    order = after(events)
-    assert order.status is Status.PAYMENT_PENDING
-    assert events[1] == domain.PaymentRequested(PAYMENT_ID, 25800, "EUR")
+def test_placing_an_order_requests_its_payment_with_a_deadline() -> None:
+    story = Story().placed()
+    assert story.status is Status.PAYMENT_PENDING
+    assert story.events[1] == PaymentRequested(PAY, 25800, "EUR", DUE.isoformat())
 
 
 def test_placing_the_same_order_twice_changes_nothing() -> None:
-    order = after(domain.place(None, placed(), PAYMENT_ID))
-    assert domain.place(order, placed(), "another-payment") == []
+    story = Story().placed()
+    assert domain.place(story.order, placed(), "another-payment", DUE) == []
 
 
 def test_a_total_that_is_not_the_sum_of_the_items_is_refused() -> None:
     with pytest.raises(InvalidEvent, match="total_cents"):
-        domain.place(None, placed(total=1), PAYMENT_ID)
+        domain.place(None, placed(total=1), PAY, DUE)
 
 
 def test_a_successful_payment_marks_the_order_paid_and_asks_for_shipment() -> None:
-    placing = domain.place(None, placed(), PAYMENT_ID)
-    paying = domain.record_payment(after(placing), PAYMENT_ID, "ch_1")
-    order = after(placing, paying)
-    assert order.status is Status.PAID
-    assert order.charge_id == "ch_1"
-    assert isinstance(paying[-1], domain.ShipmentRequested)
+    story = Story().placed().paid()
+    assert story.status is Status.PAID
+    assert isinstance(story.events[-1], ShipmentRequested)
 
 
 def test_a_declined_card_cancels_the_order() -> None:
-    placing = domain.place(None, placed(), PAYMENT_ID)
-    order = after(placing, domain.record_decline(after(placing), PAYMENT_ID, "card_declined"))
-    assert order.status is Status.CANCELLED
-    assert order.reason == "payment_declined"
+    story = Story().placed()
+    story.then(domain.record_decline(story.order, PAY, "card_declined"))
+    assert story.status is Status.CANCELLED
+    assert story.order is not None and story.order.reason == "payment_declined"
 
 
 def test_a_dispatched_shipment_ships_a_paid_order() -> None:
-    placing = domain.place(None, placed(), PAYMENT_ID)
-    paying = domain.record_payment(after(placing), PAYMENT_ID, "ch_1")
-    shipping = domain.record_dispatch(after(placing, paying), "s-1", "PostNL", "3S123")
-    order = after(placing, paying, shipping)
-    assert order.status is Status.SHIPPED
-    assert order.version == 5
+    story = Story().placed().paid().shipped()
+    assert story.status is Status.SHIPPED
 
 
-def test_a_payment_for_another_payment_id_is_stale_and_ignored() -> None:
-    order = after(domain.place(None, placed(), PAYMENT_ID))
-    assert domain.record_payment(order, "someone-else", "ch_9") == []
+def test_cancelling_before_payment_cancels_at_once() -> None:
+    story = Story().placed()
+    story.then(domain.request_cancellation(story.order, "customer_request", REFUND))
+    assert story.status is Status.CANCELLED
+    assert story.order is not None and story.order.reason == "customer_request"
 
 
-def test_a_second_payment_result_after_the_first_is_ignored() -> None:
-    placing = domain.place(None, placed(), PAYMENT_ID)
-    paid = after(placing, domain.record_payment(after(placing), PAYMENT_ID, "ch_1"))
-    assert domain.record_decline(paid, PAYMENT_ID, "card_declined") == []
-    assert domain.record_payment(paid, PAYMENT_ID, "ch_1") == []
+def test_cancelling_a_paid_order_refunds_first_then_cancels() -> None:
+    story = Story().placed().paid()
+    story.then(domain.request_cancellation(story.order, "customer_request", REFUND))
+    assert story.status is Status.PAID
+    assert isinstance(story.events[-1], RefundRequested)
+    story.then(domain.record_refund(story.order, REFUND))
+    assert story.status is Status.CANCELLED
+    assert story.order is not None and story.order.refunded
 
 
-def test_a_dispatch_before_payment_is_ignored() -> None:
-    order = after(domain.place(None, placed(), PAYMENT_ID))
-    assert domain.record_dispatch(order, "s-1", "PostNL", "3S1") == []
+def test_a_shipment_while_a_cancellation_is_pending_does_not_ship_the_order() -> None:
+    story = Story().placed().paid()
+    story.then(domain.request_cancellation(story.order, "customer_request", REFUND))
+    assert domain.record_dispatch(story.order, "s-1", "PostNL", "3S1") == []
+
+
+def test_a_shipped_order_cannot_be_cancelled() -> None:
+    story = Story().placed().paid().shipped()
+    assert domain.request_cancellation(story.order, "customer_request", REFUND) == []
+
+
+def test_an_unpaid_order_past_its_deadline_is_cancelled_for_timeout() -> None:
+    story = Story().placed()
+    assert domain.expire_payment(story.order, DUE - timedelta(seconds=1)) == []
+    story.then(domain.expire_payment(story.order, DUE))
+    assert story.status is Status.CANCELLED
+    assert story.order is not None and story.order.reason == "payment_timeout"
+
+
+def test_a_payment_after_a_timeout_is_refunded_automatically() -> None:
+    story = Story().placed()
+    story.then(domain.expire_payment(story.order, DUE))
+    story.paid()
+    assert story.status is Status.CANCELLED
+    assert story.events[-1] == RefundRequested(REFUND, PAY, 25800)
+    assert domain.record_payment(story.order, PAY, "ch_1", "refund-2") == []  # refunded once
+
+
+def test_a_paid_order_is_not_expired() -> None:
+    story = Story().placed().paid()
+    assert domain.expire_payment(story.order, DUE + timedelta(days=1)) == []
+
+
+def test_a_payment_for_another_payment_id_is_stale() -> None:
+    story = Story().placed()
+    assert domain.record_payment(story.order, "someone-else", "ch_9", REFUND) == []
+
+
+def test_a_second_payment_result_after_the_first_is_stale() -> None:
+    story = Story().placed().paid()
+    assert domain.record_decline(story.order, PAY, "card_declined") == []
+    assert domain.record_payment(story.order, PAY, "ch_1", REFUND) == []
+
+
+def test_a_refund_that_was_never_asked_for_is_stale() -> None:
+    story = Story().placed().paid()
+    assert domain.record_refund(story.order, "unknown") == []
+
+
+def test_an_ignored_transition_is_recorded_without_changing_the_state() -> None:
+    story = Story().placed().paid()
+    before = story.order
+    assert before is not None
+    story.then(domain.ignored(before, "payment.declined"))
+    after = story.order
+    assert after is not None
+    assert after.status is before.status and after.version == before.version + 1
 
 
 def test_a_stream_cannot_start_with_anything_but_order_placed() -> None:
     with pytest.raises(InvariantViolation):
-        domain.fold([domain.PaymentSucceeded(PAYMENT_ID, "ch_1")])
+        domain.fold([PaymentSucceeded(PAY, "ch_1")])
 
 
 def test_stored_events_round_trip_through_their_records() -> None:
-    events = domain.place(None, placed(), PAYMENT_ID)
-    restored = [domain.from_record(*domain.to_record(event)) for event in events]
-    assert restored == events
+    story = Story().placed().paid().shipped()
+    assert [from_record(*to_record(event)) for event in story.events] == story.events
 
 
 def test_totals_are_whole_cents() -> None:

@@ -12,9 +12,11 @@ from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings, get_settings
 from workers.messaging import deadletters
+from workers.messaging.broker_dead import is_amqp
 from workers.messaging.envelope import Envelope
-from workers.messaging.errors import PermanentError, TransientError
+from workers.messaging.errors import PermanentError, TransientError, UnknownEventType
 from workers.messaging.logs import event_logger
+from workers.messaging.subscriptions import subscribers_of
 from workers.messaging.unit_of_work import Handler, apply_once, publish_committed
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,11 @@ def backoff_delay(attempt: int, settings: Settings, rng: random.Random | None = 
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
+def attempt_of(task: Task) -> int:
+    """This delivery's attempt number: 1 for the first, 2 for the first retry, and so on."""
+    return int(task.request.retries) + 1
+
+
 def consume(task: Task, body: object, component: str, handler: Handler) -> None:
     """The whole life of one delivery of an event to one subscriber task."""
     run_guarded(task, body, lambda event: _apply(task, component, event, handler))
@@ -36,9 +43,10 @@ def consume(task: Task, body: object, component: str, handler: Handler) -> None:
 
 def run_guarded(task: Task, body: object, work: Callable[[Envelope], None]) -> None:
     """Decode the event and run ``work``; turn each failure into a retry or a dead letter."""
-    attempts = int(task.request.retries) + 1
+    attempts = attempt_of(task)
     try:
         event = Envelope.from_dict(body)
+        _expect_subscriber(event, task.name)
     except PermanentError as exc:
         deadletters.park(task.name, body, exc, attempts)
         return
@@ -53,8 +61,15 @@ def run_guarded(task: Task, body: object, work: Callable[[Envelope], None]) -> N
         _retry_or_park(task, body, exc, attempts, logger)
 
 
+def _expect_subscriber(event: Envelope, task_name: str) -> None:
+    # A valid event of a type this task does not subscribe to would otherwise be read as if it
+    # were one it does: a misrouted message is a permanent fault, never a guess.
+    if task_name not in subscribers_of(event.type):
+        raise UnknownEventType(f"{task_name} does not handle events of type {event.type!r}")
+
+
 def _apply(task: Task, component: str, event: Envelope, handler: Handler) -> None:
-    emitted = apply_once(component, task.name, event, handler)
+    emitted = apply_once(component, task.name, event, handler, attempt_of(task))
     publish_committed(task.app, component, emitted)
 
 
@@ -67,6 +82,9 @@ def _retry_or_park(
         deadletters.park(task.name, body, exc, attempts)
         return
     delay = backoff_delay(attempts - 1, settings)
+    if is_amqp(str(task.app.conf.broker_url)):
+        # RabbitMQ's native delayed delivery counts whole seconds and refuses less than one.
+        delay = max(delay, 1.0)
     kind = "transient" if isinstance(exc, RETRYABLE) else "unexpected"
     logger.warning("%s failure, retry %d in %.1fs: %r", kind, attempts, delay, exc)
     raise task.retry(exc=exc, countdown=delay, max_retries=settings.max_retries + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
@@ -16,6 +17,8 @@ from workers.messaging.tables import kit_metadata, operations_metadata
 # SQLite waits this long for another process's write lock before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# Marks a connection's transaction as a write (see _sqlite_engine); ignored by PostgreSQL.
+_WRITE_OPTION = "shoeshop_write"
 _schemas: dict[str, list[MetaData]] = {"operations": [operations_metadata]}
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -39,6 +42,14 @@ def engine_for(component: str, settings: Settings | None = None) -> Engine:
             ensure_schema(engine, component)
             _engines[component] = engine
         return engine
+
+
+def transaction(component: str) -> AbstractContextManager[Connection]:
+    """A write transaction on the component's database: commits on success, else rolls back.
+
+    Use this for every write; ``engine_for(component).connect()`` is for reads.
+    """
+    return engine_for(component).execution_options(**{_WRITE_OPTION: True}).begin()
 
 
 def dispose_all() -> None:
@@ -88,9 +99,11 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: two processes never deadlock upgrading
-        # a read lock, and a conditional stock decrement is serialised.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A write transaction takes the write lock up front (IMMEDIATE): two processes never
+        # deadlock upgrading a read lock, and a conditional stock decrement is serialised.
+        # A read stays deferred, so it neither waits for writers nor holds them up (WAL).
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -98,7 +111,7 @@ def _sqlite_engine(url: str) -> Engine:
 def ensure_schema(engine: Engine, component: str) -> None:
     """Create the component's tables (and its PostgreSQL schema) once, safe under a race."""
     metadatas = [kit_metadata, *_schemas.get(component, [])]
-    with engine.begin() as conn:
+    with engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
         if engine.dialect.name == "postgresql":
             # Several processes start together: one creates, the others wait on this lock.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(component)})

@@ -6,17 +6,26 @@ import json
 import logging
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from celery import Celery
+from sqlalchemy import Connection, func, insert, select, update
 
-from workers.messaging.database import engine_for
+from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import utcnow
 from workers.messaging.subscriptions import queue_of
-from workers.messaging.tables import dead_letters
+from workers.messaging.tables import dead_letter_actions, dead_letters
 
 log = logging.getLogger(__name__)
+
+PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
+STATUSES = (PARKED, REPLAYED, DISCARDED)
+
+
+class DeadLetterNotFound(LookupError):
+    """No dead letter has the id an operator asked for."""
 
 
 @dataclass(frozen=True)
@@ -27,57 +36,213 @@ class DeadLetter:
     task: str
     queue: str
     event: dict[str, Any] | None
+    raw: str | None
     exception: str
     message: str
     traceback: str
     attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
     status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["first_failed_at"] = self.first_failed_at.isoformat()
+        data["last_failed_at"] = self.last_failed_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class Action:
+    dead_letter_id: str
+    action: str
+    at: datetime
+    outcome: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.outcome.startswith("failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat(), "ok": self.ok}
 
 
 def park(task: str, body: object, exc: BaseException, attempts: int) -> str:
     """Store a failed message with its reason; returns the dead letter's id."""
+    detail = "".join(traceback.format_exception(exc))
+    return _park(task, _queue(task), body, type(exc).__name__, str(exc), detail, attempts)
+
+
+def park_rejected(task: str, queue: str, body: object, reason: str, attempts: int) -> str:
+    """Store a message the broker dead-lettered (delivery limit, rejection) with its x-death."""
+    note = "dead-lettered by the broker; no traceback in this process"
+    return _park(task, queue, body, "RejectedByBroker", reason, note, attempts)
+
+
+def _park(
+    task: str, queue: str, body: object, exception: str, message: str, detail: str, attempts: int
+) -> str:
     now = utcnow()
     event = body if isinstance(body, dict) else None
-    letter_id = str(uuid.uuid4())
-    with engine_for("operations").begin() as conn:
-        conn.execute(
-            insert(dead_letters).values(
-                id=letter_id,
-                event_id=_text(event, "id"),
-                subject=_text(event, "subject"),
-                task=task,
-                queue=_queue(task),
-                event=event,
-                raw=None if event is not None else _raw(body),
-                exception=type(exc).__name__,
-                message=str(exc),
-                traceback="".join(traceback.format_exception(exc)),
-                attempts=attempts,
-                first_failed_at=now,
-                last_failed_at=now,
-                status="parked",
+    failure = {"exception": exception[:200], "message": message, "traceback": detail}
+    with transaction("operations") as conn:
+        existing = _open_row(conn, _text(event, "id", 36), task)
+        if existing is not None:
+            # The same event failing again for the same task: one row, attempts add up.
+            conn.execute(
+                update(dead_letters)
+                .where(dead_letters.c.id == existing)
+                .values(
+                    **failure,
+                    attempts=dead_letters.c.attempts + attempts,
+                    last_failed_at=now,
+                    status=PARKED,
+                )
             )
-        )
-    log.error("parked %s for %s after %d attempt(s): %s", letter_id, task, attempts, exc)
+            letter_id = existing
+        else:
+            letter_id = str(uuid.uuid4())
+            conn.execute(
+                insert(dead_letters).values(
+                    **failure,
+                    id=letter_id,
+                    event_id=_text(event, "id", 36),
+                    subject=_text(event, "subject"),
+                    task=task,
+                    queue=queue,
+                    event=event,
+                    raw=None if event is not None else _raw(body),
+                    attempts=attempts,
+                    first_failed_at=now,
+                    last_failed_at=now,
+                    status=PARKED,
+                )
+            )
+    log.error("parked %s for %s after %d attempt(s): %s", letter_id, task, attempts, message)
     return letter_id
 
 
-def parked(subject: str | None = None) -> list[DeadLetter]:
-    query = select(dead_letters).where(dead_letters.c.status == "parked")
-    if subject is not None:
-        query = query.where(dead_letters.c.subject == subject)
+def _open_row(conn: Connection, event_id: str | None, task: str) -> str | None:
+    if event_id is None:
+        return None  # nothing identifies a body that is not an event: each one is its own row
+    query = select(dead_letters.c.id).where(
+        dead_letters.c.event_id == event_id, dead_letters.c.task == task
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    found = conn.execute(query.order_by(dead_letters.c.first_failed_at).limit(1)).scalar()
+    return None if found is None else str(found)
+
+
+def list_letters(
+    *, queue: str | None = None, since: datetime | None = None, status: str | None = PARKED
+) -> list[DeadLetter]:
+    """Dead letters, oldest failure first; ``status=None`` lists every status."""
+    query = select(dead_letters)
+    if status is not None:
+        query = query.where(dead_letters.c.status == status)
+    if queue is not None:
+        query = query.where(dead_letters.c.queue == queue)
+    if since is not None:
+        query = query.where(dead_letters.c.last_failed_at >= since.astimezone(UTC))
     with engine_for("operations").connect() as conn:
         rows = conn.execute(query.order_by(dead_letters.c.last_failed_at)).mappings()
+        return [_letter(row) for row in rows]
+
+
+def parked(subject: str | None = None) -> list[DeadLetter]:
+    """Parked letters, optionally only those about one order (their subject)."""
+    if subject is None:
+        return list_letters()
+    query = select(dead_letters).where(
+        dead_letters.c.status == PARKED, dead_letters.c.subject == subject
+    )
+    with engine_for("operations").connect() as conn:
+        rows = conn.execute(query.order_by(dead_letters.c.first_failed_at)).mappings()
+        return [_letter(row) for row in rows]
+
+
+def count_parked() -> int:
+    query = select(func.count()).select_from(dead_letters).where(dead_letters.c.status == PARKED)
+    with engine_for("operations").connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def get(letter_id: str) -> DeadLetter:
+    with engine_for("operations").connect() as conn:
+        row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).mappings()
+        found = row.first()
+    if found is None:
+        raise DeadLetterNotFound(letter_id)
+    return _letter(found)
+
+
+def actions(letter_id: str) -> list[Action]:
+    query = select(dead_letter_actions).where(dead_letter_actions.c.dead_letter_id == letter_id)
+    with engine_for("operations").connect() as conn:
+        rows = conn.execute(query.order_by(dead_letter_actions.c.seq)).mappings()
         return [
-            DeadLetter(**{name: row[name] for name in DeadLetter.__dataclass_fields__})
+            Action(row["dead_letter_id"], row["action"], _utc(row["at"]), row["outcome"])
             for row in rows
         ]
 
 
-def _text(event: dict[str, Any] | None, key: str) -> str | None:
+def replay(app: Celery, letter_id: str) -> Action:
+    """Send the original event to the original task; its inbox makes a second replay a no-op."""
+    letter = get(letter_id)
+    if letter.status == DISCARDED:
+        return _record(letter_id, "replay", "failed: the letter was discarded")
+    if letter.event is None:
+        return _record(letter_id, "replay", "failed: the message was not an event; nothing to send")
+    try:
+        app.send_task(letter.task, args=[letter.event], queue=queue_of(letter.task))
+    except Exception as exc:  # broker away or a task no queue serves: recorded, letter stays
+        return _record(letter_id, "replay", f"failed: {type(exc).__name__}: {exc}")
+    return _record(letter_id, "replay", "sent", status=REPLAYED)
+
+
+def replay_all(app: Celery, queue: str | None = None) -> list[Action]:
+    return [replay(app, letter.id) for letter in list_letters(queue=queue)]
+
+
+def discard(letter_id: str) -> Action:
+    """Give up on a letter for good; it stays on record, with who-did-what in the actions log."""
+    get(letter_id)
+    return _record(letter_id, "discard", "discarded", status=DISCARDED)
+
+
+def _record(letter_id: str, action: str, outcome: str, *, status: str | None = None) -> Action:
+    now = utcnow()
+    with transaction("operations") as conn:
+        if status is not None:
+            conn.execute(
+                update(dead_letters).where(dead_letters.c.id == letter_id).values(status=status)
+            )
+        conn.execute(
+            insert(dead_letter_actions).values(
+                dead_letter_id=letter_id, action=action, at=now, outcome=outcome
+            )
+        )
+    log.info("dead letter %s: %s -> %s", letter_id, action, outcome)
+    return Action(letter_id, action, now, outcome)
+
+
+def _letter(row: Any) -> DeadLetter:
+    values = {name: row[name] for name in DeadLetter.__dataclass_fields__}
+    values["first_failed_at"] = _utc(values["first_failed_at"])
+    values["last_failed_at"] = _utc(values["last_failed_at"])
+    return DeadLetter(**values)
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything here was written in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _text(event: dict[str, Any] | None, key: str, limit: int = 100) -> str | None:
     if event is None or event.get(key) is None:
         return None
-    return str(event[key])[:100]
+    return str(event[key])[:limit]
 
 
 def _queue(task: str) -> str:

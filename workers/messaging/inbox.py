@@ -9,13 +9,18 @@ from workers.messaging.envelope import utcnow
 from workers.messaging.tables import inbox
 
 
-def claim(conn: Connection, event_id: str, consumer: str) -> bool:
+def claim(conn: Connection, event_id: str, consumer: str, attempts: int = 1) -> bool:
     """Record the event as processed by this consumer; False if it already was.
 
     Runs in the same transaction as the effect, so either both are committed or neither.
     A concurrent duplicate blocks on the primary key and then finds the row taken.
     """
-    values = {"event_id": event_id, "consumer": consumer, "processed_at": utcnow()}
+    values = {
+        "event_id": event_id,
+        "consumer": consumer,
+        "processed_at": utcnow(),
+        "attempts": attempts,
+    }
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(inbox).values(**values).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -66,3 +66,16 @@ def backlog(conn: Connection) -> int:
 
     query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
     return int(conn.execute(query).scalar_one())
+
+
+def oldest_unpublished_age(conn: Connection) -> float:
+    """Seconds since the oldest unpublished event was written; 0.0 when everything is out."""
+    from sqlalchemy import func
+
+    query = select(func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
+    oldest: datetime | None = conn.execute(query).scalar_one()
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:  # SQLite drops the offset; every outbox time is written in UTC
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (utcnow() - oldest).total_seconds())

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from celery import Celery
 
-from workers.messaging.database import engine_for
+from workers.messaging.database import transaction
 from workers.messaging.outbox import mark_published, unpublished
 from workers.messaging.publisher import publish
 
@@ -30,7 +30,7 @@ RELAY_RETRY_POLICY = {"max_retries": 0}
 
 def relay_once(app: Celery, component: str, *, grace: timedelta = GRACE) -> int:
     """Publish one batch of a component's pending events; returns how many went out."""
-    with engine_for(component).begin() as conn:
+    with transaction(component) as conn:
         events = unpublished(conn, limit=BATCH, older_than=grace)
         if not events:
             return 0

@@ -18,6 +18,9 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "shop.on_shipment_dispatched",
     ),
     event_type("order.status_changed"): ("shop.on_order_status_changed",),
+    event_type("order.cancellation_requested"): ("orders.on_cancellation_requested",),
+    event_type("refund.requested"): ("payments.on_refund_requested",),
+    event_type("payment.refunded"): ("orders.on_payment_refunded",),
 }
 
 

@@ -1,8 +1,8 @@
-"""The tables the kit keeps in every component's database: outbox and inbox, plus dead letters."""
+"""The tables the kit keeps in every component's database (outbox, inbox) and the dead letters."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
 kit_metadata = MetaData()
 
@@ -26,6 +26,8 @@ inbox = Table(
     Column("event_id", String(36), primary_key=True),
     Column("consumer", String(100), primary_key=True),
     Column("processed_at", DateTime(timezone=True), nullable=False),
+    # Which delivery finally applied it (1 = first try): the retries a saga's timeline shows.
+    Column("attempts", Integer, nullable=False, default=1),
 )
 
 operations_metadata = MetaData()
@@ -46,5 +48,19 @@ dead_letters = Table(
     Column("attempts", Integer, nullable=False),
     Column("first_failed_at", DateTime(timezone=True), nullable=False),
     Column("last_failed_at", DateTime(timezone=True), nullable=False),
+    # parked | replayed | discarded; a row that fails again after a replay is parked again.
     Column("status", String(20), nullable=False, default="parked"),
+    # The same event failing again for the same task updates its row instead of adding one.
+    Index("ix_dead_letters_event_task", "event_id", "task"),
+)
+
+dead_letter_actions = Table(
+    "dead_letter_actions",
+    operations_metadata,
+    # Every replay and discard, with what came of it: the audit trail of operators' hands.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("dead_letter_id", String(36), nullable=False, index=True),
+    Column("action", String(20), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("outcome", Text, nullable=False),
 )

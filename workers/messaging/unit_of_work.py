@@ -10,7 +10,7 @@ from celery import Celery
 from sqlalchemy import Connection
 
 from workers.messaging import inbox
-from workers.messaging.database import engine_for
+from workers.messaging.database import transaction
 from workers.messaging.envelope import Envelope
 from workers.messaging.outbox import Outbox, mark_published
 from workers.messaging.publisher import publish
@@ -24,14 +24,16 @@ Handler = Callable[[Connection, Envelope, Outbox], None]
 @contextmanager
 def unit_of_work(component: str) -> Iterator[Outbox]:
     """Commit on a clean exit, roll back on any exception; nothing is half-written."""
-    with engine_for(component).begin() as conn:
+    with transaction(component) as conn:
         yield Outbox(conn)
 
 
-def apply_once(component: str, consumer: str, event: Envelope, handler: Handler) -> list[Envelope]:
+def apply_once(
+    component: str, consumer: str, event: Envelope, handler: Handler, attempts: int = 1
+) -> list[Envelope]:
     """Run ``handler`` unless this consumer already applied ``event``; return what it emitted."""
     with unit_of_work(component) as box:
-        if not inbox.claim(box.conn, event.id, consumer):
+        if not inbox.claim(box.conn, event.id, consumer, attempts):
             log.info("event %s already applied by %s: skipped", event.id, consumer)
             return []
         handler(box.conn, event, box)
@@ -47,6 +49,6 @@ def publish_committed(app: Celery, component: str, events: Sequence[Envelope]) -
     except Exception as exc:  # the broker is away: the outbox still holds every event
         log.warning("publishing %d event(s) failed, the relay will retry: %s", len(events), exc)
         return False
-    with engine_for(component).begin() as conn:
+    with transaction(component) as conn:
         mark_published(conn, events)
     return True

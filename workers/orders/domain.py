@@ -1,7 +1,7 @@
-"""The order aggregate: its events, the fold that gives its state, and the decisions it makes.
+"""The order aggregate: the fold that gives its state, and the decisions it makes.
 
-Pure: no I/O, no clock, no ids generated here. Every decision takes the current state and
-returns the new events; an event that no longer applies yields none (it is stale, not an error).
+Pure: no I/O, no clock, no ids generated here; the caller passes them in. Every decision takes
+the current state and returns the new events; an event that no longer applies yields none.
 """
 
 from __future__ import annotations
@@ -9,10 +9,27 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from workers.messaging.errors import InvalidEvent, InvariantViolation
+from workers.orders.events import (
+    CancellationRequested,
+    DomainEvent,
+    Item,
+    LatePaymentReceived,
+    OrderCancelled,
+    OrderPlaced,
+    OrderShipped,
+    PaymentDeclined,
+    PaymentRefunded,
+    PaymentRequested,
+    PaymentSucceeded,
+    RefundRequested,
+    ShipmentRequested,
+    TransitionIgnored,
+)
 
 
 class Status(StrEnum):
@@ -29,89 +46,7 @@ class Reason(StrEnum):
     PAYMENT_TIMEOUT = "payment_timeout"
 
 
-@dataclass(frozen=True)
-class Item:
-    sku: str
-    name: str
-    size: str
-    quantity: int
-    unit_price_cents: int
-
-    @property
-    def line_total_cents(self) -> int:
-        return self.quantity * self.unit_price_cents
-
-
-# The events of an order's stream: small, past tense, and all that is stored of an order.
-
-
-@dataclass(frozen=True)
-class OrderPlaced:
-    order_id: str
-    customer: dict[str, str]
-    shipping_address: dict[str, str]
-    items: tuple[Item, ...]
-    total_cents: int
-    currency: str
-
-
-@dataclass(frozen=True)
-class PaymentRequested:
-    payment_id: str
-    amount_cents: int
-    currency: str
-
-
-@dataclass(frozen=True)
-class PaymentSucceeded:
-    payment_id: str
-    charge_id: str
-
-
-@dataclass(frozen=True)
-class PaymentDeclined:
-    payment_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ShipmentRequested:
-    order_id: str
-
-
-@dataclass(frozen=True)
-class OrderShipped:
-    shipment_id: str
-    carrier: str
-    tracking_number: str
-
-
-@dataclass(frozen=True)
-class OrderCancelled:
-    reason: str
-
-
-DomainEvent = (
-    OrderPlaced
-    | PaymentRequested
-    | PaymentSucceeded
-    | PaymentDeclined
-    | ShipmentRequested
-    | OrderShipped
-    | OrderCancelled
-)
-EVENT_CLASSES: dict[str, type[DomainEvent]] = {
-    cls.__name__: cls
-    for cls in (
-        OrderPlaced,
-        PaymentRequested,
-        PaymentSucceeded,
-        PaymentDeclined,
-        ShipmentRequested,
-        OrderShipped,
-        OrderCancelled,
-    )
-}
+CANCELLABLE_BEFORE_PAYMENT = (Status.PLACED, Status.PAYMENT_PENDING)
 
 
 @dataclass(frozen=True)
@@ -127,8 +62,12 @@ class Order:
     currency: str
     reason: str | None = None
     payment_id: str | None = None
+    payment_due_at: str | None = None
     charge_id: str | None = None
     shipment_id: str | None = None
+    pending_cancellation: str | None = None
+    refund_id: str | None = None
+    refunded: bool = False
     version: int = 0
 
 
@@ -154,24 +93,33 @@ def evolve(order: Order | None, event: DomainEvent) -> Order:
         )
     if order is None:
         raise InvariantViolation(f"{type(event).__name__} cannot start an order's stream")
-    changes = _changes(event)
-    return dataclasses.replace(order, version=order.version + 1, **changes)
+    return dataclasses.replace(order, version=order.version + 1, **_changes(event))
 
 
 def _changes(event: DomainEvent) -> dict[str, Any]:
     match event:
-        case PaymentRequested(payment_id=payment_id):
-            return {"status": Status.PAYMENT_PENDING, "payment_id": payment_id}
+        case PaymentRequested(payment_id=payment_id, due_at=due_at):
+            return {
+                "status": Status.PAYMENT_PENDING,
+                "payment_id": payment_id,
+                "payment_due_at": due_at,
+            }
         case PaymentSucceeded(charge_id=charge_id):
             return {"status": Status.PAID, "charge_id": charge_id}
-        case PaymentDeclined():
-            return {}
-        case ShipmentRequested():
-            return {}
+        case LatePaymentReceived(charge_id=charge_id):
+            return {"charge_id": charge_id}
         case OrderShipped(shipment_id=shipment_id):
             return {"status": Status.SHIPPED, "shipment_id": shipment_id}
+        case CancellationRequested(reason=reason):
+            return {"pending_cancellation": reason}
         case OrderCancelled(reason=reason):
-            return {"status": Status.CANCELLED, "reason": reason}
+            return {"status": Status.CANCELLED, "reason": reason, "pending_cancellation": None}
+        case RefundRequested(refund_id=refund_id):
+            return {"refund_id": refund_id}
+        case PaymentRefunded():
+            return {"refunded": True}
+        case PaymentDeclined() | ShipmentRequested() | TransitionIgnored():
+            return {}
     raise InvariantViolation(f"unknown order event {type(event).__name__}")
 
 
@@ -185,7 +133,9 @@ def fold(events: Iterable[DomainEvent]) -> Order | None:
 # --- decisions --------------------------------------------------------------------------
 
 
-def place(order: Order | None, placed: OrderPlaced, payment_id: str) -> list[DomainEvent]:
+def place(
+    order: Order | None, placed: OrderPlaced, payment_id: str, due_at: datetime
+) -> list[DomainEvent]:
     """A new order asks for its payment at once; placing the same order again does nothing."""
     if order is not None:
         return []
@@ -196,18 +146,32 @@ def place(order: Order | None, placed: OrderPlaced, payment_id: str) -> list[Dom
             f"total_cents {placed.total_cents} is not the sum of the items "
             f"({total_cents(placed.items)})"
         )
-    return [placed, PaymentRequested(payment_id, placed.total_cents, placed.currency)]
+    return [
+        placed,
+        PaymentRequested(payment_id, placed.total_cents, placed.currency, due_at.isoformat()),
+    ]
 
 
-def record_payment(order: Order | None, payment_id: str, charge_id: str) -> list[DomainEvent]:
-    if not _awaits_payment(order, payment_id):
+def record_payment(
+    order: Order | None, payment_id: str, charge_id: str, refund_id: str
+) -> list[DomainEvent]:
+    """Paid: ship it. Paid after it was cancelled (timeout, customer): give the money back."""
+    if order is None or order.payment_id != payment_id or order.charge_id is not None:
         return []
-    assert order is not None
-    return [PaymentSucceeded(payment_id, charge_id), ShipmentRequested(order.order_id)]
+    if order.status is Status.PAYMENT_PENDING:
+        return [PaymentSucceeded(payment_id, charge_id), ShipmentRequested(order.order_id)]
+    if order.status is Status.CANCELLED:
+        return [
+            LatePaymentReceived(payment_id, charge_id),
+            RefundRequested(refund_id, payment_id, order.total_cents),
+        ]
+    return []
 
 
 def record_decline(order: Order | None, payment_id: str, reason: str) -> list[DomainEvent]:
-    if not _awaits_payment(order, payment_id):
+    if order is None or order.status is not Status.PAYMENT_PENDING:
+        return []
+    if order.payment_id != payment_id:
         return []
     return [PaymentDeclined(payment_id, reason), OrderCancelled(Reason.PAYMENT_DECLINED.value)]
 
@@ -215,30 +179,44 @@ def record_decline(order: Order | None, payment_id: str, reason: str) -> list[Do
 def record_dispatch(
     order: Order | None, shipment_id: str, carrier: str, tracking_number: str
 ) -> list[DomainEvent]:
-    if order is None or order.status is not Status.PAID:
+    """Only a paid order that nobody is cancelling ships."""
+    if order is None or order.status is not Status.PAID or order.pending_cancellation:
         return []
     return [OrderShipped(shipment_id, carrier, tracking_number)]
 
 
-def _awaits_payment(order: Order | None, payment_id: str) -> bool:
-    return (
-        order is not None
-        and order.status is Status.PAYMENT_PENDING
-        and order.payment_id == payment_id
-    )
+def request_cancellation(order: Order | None, reason: str, refund_id: str) -> list[DomainEvent]:
+    """Before payment: cancelled at once. Paid: refund first, cancelled when it is through."""
+    if order is None or order.pending_cancellation:
+        return []
+    if order.status in CANCELLABLE_BEFORE_PAYMENT:
+        return [OrderCancelled(reason)]
+    if order.status is Status.PAID and order.payment_id is not None:
+        return [
+            CancellationRequested(reason),
+            RefundRequested(refund_id, order.payment_id, order.total_cents),
+        ]
+    return []
 
 
-# --- storage form -----------------------------------------------------------------------
+def record_refund(order: Order | None, refund_id: str) -> list[DomainEvent]:
+    if order is None or order.refund_id != refund_id or order.refunded:
+        return []
+    events: list[DomainEvent] = [PaymentRefunded(refund_id)]
+    if order.status is Status.PAID and order.pending_cancellation:
+        events.append(OrderCancelled(order.pending_cancellation))
+    return events
 
 
-def to_record(event: DomainEvent) -> tuple[str, dict[str, Any]]:
-    return type(event).__name__, dataclasses.asdict(event)
+def expire_payment(order: Order | None, now: datetime) -> list[DomainEvent]:
+    """An order still waiting for its money past its deadline is cancelled."""
+    if order is None or order.status is not Status.PAYMENT_PENDING or order.payment_due_at is None:
+        return []
+    if now < datetime.fromisoformat(order.payment_due_at):
+        return []
+    return [OrderCancelled(Reason.PAYMENT_TIMEOUT.value)]
 
 
-def from_record(name: str, data: dict[str, Any]) -> DomainEvent:
-    cls = EVENT_CLASSES.get(name)
-    if cls is None:
-        raise InvariantViolation(f"the event store holds an unknown event {name!r}")
-    if cls is OrderPlaced:
-        return OrderPlaced(**{**data, "items": tuple(Item(**item) for item in data["items"])})
-    return cls(**data)
+def ignored(order: Order, event_name: str) -> list[DomainEvent]:
+    """The record that an event arrived and did not apply, so the stream tells the whole story."""
+    return [TransitionIgnored(event_name, order.status.value)]

@@ -1,18 +1,20 @@
-"""What the orders component does with each event it hears: decide, append, announce."""
+"""What the orders component does with each event it hears: decide, append, project, announce."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from workers.messaging.envelope import Envelope, require
-from workers.messaging.errors import InvalidEvent
+from config.settings import get_settings
+from workers.messaging.envelope import Envelope, event_type, require, utcnow
 from workers.messaging.outbox import Outbox
-from workers.orders import domain, store
-from workers.orders.domain import DomainEvent, Item, Order
+from workers.orders import domain, projections, store
+from workers.orders.announcements import announcements, parse_placed
+from workers.orders.domain import Order, Status
+from workers.orders.events import DomainEvent
 
 SOURCE = "/orders"
 
@@ -20,35 +22,39 @@ Decision = Callable[[Order | None], list[DomainEvent]]
 
 
 def on_order_placed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
-    placed = _parse_placed(event.data)
+    placed = parse_placed(event.data)
     payment_id = str(uuid.uuid4())
+    due_at = utcnow() + timedelta(seconds=get_settings().payment_timeout_s)
     token = str(event.data["payment"]["token"])
-    _decide(
+    decide(
         conn,
         event,
         outbox,
         placed.order_id,
-        lambda order: domain.place(order, placed, payment_id),
-        token,
+        lambda order: domain.place(order, placed, payment_id, due_at),
+        token=token,
     )
 
 
 def on_payment_succeeded(conn: Connection, event: Envelope, outbox: Outbox) -> None:
     require(event.data, "order_id", "payment_id", "charge_id")
     data = event.data
-    _decide(
+    refund_id = str(uuid.uuid4())
+    decide(
         conn,
         event,
         outbox,
         data["order_id"],
-        lambda order: domain.record_payment(order, data["payment_id"], data["charge_id"]),
+        lambda order: domain.record_payment(
+            order, data["payment_id"], data["charge_id"], refund_id
+        ),
     )
 
 
 def on_payment_declined(conn: Connection, event: Envelope, outbox: Outbox) -> None:
     require(event.data, "order_id", "payment_id", "reason")
     data = event.data
-    _decide(
+    decide(
         conn,
         event,
         outbox,
@@ -60,7 +66,7 @@ def on_payment_declined(conn: Connection, event: Envelope, outbox: Outbox) -> No
 def on_shipment_dispatched(conn: Connection, event: Envelope, outbox: Outbox) -> None:
     require(event.data, "order_id", "shipment_id", "carrier", "tracking_number")
     data = event.data
-    _decide(
+    decide(
         conn,
         event,
         outbox,
@@ -71,108 +77,84 @@ def on_shipment_dispatched(conn: Connection, event: Envelope, outbox: Outbox) ->
     )
 
 
-def _decide(
+def on_cancellation_requested(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    require(event.data, "order_id", "reason")
+    data = event.data
+    refund_id = str(uuid.uuid4())
+    decide(
+        conn,
+        event,
+        outbox,
+        data["order_id"],
+        lambda order: domain.request_cancellation(order, data["reason"], refund_id),
+    )
+
+
+def on_payment_refunded(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    require(event.data, "order_id", "refund_id")
+    data = event.data
+    decide(
+        conn,
+        event,
+        outbox,
+        data["order_id"],
+        lambda order: domain.record_refund(order, data["refund_id"]),
+    )
+
+
+def expire_if_unpaid(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> None:
+    """The payment deadline of one order has passed: cancel it if it is still unpaid."""
+    cause = Envelope(
+        type=event_type("payment.deadline_passed"),
+        source=SOURCE,
+        subject=order_id,
+        data={"order_id": order_id, "checked_at": now.isoformat()},
+        correlationid=order_id,
+    )
+    decide(
+        conn,
+        cause,
+        outbox,
+        order_id,
+        lambda order: domain.expire_payment(order, now),
+        record_ignored=False,
+    )
+    store.clear_deadline(conn, order_id)
+
+
+def decide(
     conn: Connection,
     cause: Envelope,
     outbox: Outbox,
     order_id: str,
     decision: Decision,
+    *,
     token: str | None = None,
+    record_ignored: bool = True,
 ) -> None:
-    """Load the stream, let the domain decide, append its events and announce the outcome."""
+    """Load the stream, let the domain decide, append, project, and announce the outcome."""
     history = store.load(conn, order_id)
     before = domain.fold(history)
     new_events = decision(before)
     if not new_events:
-        return  # stale or duplicate: the stream already says what this event would
-    store.append(conn, order_id, len(history), new_events, cause)
+        if before is None or not record_ignored:
+            return  # nothing to attach a note to: an event for an order we never had
+        new_events = domain.ignored(before, cause.name)
+    now = utcnow()
+    store.append(conn, order_id, len(history), new_events, cause, now)
+    projections.apply_live(conn, before, new_events, now)
     after = domain.fold([*history, *new_events])
     assert after is not None
-    for name, data in _announcements(before, after, new_events, token):
+    _keep_deadline(conn, before, after, now)
+    for name, data in announcements(before, after, new_events, token):
         outbox.emit(cause.caused(name, SOURCE, data))
 
 
-def _announcements(
-    before: Order | None, after: Order, new_events: list[DomainEvent], token: str | None
-) -> list[tuple[str, dict[str, Any]]]:
-    """The integration events that tell other components what just happened."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for event in new_events:
-        if isinstance(event, domain.PaymentRequested):
-            out.append(
-                (
-                    "payment.requested",
-                    {
-                        "order_id": after.order_id,
-                        "payment_id": event.payment_id,
-                        "amount_cents": event.amount_cents,
-                        "currency": event.currency,
-                        "token": token,
-                    },
-                )
-            )
-        elif isinstance(event, domain.ShipmentRequested):
-            out.append(
-                (
-                    "shipment.requested",
-                    {
-                        "order_id": after.order_id,
-                        "shipping_address": after.shipping_address,
-                        "items": [_item_json(item) for item in after.items],
-                    },
-                )
-            )
-    if before is None or before.status is not after.status:
-        out.append(
-            (
-                "order.status_changed",
-                {
-                    "order_id": after.order_id,
-                    "status": after.status.value,
-                    "reason": after.reason,
-                },
-            )
-        )
-    return out
-
-
-def _item_json(item: Item) -> dict[str, Any]:
-    return {"sku": item.sku, "name": item.name, "size": item.size, "quantity": item.quantity}
-
-
-def _parse_placed(data: dict[str, Any]) -> domain.OrderPlaced:
-    require(
-        data,
-        "order_id",
-        "customer",
-        "shipping_address",
-        "items",
-        "total_cents",
-        "currency",
-        "payment",
-    )
-    if not isinstance(data["payment"], dict) or not data["payment"].get("token"):
-        raise InvalidEvent("payment.token is missing")
-    try:
-        items = tuple(
-            Item(
-                sku=str(raw["sku"]),
-                name=str(raw["name"]),
-                size=str(raw["size"]),
-                quantity=int(raw["quantity"]),
-                unit_price_cents=int(raw["unit_price_cents"]),
-            )
-            for raw in data["items"]
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidEvent(f"items are malformed: {exc!r}") from None
-    if any(item.quantity < 1 or item.unit_price_cents < 0 for item in items):
-        raise InvalidEvent("items need a positive quantity and a non-negative price")
-    return domain.OrderPlaced(
-        order_id=str(data["order_id"]),
-        customer=dict(data["customer"]),
-        shipping_address=dict(data["shipping_address"]),
-        items=items,
-        total_cents=int(data["total_cents"]),
-        currency=str(data["currency"]),
-    )
+def _keep_deadline(conn: Connection, before: Order | None, after: Order, now: datetime) -> None:
+    """The payment timer exists exactly while the order waits for its payment."""
+    waiting_before = before is not None and before.status is Status.PAYMENT_PENDING
+    waiting_after = after.status is Status.PAYMENT_PENDING
+    if waiting_after and not waiting_before and after.payment_due_at:
+        store.set_deadline(conn, after.order_id, datetime.fromisoformat(after.payment_due_at))
+    elif waiting_before and not waiting_after:
+        store.clear_deadline(conn, after.order_id)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from sqlalchemy import (
     JSON,
@@ -14,15 +15,16 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
     insert,
     select,
 )
 from sqlalchemy.exc import IntegrityError
 
 from workers.messaging import database
-from workers.messaging.envelope import Envelope, utcnow
+from workers.messaging.envelope import Envelope
 from workers.messaging.errors import TransientError
-from workers.orders.domain import DomainEvent, from_record, to_record
+from workers.orders.events import DomainEvent, from_record, to_record
 
 metadata = MetaData()
 
@@ -39,8 +41,6 @@ order_events = Table(
     Column("causation_id", String(36), nullable=False),
     Column("correlation_id", String(36), nullable=False),
 )
-
-database.register("orders", metadata)
 
 
 class ConcurrencyConflict(TransientError):
@@ -62,11 +62,11 @@ def append(
     expected_version: int,
     events: Sequence[DomainEvent],
     cause: Envelope,
+    now: datetime,
 ) -> None:
     """Append after ``expected_version``; raise ConcurrencyConflict if someone got there first."""
     if not events:
         return
-    now = utcnow()
     rows = []
     for offset, event in enumerate(events, start=1):
         name, data = to_record(event)
@@ -88,3 +88,53 @@ def append(
         raise ConcurrencyConflict(
             f"stream {stream_id} moved past version {expected_version}"
         ) from exc
+
+
+payment_deadlines = Table(
+    "payment_deadlines",
+    metadata,
+    # Durable: the timer lives in the database, so it survives any restart of any worker.
+    Column("order_id", String(36), primary_key=True),
+    Column("due_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+def set_deadline(conn: Connection, order_id: str, due_at: datetime) -> None:
+    conn.execute(insert(payment_deadlines).values(order_id=order_id, due_at=due_at))
+
+
+def clear_deadline(conn: Connection, order_id: str) -> None:
+    conn.execute(delete(payment_deadlines).where(payment_deadlines.c.order_id == order_id))
+
+
+def due_orders(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
+    query = (
+        select(payment_deadlines.c.order_id)
+        .where(payment_deadlines.c.due_at <= now)
+        .order_by(payment_deadlines.c.due_at)
+        .limit(limit)
+    )
+    return [row.order_id for row in conn.execute(query)]
+
+
+def all_streams(conn: Connection) -> Iterator[tuple[str, list[tuple[DomainEvent, datetime]]]]:
+    """Every stream with its events and their record times, for rebuilding projections."""
+    query = select(
+        order_events.c.stream_id,
+        order_events.c.type,
+        order_events.c.data,
+        order_events.c.recorded_at,
+    ).order_by(order_events.c.stream_id, order_events.c.version)
+    current: str | None = None
+    events: list[tuple[DomainEvent, datetime]] = []
+    for row in conn.execute(query):
+        if row.stream_id != current:
+            if current is not None:
+                yield current, events
+            current, events = row.stream_id, []
+        events.append((from_record(row.type, row.data), row.recorded_at))
+    if current is not None:
+        yield current, events
+
+
+database.register("orders", metadata)

@@ -1,4 +1,4 @@
-"""What the payments component does with a payment request: charge once, record, announce."""
+"""What the payments component does with payment and refund requests: act once, record, announce."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from workers.messaging.envelope import Envelope, require
-from workers.messaging.errors import InvalidEvent
+from workers.messaging.errors import InvalidEvent, InvariantViolation
 from workers.messaging.outbox import Outbox
 from workers.payments import store
 from workers.payments.gateway import Charged, ChargeResult, Declined, PaymentGateway
@@ -50,3 +50,38 @@ def _payment_request(event: Envelope) -> dict[str, Any]:
             f"amount_cents must be a positive whole number, got {data['amount_cents']!r}"
         )
     return data
+
+
+def refund(gateway: PaymentGateway, conn: Connection, event: Envelope) -> str:
+    """Give a charge back; the refund id is the idempotency key, so it is refunded once."""
+    data = _refund_request(event)
+    charge_id = store.charge_of(conn, data["payment_id"])
+    if charge_id is None:
+        raise InvariantViolation(f"payment {data['payment_id']} has no charge to refund")
+    return gateway.refund(idempotency_key=data["refund_id"], charge_id=charge_id)
+
+
+def record_refund(
+    conn: Connection, event: Envelope, outbox: Outbox, gateway_refund_id: str
+) -> None:
+    data = _refund_request(event)
+    store.record_refund(
+        conn,
+        refund_id=data["refund_id"],
+        payment_id=data["payment_id"],
+        order_id=data["order_id"],
+        gateway_refund_id=gateway_refund_id,
+        amount_cents=data["amount_cents"],
+    )
+    outbox.emit(
+        event.caused(
+            "payment.refunded",
+            SOURCE,
+            {key: data[key] for key in ("order_id", "payment_id", "amount_cents", "refund_id")},
+        )
+    )
+
+
+def _refund_request(event: Envelope) -> dict[str, Any]:
+    require(event.data, "order_id", "payment_id", "amount_cents", "refund_id")
+    return event.data

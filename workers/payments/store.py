@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, insert
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
 
 from workers.messaging import database
 from workers.messaging.envelope import utcnow
@@ -21,8 +32,6 @@ payments = Table(
     Column("reason", String(64), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
-
-database.register("payments", metadata)
 
 
 def record(
@@ -48,3 +57,50 @@ def record(
             created_at=utcnow(),
         )
     )
+
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("payment_id", String(36), nullable=False, unique=True),
+    Column("order_id", String(36), nullable=False, index=True),
+    Column("gateway_refund_id", String(64), nullable=False),
+    Column("amount_cents", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def charge_of(conn: Connection, payment_id: str) -> str | None:
+    """The gateway's charge id for a payment that succeeded, if it did."""
+    row = conn.execute(
+        select(payments.c.charge_id).where(
+            payments.c.id == payment_id, payments.c.charge_id.is_not(None)
+        )
+    ).first()
+    return None if row is None else str(row.charge_id)
+
+
+def record_refund(
+    conn: Connection,
+    *,
+    refund_id: str,
+    payment_id: str,
+    order_id: str,
+    gateway_refund_id: str,
+    amount_cents: int,
+) -> None:
+    conn.execute(
+        insert(refunds).values(
+            id=refund_id,
+            payment_id=payment_id,
+            order_id=order_id,
+            gateway_refund_id=gateway_refund_id,
+            amount_cents=amount_cents,
+            created_at=utcnow(),
+        )
+    )
+    conn.execute(update(payments).where(payments.c.id == payment_id).values(status="refunded"))
+
+
+database.register("payments", metadata)

@@ -1,0 +1,205 @@
+"""The operators' pages and JSON: dead letters, outbox backlogs, queue depths; password only."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import datetime
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+
+from config.celery import app as celery_app
+from config.settings import QUEUES, get_settings
+from shop.errors import error_response
+from workers.messaging import deadletters
+from workers.messaging.database import engine_for
+from workers.messaging.deadletters import DeadLetterNotFound
+from workers.messaging.outbox import backlog
+from workers.messaging.relay import EMITTING_COMPONENTS
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
+
+REALM = 'Basic realm="Shoeshop admin", charset="UTF-8"'
+FLOWER_PORT = 5555
+
+
+def _authorised() -> bool:
+    auth = request.authorization
+    given = (auth.password or "") if auth is not None else ""
+    # Constant time: how long a wrong guess takes says nothing about the right one.
+    return hmac.compare_digest(given.encode(), get_settings().admin_password.encode())
+
+
+@bp.before_request
+def _page_guard() -> ResponseReturnValue | None:
+    if _authorised():
+        return None
+    return Response("The admin pages need the admin password.", 401, {"WWW-Authenticate": REALM})
+
+
+@api_bp.before_request
+def _api_guard() -> ResponseReturnValue | None:
+    if not _authorised():
+        response, status = error_response(401, "unauthorized", "the admin password is required")
+        response.headers["WWW-Authenticate"] = REALM
+        return response, status
+    # A browser resends basic-auth credentials to any site's form; only a JSON body (which a
+    # cross-site form cannot send without CORS) proves the caller meant it. Hence no CSRF token.
+    if request.method == "POST" and not request.is_json:
+        return error_response(
+            415, "unsupported_media_type", "send Content-Type: application/json"
+        )
+    return None
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting in each component queue; None where the broker would not say."""
+    depths: dict[str, int | None] = {}
+    with celery_app.connection_for_read() as conn:
+        for name in QUEUES:
+            try:
+                channel = conn.channel()
+                try:
+                    if conn.transport.driver_type == "redis":
+                        depths[name] = int(channel.client.llen(name))
+                    else:
+                        depths[name] = int(channel.queue_declare(queue=name, passive=True)[1])
+                finally:
+                    channel.close()
+            except Exception as exc:  # broker away or queue not declared yet: show, don't fail
+                log.warning("queue depth of %s unavailable: %s", name, exc)
+                depths[name] = None
+    return depths
+
+
+def outbox_backlogs() -> dict[str, int]:
+    result = {}
+    for component in EMITTING_COMPONENTS:
+        with engine_for(component).connect() as conn:
+            result[component] = backlog(conn)
+    return result
+
+
+@bp.get("")
+def dashboard() -> ResponseReturnValue:
+    host = (request.host or "localhost").rsplit(":", 1)[0]
+    return render_template(
+        "admin.html",
+        parked=deadletters.count_parked(),
+        backlogs=outbox_backlogs(),
+        depths=queue_depths(),
+        flower_url=f"{request.scheme}://{host}:{FLOWER_PORT}",
+    )
+
+
+@bp.get("/dead-letters")
+def dead_letters_page() -> ResponseReturnValue:
+    status = request.args.get("status", deadletters.PARKED)
+    queue = request.args.get("queue") or None
+    letters = deadletters.list_letters(
+        queue=queue, status=None if status == "all" else status or None
+    )
+    return render_template(
+        "admin_dead_letters.html",
+        letters=letters,
+        status=status,
+        queue=queue,
+        queues=QUEUES,
+        statuses=[*deadletters.STATUSES, "all"],
+    )
+
+
+@bp.get("/dead-letters/<letter_id>")
+def dead_letter_page(letter_id: str) -> ResponseReturnValue:
+    try:
+        letter = deadletters.get(letter_id)
+    except DeadLetterNotFound:
+        return render_template("404.html", message="No dead letter has that id."), 404
+    return render_template(
+        "admin_dead_letter.html", letter=letter, actions=deadletters.actions(letter_id)
+    )
+
+
+@bp.post("/dead-letters/<letter_id>/<any(replay, discard):action>")
+def act_on_letter(letter_id: str, action: str) -> ResponseReturnValue:
+    try:
+        done = (
+            deadletters.replay(celery_app, letter_id)
+            if action == "replay"
+            else deadletters.discard(letter_id)
+        )
+    except DeadLetterNotFound:
+        return render_template("404.html", message="No dead letter has that id."), 404
+    flash(f"{action}: {done.outcome}", "ok" if done.ok else "error")
+    return redirect(url_for("admin.dead_letter_page", letter_id=letter_id), code=303)
+
+
+@api_bp.get("/dead-letters")
+def list_json() -> ResponseReturnValue:
+    status = request.args.get("status", deadletters.PARKED)
+    if status not in (*deadletters.STATUSES, "all"):
+        return _invalid("status", f"must be one of {', '.join(deadletters.STATUSES)} or all")
+    queue = request.args.get("queue") or None
+    if queue is not None and queue not in QUEUES:
+        return _invalid("queue", f"must be one of {', '.join(QUEUES)}")
+    since = None
+    if raw_since := request.args.get("since"):
+        try:
+            since = datetime.fromisoformat(raw_since)
+        except ValueError:
+            return _invalid("since", "must be an ISO 8601 time")
+    letters = deadletters.list_letters(
+        queue=queue, since=since, status=None if status == "all" else status
+    )
+    return jsonify([letter.to_dict() for letter in letters])
+
+
+@api_bp.get("/dead-letters/<letter_id>")
+def show_json(letter_id: str) -> ResponseReturnValue:
+    try:
+        letter = deadletters.get(letter_id)
+    except DeadLetterNotFound:
+        return _not_found(letter_id)
+    history = [action.to_dict() for action in deadletters.actions(letter_id)]
+    return jsonify({**letter.to_dict(), "actions": history})
+
+
+@api_bp.post("/dead-letters/<letter_id>/replay")
+def replay_json(letter_id: str) -> ResponseReturnValue:
+    try:
+        done = deadletters.replay(celery_app, letter_id)
+    except DeadLetterNotFound:
+        return _not_found(letter_id)
+    if not done.ok:
+        return error_response(409, "replay_failed", done.outcome)
+    return jsonify(done.to_dict()), 202
+
+
+@api_bp.post("/dead-letters/<letter_id>/discard")
+def discard_json(letter_id: str) -> ResponseReturnValue:
+    try:
+        done = deadletters.discard(letter_id)
+    except DeadLetterNotFound:
+        return _not_found(letter_id)
+    return jsonify(done.to_dict())
+
+
+def _not_found(letter_id: str) -> tuple[Response, int]:
+    return error_response(404, "not_found", f"no dead letter has the id {letter_id}")
+
+
+def _invalid(field: str, message: str) -> tuple[Response, int]:
+    return error_response(422, "invalid_fields", "some parameters are invalid", {field: message})

@@ -1,0 +1,53 @@
+"""A customer asks to cancel: the shop records the wish and tells orders, which decides."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from config.celery import app as celery_app
+from shop import readmodel
+from shop.tables import orders
+from workers.messaging.envelope import Envelope, event_type
+from workers.messaging.unit_of_work import publish_committed, unit_of_work
+
+SOURCE = "/shop"
+CUSTOMER_REQUEST = "customer_request"
+
+
+class UnknownOrder(Exception):
+    """No order has this id."""
+
+
+class TooLateToCancel(Exception):
+    """The order has shipped (or is already cancelled): there is nothing left to cancel."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"the order is {status.lower()} and can no longer be cancelled")
+        self.status = status
+
+
+def request_cancellation(order_id: str) -> bool:
+    """Ask for the order to be cancelled; False if it was already asked (nothing new sent)."""
+    with unit_of_work("shop") as outbox:
+        conn = outbox.conn
+        row = conn.execute(
+            select(orders.c.status, orders.c.cancel_requested_at).where(orders.c.id == order_id)
+        ).first()
+        if row is None:
+            raise UnknownOrder(order_id)
+        if row.status in readmodel.FINAL:
+            raise TooLateToCancel(row.status)
+        if row.cancel_requested_at is not None:
+            return False
+        event = Envelope(
+            type=event_type("order.cancellation_requested"),
+            source=SOURCE,
+            subject=order_id,
+            correlationid=order_id,
+            data={"order_id": order_id, "reason": CUSTOMER_REQUEST},
+        )
+        readmodel.remember(conn, event)
+        readmodel.apply(conn, event, live=True)
+        outbox.emit(event)
+    publish_committed(celery_app, "shop", outbox.emitted)
+    return True

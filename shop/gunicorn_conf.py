@@ -1,0 +1,52 @@
+"""Gunicorn hooks for the web process: one Prometheus metrics directory shared by its workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from config.settings import get_settings
+
+# gunicorn --workers 2 runs two Python processes; the checkout histogram of each lives in files
+# under this directory (prometheus_client's multiprocess mode) and /metrics adds them up.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def on_starting(server: Any) -> None:
+    """Before any worker forks: a fresh directory for this server, inherited by its workers."""
+    if os.environ.get(MULTIPROC_ENV):
+        return  # the operator chose one
+    parent = get_settings().data_dir / "metrics"
+    _remove_dead_servers(parent)
+    directory = parent / f"web-{os.getpid()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _remove_dead_servers(parent: Path) -> None:
+    """Directories of servers that are gone would otherwise pile up, one per restart."""
+    if not parent.is_dir():
+        return
+    for entry in parent.glob("web-*"):
+        pid = entry.name.removeprefix("web-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process holds that pid
+    return True

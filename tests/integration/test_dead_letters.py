@@ -1,0 +1,217 @@
+"""Poison and exhausted messages are parked, shown on the order, replayed once, discarded."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from celery import Celery
+from celery.signals import task_postrun
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from shop.sealing import Sealer
+from shop.validation import Card
+from tests.support.shop import FAILING_CARD, GOOD_CARD, order_body, wait_for
+from workers.messaging import deadletters
+from workers.messaging.database import engine_for
+from workers.messaging.deadletters import DeadLetter
+from workers.messaging.envelope import Envelope, event_type
+from workers.messaging.tables import inbox
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+SUBSCRIBERS = (
+    "orders.on_order_placed",
+    "payments.on_payment_requested",
+    "shipping.on_shipment_requested",
+    "shop.on_order_status_changed",
+)
+
+
+def letter_for(event_id: str, timeout_s: float = 30) -> DeadLetter:
+    def probe() -> DeadLetter | None:
+        found = [
+            letter
+            for letter in deadletters.list_letters(status=None)
+            if letter.event_id == event_id
+        ]
+        return found[0] if found else None
+
+    return wait_for(probe, timeout_s=timeout_s)
+
+
+def not_an_envelope(event_id: str) -> dict[str, Any]:
+    return {"id": event_id, "hello": "this is no CloudEvent"}
+
+
+def unknown_type(event_id: str) -> dict[str, Any]:
+    order_id = str(uuid.uuid4())
+    return Envelope(
+        type=event_type("order.exploded"), source="/tests", subject=order_id, data={}, id=event_id
+    ).to_dict()
+
+
+def payment_request(event_id: str, **data: Any) -> dict[str, Any]:
+    order_id = str(uuid.uuid4())
+    fields = {"order_id": order_id, "payment_id": str(uuid.uuid4()), "currency": "EUR", **data}
+    return Envelope(
+        type=event_type("payment.requested"),
+        source="/orders",
+        subject=order_id,
+        data=fields,
+        id=event_id,
+        correlationid=order_id,
+    ).to_dict()
+
+
+@pytest.mark.parametrize("task", SUBSCRIBERS)
+@pytest.mark.parametrize(
+    "poison", [not_an_envelope, unknown_type], ids=["not-an-event", "unknown-type"]
+)
+def test_a_poison_message_is_parked_at_once_without_retries(
+    celery_app: Celery, task: str, poison: Any
+) -> None:
+    event_id = str(uuid.uuid4())
+
+    celery_app.send_task(task, args=[poison(event_id)], queue=task.split(".")[0])
+
+    letter = letter_for(event_id)
+    assert (letter.task, letter.queue, letter.status) == (task, task.split(".")[0], "parked")
+    assert letter.attempts == 1
+    assert letter.exception in ("InvalidEvent", "UnknownEventType")
+    assert "Traceback" in letter.traceback
+
+
+def test_a_payment_request_without_an_amount_is_parked_as_a_schema_violation(
+    celery_app: Celery,
+) -> None:
+    event_id = str(uuid.uuid4())
+    body = payment_request(event_id, token="t")
+
+    celery_app.send_task("payments.on_payment_requested", args=[body], queue="payments")
+
+    letter = letter_for(event_id)
+    assert (letter.exception, letter.attempts) == ("InvalidEvent", 1)
+    assert "amount_cents" in letter.message
+
+
+def test_orders_keep_flowing_while_poison_sits_on_every_queue(
+    celery_app: Celery, client: FlaskClient
+) -> None:
+    for task in SUBSCRIBERS:
+        celery_app.send_task(task, args=["not even an object"], queue=task.split(".")[0])
+
+    order_id = client.post("/api/orders", json=order_body(sku="RUN-002")).get_json()["id"]
+
+    shipped = wait_for(
+        lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED"
+    )
+    assert shipped
+
+
+def test_a_card_that_always_fails_is_parked_after_its_retries_and_the_order_says_so(
+    client: FlaskClient,
+) -> None:
+    order_id = client.post("/api/orders", json=order_body(card=FAILING_CARD)).get_json()["id"]
+
+    letters = wait_for(lambda: deadletters.parked(subject=order_id), timeout_s=60)
+
+    [letter] = letters
+    assert letter.task == "payments.on_payment_requested"
+    assert letter.exception == "GatewayUnavailable"
+    assert letter.attempts == 5  # the first try and SHOESHOP_MAX_RETRIES=4 retries
+    assert letter.first_failed_at <= letter.last_failed_at
+    order = client.get(f"/api/orders/{order_id}").get_json()
+    assert order["delayed"] == {"since": letter.first_failed_at.isoformat(), "stage": "payment"}
+
+
+def test_an_order_with_nothing_parked_is_not_delayed(client: FlaskClient) -> None:
+    order_id = client.post("/api/orders", json=order_body()).get_json()["id"]
+
+    assert client.get(f"/api/orders/{order_id}").get_json()["delayed"] is None
+
+
+def test_parking_the_same_event_again_adds_up_its_attempts_on_one_row() -> None:
+    body = payment_request(str(uuid.uuid4()), amount_cents=100, token="t")
+    first = deadletters.park("payments.on_payment_requested", body, RuntimeError("one"), 5)
+    before = deadletters.get(first)
+
+    again = deadletters.park("payments.on_payment_requested", body, RuntimeError("two"), 5)
+
+    after = deadletters.get(again)
+    assert again == first
+    assert (after.attempts, after.message, after.status) == (10, "two", "parked")
+    assert after.first_failed_at == before.first_failed_at
+    assert after.last_failed_at >= before.last_failed_at
+
+
+@contextmanager
+def runs_of(event_id: str) -> Iterator[list[str]]:
+    """Every finished task run that was handed this event."""
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def record(sender: Any = None, args: Any = None, **_: Any) -> None:
+        if args and isinstance(args[0], dict) and args[0].get("id") == event_id:
+            with lock:
+                finished.append(str(getattr(sender, "name", "")))
+
+    task_postrun.connect(record, weak=False)
+    try:
+        yield finished
+    finally:
+        task_postrun.disconnect(record)
+
+
+def test_replaying_a_parked_payment_twice_charges_once(
+    celery_app: Celery, gateway_url: str
+) -> None:
+    token = Sealer(gateway_url).seal(Card(GOOD_CARD, 12, 2031, "123"))
+    event = payment_request(str(uuid.uuid4()), amount_cents=4200, token=token)
+    order_id = event["subject"]
+    letter_id = deadletters.park(
+        "payments.on_payment_requested", event, RuntimeError("the gateway was down"), 5
+    )
+
+    with runs_of(event["id"]) as runs:
+        first = deadletters.replay(celery_app, letter_id)
+        second = deadletters.replay(celery_app, letter_id)
+        wait_for(lambda: len(runs) == 2)
+
+    assert (first.outcome, second.outcome) == ("sent", "sent")
+    charges = httpx.get(f"{gateway_url}/v1/charges", params={"order_id": order_id}).json()
+    assert [charge["amount_cents"] for charge in charges] == [4200]
+    with engine_for("payments").connect() as conn:
+        applied = conn.execute(
+            select(func.count()).select_from(inbox).where(inbox.c.event_id == event["id"])
+        ).scalar_one()
+    assert applied == 1
+    assert deadletters.get(letter_id).status == "replayed"
+    assert [a.outcome for a in deadletters.actions(letter_id)] == ["sent", "sent"]
+
+
+def test_discarding_a_letter_changes_its_status_and_logs_the_action() -> None:
+    letter_id = deadletters.park("orders.on_order_placed", "junk", ValueError("junk"), 1)
+
+    action = deadletters.discard(letter_id)
+
+    assert deadletters.get(letter_id).status == "discarded"
+    assert [(a.action, a.outcome) for a in deadletters.actions(letter_id)] == [
+        ("discard", "discarded")
+    ]
+    assert action.ok
+
+
+def test_a_discarded_or_eventless_letter_is_not_replayed(celery_app: Celery) -> None:
+    letter_id = deadletters.park("orders.on_order_placed", "junk", ValueError("junk"), 1)
+
+    action = deadletters.replay(celery_app, letter_id)
+
+    assert not action.ok and action.outcome.startswith("failed")
+    assert deadletters.get(letter_id).status == "parked"

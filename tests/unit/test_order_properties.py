@@ -1,0 +1,76 @@
+"""Whatever order the saga's events arrive in, and however often, the order stays consistent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.test_order_lifecycle import DUE, PAY, placed
+from workers.orders import domain
+from workers.orders.domain import Order, Status
+from workers.orders.events import DomainEvent, OrderShipped, PaymentRefunded, PaymentSucceeded
+
+Step = Callable[[Order | None], list[DomainEvent]]
+
+STEPS: dict[str, Step] = {
+    "paid": lambda o: domain.record_payment(o, PAY, "ch_1", "refund-a"),
+    "declined": lambda o: domain.record_decline(o, PAY, "card_declined"),
+    "dispatched": lambda o: domain.record_dispatch(o, "s-1", "PostNL", "3S1"),
+    "cancel": lambda o: domain.request_cancellation(o, "customer_request", "refund-b"),
+    "refunded-a": lambda o: domain.record_refund(o, "refund-a"),
+    "refunded-b": lambda o: domain.record_refund(o, "refund-b"),
+    "timeout": lambda o: domain.expire_payment(o, DUE + timedelta(seconds=1)),
+    "early-timeout": lambda o: domain.expire_payment(o, datetime(2026, 1, 1, tzinfo=UTC)),
+}
+FINAL = (Status.SHIPPED, Status.CANCELLED)
+
+
+def run(names: list[str]) -> list[DomainEvent]:
+    events: list[DomainEvent] = list(domain.place(None, placed(), PAY, DUE))
+    for name in names:
+        events.extend(STEPS[name](domain.fold(events)))
+    return events
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(sorted(STEPS)), max_size=12))
+def test_any_sequence_of_saga_events_keeps_the_order_consistent(names: list[str]) -> None:
+    events = run(names)
+    order = domain.fold(events)
+    assert order is not None
+
+    # Charged at most once, refunded at most once, shipped at most once.
+    assert sum(isinstance(e, PaymentSucceeded) for e in events) <= 1
+    assert sum(isinstance(e, PaymentRefunded) for e in events) <= 1
+    assert sum(isinstance(e, OrderShipped) for e in events) <= 1
+    # A final status is final.
+    statuses = [s.status for s in _states(events)]
+    for earlier, later in zip(statuses, statuses[1:], strict=False):
+        if earlier in FINAL:
+            assert later is earlier
+    # A shipped order was paid and never refunded; a refund only follows money taken.
+    if order.status is Status.SHIPPED:
+        assert order.charge_id is not None and not order.refunded
+    if order.refunded:
+        assert order.charge_id is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(sorted(STEPS)), max_size=8), st.sampled_from(sorted(STEPS)))
+def test_a_duplicate_of_the_last_event_changes_nothing(names: list[str], last: str) -> None:
+    once = domain.fold(run([*names, last]))
+    twice = domain.fold(run([*names, last, last]))
+    assert once is not None and twice is not None
+    assert (twice.status, twice.charge_id, twice.refunded) == (once.status, once.charge_id, once.refunded)
+
+
+def _states(events: list[DomainEvent]) -> list[Order]:
+    states: list[Order] = []
+    state: Order | None = None
+    for event in events:
+        state = domain.evolve(state, event)
+        states.append(state)
+    return states

@@ -1,0 +1,93 @@
+"""``shoeshop bench``: the shop and a raw Celery baseline under the same load, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+# Enough orders to open every connection pool and import every lazy module before measuring.
+DEFAULT_WARMUP = 20
+
+
+@click.command()
+@click.option(
+    "--broker",
+    "broker_url",
+    default=None,
+    help="Broker URL (redis://…, amqp://…); default: an embedded Redis of the run's own.",
+)
+@click.option(
+    "--url", "target_url", default=None, help="Measure a shop already running there instead."
+)
+@click.option("--orders", default=1000, show_default=True, help="Orders per phase.")
+@click.option("--rate", type=float, default=None, help="Only a paced phase, at this many orders/s.")
+@click.option("--burst", is_flag=True, help="Only a burst phase: every order as fast as it goes.")
+@click.option(
+    "--workers",
+    "concurrency",
+    default=16,
+    show_default=True,
+    help="Concurrent HTTP clients placing orders.",
+)
+@click.option(
+    "--paced-fraction",
+    default=0.5,
+    show_default=True,
+    help="Pace the second phase at this fraction of the capacity the burst measured.",
+)
+@click.option(
+    "--backlog",
+    is_flag=True,
+    help="Also stop the broker, accept orders, restart it, time the drain.",
+)
+@click.option("--backlog-orders", type=int, default=None, help="Backlog size (default: --orders).")
+@click.option(
+    "--warmup", default=DEFAULT_WARMUP, show_default=True, help="Unmeasured orders first."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/bench"),
+    show_default=True,
+)
+@click.option("--keep", is_flag=True, help="Keep the run's databases, broker data and logs.")
+def bench(
+    broker_url: str | None,
+    target_url: str | None,
+    orders: int,
+    rate: float | None,
+    burst: bool,
+    concurrency: int,
+    paced_fraction: float,
+    backlog: bool,
+    backlog_orders: int | None,
+    warmup: int,
+    out_dir: Path,
+    keep: bool,
+) -> None:
+    """Place orders over HTTP at the shop and at a raw Celery chain; report both and the ratios."""
+    if rate is not None and burst:
+        raise click.UsageError("--rate and --burst exclude each other")
+    if target_url and not broker_url:
+        raise click.UsageError("--url needs --broker: the baseline runs on the shop's broker")
+    if backlog and (broker_url or target_url):
+        raise click.UsageError("--backlog needs the embedded broker, which the bench can stop")
+    from workers.bench.run import Options, run_bench  # heavy imports only when benchmarking
+
+    run_bench(
+        Options(
+            broker_url=broker_url,
+            target_url=target_url,
+            orders=orders,
+            rate=rate,
+            burst=burst,
+            concurrency=concurrency,
+            paced_fraction=paced_fraction,
+            backlog_orders=(backlog_orders or orders) if backlog else 0,
+            warmup=warmup,
+            out_dir=out_dir,
+            keep=keep,
+        )
+    )

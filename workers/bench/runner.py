@@ -1,0 +1,192 @@
+"""Starting and stopping what a benchmark runs against: the broker and the shop's processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+from celery import Celery
+
+from workers.bench import procstat
+from workers.messaging.embedded_redis import EmbeddedRedis
+
+STARTUP_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+BASELINE_NODE_PREFIX = "bench_"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def executable(name: str) -> str:
+    """A console script beside this interpreter, so an unactivated venv works too."""
+    return str(Path(sys.executable).parent / name)
+
+
+@dataclass
+class Broker:
+    """The broker of a run: an embedded Redis the bench owns, or a URL it was given."""
+
+    url: str
+    embedded: EmbeddedRedis | None = None
+
+    @classmethod
+    def open(cls, url: str | None, data_dir: Path) -> Broker:
+        if url:
+            return cls(url)
+        redis = EmbeddedRedis(data_dir / "redis" / "redis.sock")
+        redis.start()
+        return cls(redis.url, redis)
+
+    def pids(self) -> dict[int, str]:
+        process = self.embedded._process if self.embedded else None
+        return {process.pid: "broker"} if process is not None else {}
+
+    def take_away(self) -> None:
+        if self.embedded is None:
+            raise RuntimeError("only an embedded broker can be taken away by the bench")
+        self.embedded.stop()
+
+    def bring_back(self) -> None:
+        if self.embedded is not None:
+            self.embedded.start()
+
+    def close(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise RuntimeError(f"a process exited during start-up; see {log}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} was not ready within {STARTUP_TIMEOUT_S:.0f}s; see {log}")
+
+
+def stack_env(broker_url: str, data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(
+        SHOESHOP_BROKER_URL=broker_url,
+        SHOESHOP_DATA_DIR=str(data_dir),
+        SHOESHOP_FLOWER_PASSWORD=secrets.token_urlsafe(12),
+    )
+    return env
+
+
+@dataclass
+class SystemStack:
+    """``shoeshop up`` on free ports, in a session of its own so every process can be found."""
+
+    url: str
+    broker: Broker
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, broker: Broker, data_dir: Path, log: Path) -> SystemStack:
+        ports = {name: free_port() for name in ("web", "flower", "gateway")}
+        env = stack_env(broker.url, data_dir)
+        env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{ports['gateway']}"
+        out = log.open("wb")
+        process = subprocess.Popen(
+            [
+                executable("shoeshop"),
+                "up",
+                "--port",
+                str(ports["web"]),
+                "--flower-port",
+                str(ports["flower"]),
+                "--gateway-port",
+                str(ports["gateway"]),
+            ],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        stack = cls(f"http://127.0.0.1:{ports['web']}", broker, process, log, out)
+        try:
+            wait_ready(stack.url, [process], log)
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def pids(self) -> dict[int, str]:
+        found = dict(self.broker.pids())
+        if self.process is None:
+            return found  # a stack the bench did not start: its processes are not ours to find
+        for pid in procstat.descendants(self.process.pid):
+            try:
+                kind = procstat.classify(procstat.cmdline(pid))
+            except OSError:
+                continue
+            if kind != "shell":
+                found[pid] = kind
+        return found
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        started = _command_lines(procstat.descendants(self.process.pid))
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # Ctrl-C, as `shoeshop up` expects
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for pid, argv in _command_lines(list(started)).items():
+            # Stragglers of the tree this bench started (only if `up` failed to stop them);
+            # the same command line guards against a pid that was reused meanwhile.
+            if argv == started[pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self._log_file is not None:
+            self._log_file.close()
+
+
+def _command_lines(pids: list[int]) -> dict[int, list[str]]:
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            out[pid] = procstat.cmdline(pid)
+    return out
+
+
+def task_totals(broker_url: str, *, baseline: bool) -> int:
+    """Tasks run so far by the system's workers, or by the baseline's (``bench_…`` nodes)."""
+    app = Celery("shoeshop-bench-probe", broker=broker_url)
+    try:
+        stats = app.control.inspect(timeout=3.0).stats() or {}
+    finally:
+        app.close()
+    return sum(
+        sum(int(count) for count in (node_stats.get("total") or {}).values())
+        for node, node_stats in stats.items()
+        if node.startswith(BASELINE_NODE_PREFIX) == baseline
+    )

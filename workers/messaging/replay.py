@@ -1,0 +1,51 @@
+"""Catching a subscriber up on history: the stored events it subscribes to, re-sent in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from celery import Celery
+from sqlalchemy import select
+
+from workers.messaging.database import engine_for
+from workers.messaging.envelope import Envelope
+from workers.messaging.publisher import task_id_for
+from workers.messaging.subscriptions import SUBSCRIPTIONS, queue_of
+from workers.messaging.tables import outbox
+
+EMITTING_COMPONENTS = ("shop", "orders", "payments", "shipping")
+
+
+def history_for(task_name: str, components: Iterable[str] = EMITTING_COMPONENTS) -> list[Envelope]:
+    """Every stored event of the types ``task_name`` subscribes to, oldest first.
+
+    Each component keeps what it emitted in its outbox (published rows are kept, not deleted),
+    so the outboxes together are the log of every event that ever crossed the broker.
+    """
+    types = [type_ for type_, tasks in SUBSCRIPTIONS.items() if task_name in tasks]
+    if not types:
+        raise ValueError(f"{task_name!r} subscribes to no event; see the subscription table")
+    found: list[tuple[str, int, Envelope]] = []
+    query = select(outbox.c.seq, outbox.c.event).where(outbox.c.type.in_(types))
+    for component in components:
+        with engine_for(component).connect() as conn:
+            for row in conn.execute(query):
+                event = Envelope.from_dict(row.event)
+                found.append((event.time, row.seq, event))
+    found.sort(key=lambda entry: (entry[0], entry[1]))
+    return [event for _time, _seq, event in found]
+
+
+def replay_to(app: Celery, task_name: str) -> int:
+    """Send the history to one subscriber only; its inbox skips what it has already applied."""
+    events = history_for(task_name)
+    with app.producer_or_acquire() as producer:
+        for event in events:
+            app.send_task(
+                task_name,
+                args=[event.to_dict()],
+                task_id=task_id_for(event, task_name),
+                queue=queue_of(task_name),
+                producer=producer,
+            )
+    return len(events)

@@ -1,0 +1,34 @@
+"""The payment timer: orders whose payment deadline has passed are cancelled, once each."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from celery import Celery
+
+from workers.messaging.database import engine_for
+from workers.messaging.unit_of_work import publish_committed, unit_of_work
+from workers.orders import handlers, store
+
+COMPONENT = "orders"
+log = logging.getLogger(__name__)
+
+
+def sweep(app: Celery, now: datetime) -> int:
+    """Expire every order due by ``now`` (the clock is a parameter, so tests can move it)."""
+    with engine_for(COMPONENT).connect() as conn:
+        due = store.due_orders(conn, now)
+    expired = 0
+    for order_id in due:
+        # One transaction per order: one conflicting order does not hold up the rest; it is
+        # still due, so the next sweep looks at it again.
+        try:
+            with unit_of_work(COMPONENT) as outbox:
+                handlers.expire_if_unpaid(outbox.conn, order_id, now, outbox)
+        except store.ConcurrencyConflict:
+            log.info("order %s changed while its deadline was checked; next sweep", order_id)
+            continue
+        publish_committed(app, COMPONENT, outbox.emitted)
+        expired += 1
+    return expired

@@ -1,0 +1,46 @@
+"""``shoeshop replay``: rebuild read models from the event logs, or catch a subscriber up."""
+
+from __future__ import annotations
+
+import click
+
+PROJECTIONS = ("order_status", "order_list", "sales")
+
+
+def _rebuild(name: str) -> int:
+    """Rebuild one projection in its own component's database, in one transaction."""
+    from workers.messaging.database import transaction
+
+    if name == "order_status":
+        from shop import readmodel
+
+        with transaction("shop") as conn:
+            return readmodel.rebuild(conn)
+    from workers.orders import projections
+
+    with transaction("orders") as conn:
+        return projections.rebuild(conn, [name])
+
+
+@click.command()
+@click.option(
+    "--projection",
+    type=click.Choice(PROJECTIONS),
+    multiple=True,
+    help="Which read model to rebuild (default: all of them).",
+)
+@click.option("--to", "task", default=None, help="Re-send history to this subscriber task.")
+def replay(projection: tuple[str, ...], task: str | None) -> None:
+    """Rebuild read models from the event log, or re-publish history to one subscriber."""
+    if task is not None:
+        from config.celery import app
+        from workers.messaging.replay import replay_to
+
+        try:
+            sent = replay_to(app, task)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"re-sent {sent} event(s) to {task}; its inbox skips what it already applied")
+        return
+    for name in projection or PROJECTIONS:
+        click.echo(f"{name}: rebuilt from {_rebuild(name)} event(s)")
