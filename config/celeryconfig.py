@@ -79,3 +79,11 @@ beat_schedule = {
         "options": {"queue": "orders", "expires": PAYMENT_SWEEP_INTERVAL_S},
     }
 }
+# Parcels packed for SHOESHOP_PACKING_DELAY seconds leave on the next sweep after that.
+PACKING_SWEEP_INTERVAL_S = 1.0
+if _settings.packing_delay_s > 0:
+    beat_schedule["dispatch-packed-parcels"] = {
+        "task": "shipping.dispatch_packed",
+        "schedule": PACKING_SWEEP_INTERVAL_S,
+        "options": {"queue": "shipping", "expires": PACKING_SWEEP_INTERVAL_S},
+    }

@@ -14,6 +14,9 @@ QUEUES = ("shop", "orders", "payments", "shipping")
 """One queue per component with subscribers; a task named ``<queue>.<handler>`` is routed to it."""
 
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8020"
+# Seconds a parcel spends being packed before it leaves; a cancellation can stop it meanwhile.
+# Zero by default: the simulated warehouse ships at once, which keeps latency honest in benches.
+DEFAULT_PACKING_DELAY_S = 0.0
 # Fifteen minutes: long enough for a slow bank, short enough that stock is not held all day.
 DEFAULT_PAYMENT_TIMEOUT_S = 15 * 60
 # Attempts before a transiently failing message is parked. With the backoff below the last
@@ -44,6 +47,7 @@ class Settings:
     retry_max_delay_s: float
     gateway_fault_rate: float
     gateway_latency_ms: int
+    packing_delay_s: float
 
     @property
     def is_production(self) -> bool:
@@ -87,6 +91,7 @@ class Settings:
             retry_max_delay_s=_float(env, "SHOESHOP_RETRY_MAX_DELAY", DEFAULT_RETRY_MAX_DELAY_S),
             gateway_fault_rate=_float(env, "SHOESHOP_GATEWAY_FAULT_RATE", 0.0),
             gateway_latency_ms=_int(env, "SHOESHOP_GATEWAY_LATENCY_MS", 0),
+            packing_delay_s=_float(env, "SHOESHOP_PACKING_DELAY", DEFAULT_PACKING_DELAY_S),
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from shop import readmodel
+from shop.delays import delay_of
 from workers.messaging.database import engine_for
 
 bp = Blueprint("events_stream", __name__)
@@ -49,8 +50,10 @@ class StreamLimits:
 
 
 def load_view(order_id: str) -> dict[str, Any] | None:
+    """The same view GET /api/orders/<id> answers with."""
     with engine_for("shop").connect() as conn:
-        return readmodel.order_view(conn, order_id)
+        view = readmodel.order_view(conn, order_id)
+    return None if view is None else {**view, "delayed": delay_of(order_id)}
 
 
 def version_of(view: dict[str, Any]) -> int:

@@ -134,6 +134,19 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "CancellationAccepted": {
+        "type": "object",
+        "required": ["id", "status", "links"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {"type": "string", "enum": ["CANCELLATION_REQUESTED"]},
+            "links": {
+                "type": "object",
+                "required": ["self"],
+                "properties": {"self": {"type": "string"}},
+            },
+        },
+    },
     "Order": {
         "type": "object",
         "required": [
@@ -154,6 +167,21 @@ SCHEMAS: dict[str, Any] = {
                 "enum": ["PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED", "CANCELLED"],
             },
             "reason": {"type": ["string", "null"]},
+            "cancellable": {"type": "boolean"},
+            "cancel_requested": {"type": "boolean"},
+            "delayed": {
+                "description": "Set while a message about the order waits in the dead letters.",
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "since": {"type": "string", "format": "date-time"},
+                            "stage": {"type": "string"},
+                        },
+                    },
+                ],
+            },
             "items": {
                 "type": "array",
                 "items": {
@@ -256,7 +284,7 @@ PATHS: dict[str, Any] = {
             "summary": "Ask to cancel the order; a paid order is refunded.",
             "parameters": [ORDER_ID],
             "responses": {
-                "202": _body({"type": "object"}, "The cancellation is on its way."),
+                "202": _body(_ref("CancellationAccepted"), "The cancellation is on its way."),
                 "404": _error("No order has that id."),
                 "409": _error("The order has shipped (or is already cancelled)."),
             },

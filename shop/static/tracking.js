@@ -1,11 +1,14 @@
-// Keeps the order tracking page current: asks the JSON API once a second and redraws the
-// status, shipment and timeline until the order is shipped or cancelled.
+// Keeps the order tracking page current until the order is shipped or cancelled: listens to the
+// server's event stream (Server-Sent Events), and asks the JSON API once a second instead when
+// the browser has no EventSource or the stream is refused.
 (function () {
   "use strict";
 
   var POLL_MS = 1000;
   // After a failed request, wait longer each time (capped) so a down server is not hammered.
   var MAX_BACKOFF_MS = 15000;
+  // Reconnections in a row that bring nothing before the page gives up on the stream and polls.
+  var MAX_STREAM_FAILURES = 3;
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
   var root = document.getElementById("order");
@@ -14,6 +17,8 @@
   }
   var text = JSON.parse(root.dataset.text);
   var apiUrl = root.dataset.api;
+  var eventsUrl = root.dataset.events;
+  var finished = false;
   var delay = POLL_MS;
   var lastTimeline = "";
 
@@ -140,7 +145,27 @@
     return el;
   }
 
+  function renderCancel(order) {
+    var form = byId("cancel-form");
+    if (form && typeof order.cancellable === "boolean") {
+      form.hidden = !order.cancellable;
+    }
+    var pending = byId("cancel-pending");
+    if (pending && typeof order.cancel_requested === "boolean") {
+      pending.hidden = !(order.cancel_requested && text.final.indexOf(order.status) === -1);
+    }
+  }
+
+  function render(order) {
+    renderStatus(order);
+    renderShipment(order);
+    renderTimeline(order);
+    renderCancel(order);
+    finished = text.final.indexOf(order.status) !== -1;
+  }
+
   function poll() {
+    root.dataset.live = "polling";
     fetch(apiUrl, { headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (response) {
         if (!response.ok) {
@@ -149,11 +174,9 @@
         return response.json();
       })
       .then(function (order) {
-        renderStatus(order);
-        renderShipment(order);
-        renderTimeline(order);
+        render(order);
         delay = POLL_MS;
-        if (text.final.indexOf(order.status) === -1) {
+        if (!finished) {
           window.setTimeout(poll, delay);
         }
       })
@@ -163,5 +186,36 @@
       });
   }
 
-  window.setTimeout(poll, POLL_MS);
+  // The server sends the whole order view at each change (id: its version); the browser
+  // reconnects by itself with Last-Event-ID when a stream ends before the order does.
+  function listen() {
+    var source = new EventSource(eventsUrl);
+    var failures = 0;
+    root.dataset.live = "stream";
+    source.onopen = function () {
+      failures = 0;
+    };
+    source.addEventListener("order", function (message) {
+      render(JSON.parse(message.data));
+      if (finished) {
+        source.close();
+      }
+    });
+    source.onerror = function () {
+      failures += 1;
+      // CLOSED: the server turned the stream away (busy, gone); else the browser is retrying.
+      if (source.readyState === EventSource.CLOSED || failures > MAX_STREAM_FAILURES) {
+        source.close();
+        if (!finished) {
+          window.setTimeout(poll, POLL_MS);
+        }
+      }
+    };
+  }
+
+  if (window.EventSource && eventsUrl) {
+    listen();
+  } else {
+    window.setTimeout(poll, POLL_MS);
+  }
 })();

@@ -152,9 +152,9 @@ def test_component_queues_are_quorum_queues_with_a_delivery_limit_and_a_dead_let
     ).stdout
 
     queues = {queue["name"]: queue["arguments"] for queue in json.loads(listing)}
-    arguments = dict(queues["orders"]) if isinstance(queues["orders"], dict) else {
-        key: value for key, value in queues["orders"]
-    }
+    raw = queues["orders"]
+    # rabbitmqctl prints a table's entries as [key, type, value] (older: [key, value]).
+    arguments = raw if isinstance(raw, dict) else {entry[0]: entry[-1] for entry in raw}
     assert arguments["x-queue-type"] == "quorum"
     assert arguments["x-delivery-limit"] == broker_dead.DELIVERY_LIMIT
     assert arguments["x-dead-letter-exchange"] == broker_dead.DEAD_LETTER_EXCHANGE

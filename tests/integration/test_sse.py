@@ -73,8 +73,9 @@ def test_the_stream_sends_each_change_and_ends_when_the_order_ships(client: Flas
 def test_a_client_that_has_the_final_state_is_told_to_stop(client: FlaskClient) -> None:
     view = shipped_order(client)
     version = str(len(view["timeline"]))
+    url = f"/orders/{view['id']}/events"
 
-    status, events = read_events(client, f"/orders/{view['id']}/events", **{"Last-Event-ID": version})
+    status, events = read_events(client, url, **{"Last-Event-ID": version})
 
     assert status == 204
     assert events == []
@@ -127,7 +128,9 @@ def view_with(status: str, events: int) -> dict[str, Any]:
     return {"id": "o1", "status": status, "timeline": [{"type": "t"}] * events}
 
 
-def run(views: Iterator[dict[str, Any]], limits: StreamLimits, seen: int | None = None) -> list[str]:
+def run(
+    views: Iterator[dict[str, Any]], limits: StreamLimits, seen: int | None = None
+) -> list[str]:
     clock = FakeClock()
     first = next(views)
     return list(

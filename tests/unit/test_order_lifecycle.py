@@ -10,6 +10,7 @@ from workers.messaging.errors import InvalidEvent, InvariantViolation
 from workers.orders import domain
 from workers.orders.domain import Order, Status
 from workers.orders.events import (
+    CancellationRequested,
     DomainEvent,
     Item,
     OrderPlaced,
@@ -103,30 +104,42 @@ def test_a_dispatched_shipment_ships_a_paid_order() -> None:
 
 def test_cancelling_before_payment_cancels_at_once() -> None:
     story = Story().placed()
-    story.then(domain.request_cancellation(story.order, "customer_request", REFUND))
+    story.then(domain.request_cancellation(story.order, "customer_request"))
     assert story.status is Status.CANCELLED
     assert story.order is not None and story.order.reason == "customer_request"
 
 
-def test_cancelling_a_paid_order_refunds_first_then_cancels() -> None:
+def test_cancelling_a_paid_order_asks_shipping_to_stop_the_parcel_first() -> None:
     story = Story().placed().paid()
-    story.then(domain.request_cancellation(story.order, "customer_request", REFUND))
+    story.then(domain.request_cancellation(story.order, "customer_request"))
     assert story.status is Status.PAID
+    assert story.events[-1] == CancellationRequested("customer_request")
+
+
+def test_a_stopped_parcel_is_refunded_and_then_the_order_is_cancelled() -> None:
+    story = Story().placed().paid()
+    story.then(domain.request_cancellation(story.order, "customer_request"))
+    story.then(domain.record_shipment_stopped(story.order, REFUND))
     assert isinstance(story.events[-1], RefundRequested)
+    assert story.status is Status.PAID
     story.then(domain.record_refund(story.order, REFUND))
     assert story.status is Status.CANCELLED
     assert story.order is not None and story.order.refunded
+    assert story.order.reason == "customer_request"
 
 
-def test_a_shipment_while_a_cancellation_is_pending_does_not_ship_the_order() -> None:
+def test_a_parcel_that_left_before_the_cancellation_ships_the_order() -> None:
     story = Story().placed().paid()
-    story.then(domain.request_cancellation(story.order, "customer_request", REFUND))
-    assert domain.record_dispatch(story.order, "s-1", "PostNL", "3S1") == []
+    story.then(domain.request_cancellation(story.order, "customer_request"))
+    story.shipped()
+    assert story.status is Status.SHIPPED
+    assert story.order is not None and story.order.pending_cancellation is None
+    assert domain.record_shipment_stopped(story.order, REFUND) == []
 
 
 def test_a_shipped_order_cannot_be_cancelled() -> None:
     story = Story().placed().paid().shipped()
-    assert domain.request_cancellation(story.order, "customer_request", REFUND) == []
+    assert domain.request_cancellation(story.order, "customer_request") == []
 
 
 def test_an_unpaid_order_past_its_deadline_is_cancelled_for_timeout() -> None:

@@ -72,6 +72,8 @@ _QUEUE = re.compile(r"^-Q$|^--queues$")
 def classify(argv: list[str]) -> str:
     """The process kind a command line belongs to: web, a worker's queue, relay, broker, ..."""
     text = " ".join(argv)
+    if argv[:2] == ["/bin/sh", "-c"]:
+        return "shell"  # honcho's shell around each Procfile line: it only waits
     if "gunicorn" in text:
         return "web"
     if "redis-server" in text:
@@ -90,8 +92,6 @@ def classify(argv: list[str]) -> str:
     for kind in ("relay", "gateway", "up"):
         if f"shoeshop {kind}" in text or text.endswith(f"shoeshop {kind}"):
             return "launcher" if kind == "up" else kind
-    if argv and argv[0].endswith(("/sh", "sh")) and len(argv) <= 3:
-        return "shell"
     return Path(argv[0]).name if argv else "unknown"
 
 

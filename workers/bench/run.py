@@ -64,6 +64,7 @@ class Run:
     run_dir: Path
     latencies: dict[str, list[float]] = field(default_factory=dict)
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    incomplete: list[str] = field(default_factory=list)
 
     def collect(self, name: str, outcome: Outcome) -> dict[str, Any]:
         self.latencies[name] = [done - placed for placed, done in outcome.moments]
@@ -71,7 +72,7 @@ class Run:
         self.series[name] = measure.throughput_series((done for _, done in outcome.moments), start)
         summary = outcome.summary(self.options.orders)
         if summary["finished"] < self.options.orders:
-            click.echo(f"warning: {name}: only {summary['finished']} orders finished", err=True)
+            self.incomplete.append(f"{name}: {summary['finished']} of {self.options.orders}")
         return summary
 
 
@@ -98,6 +99,11 @@ def run_bench(options: Options) -> None:
     click.echo(report.table(result))
     click.echo(f"\nratios (system / baseline): {result['ratios']}")
     click.echo(f"written: {json_path} and {json_path.with_suffix('.png')}")
+    if run.incomplete:
+        # A benchmark whose orders do not all finish measures a broken shop: fail loudly.
+        raise click.ClickException(
+            f"not every order finished ({'; '.join(run.incomplete)}); logs in {run_dir}/logs"
+        )
     if not options.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
 

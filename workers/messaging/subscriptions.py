@@ -21,6 +21,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     event_type("order.cancellation_requested"): ("orders.on_cancellation_requested",),
     event_type("refund.requested"): ("payments.on_refund_requested",),
     event_type("payment.refunded"): ("orders.on_payment_refunded",),
+    event_type("shipment.cancellation_requested"): ("shipping.on_shipment_cancellation_requested",),
+    event_type("shipment.cancelled"): ("orders.on_shipment_cancelled",),
 }
 
 

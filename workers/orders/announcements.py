@@ -8,6 +8,7 @@ from workers.messaging.envelope import require
 from workers.messaging.errors import InvalidEvent
 from workers.orders.domain import Order
 from workers.orders.events import (
+    CancellationRequested,
     DomainEvent,
     Item,
     OrderPlaced,
@@ -47,6 +48,16 @@ def announcements(
                             "order_id": after.order_id,
                             "shipping_address": after.shipping_address,
                             "items": [_item_json(item) for item in after.items],
+                        },
+                    )
+                )
+            case CancellationRequested():
+                out.append(
+                    (
+                        "shipment.cancellation_requested",
+                        {
+                            "order_id": after.order_id,
+                            "reason": event.reason,
                         },
                     )
                 )

@@ -28,6 +28,7 @@ from workers.orders.events import (
     PaymentSucceeded,
     RefundRequested,
     ShipmentRequested,
+    ShipmentStopped,
     TransitionIgnored,
 )
 
@@ -66,6 +67,7 @@ class Order:
     charge_id: str | None = None
     shipment_id: str | None = None
     pending_cancellation: str | None = None
+    shipment_stopped: bool = False
     refund_id: str | None = None
     refunded: bool = False
     version: int = 0
@@ -109,7 +111,12 @@ def _changes(event: DomainEvent) -> dict[str, Any]:
         case LatePaymentReceived(charge_id=charge_id):
             return {"charge_id": charge_id}
         case OrderShipped(shipment_id=shipment_id):
-            return {"status": Status.SHIPPED, "shipment_id": shipment_id}
+            # A parcel that left answers any cancellation still pending: too late.
+            return {
+                "status": Status.SHIPPED,
+                "shipment_id": shipment_id,
+                "pending_cancellation": None,
+            }
         case CancellationRequested(reason=reason):
             return {"pending_cancellation": reason}
         case OrderCancelled(reason=reason):
@@ -118,6 +125,8 @@ def _changes(event: DomainEvent) -> dict[str, Any]:
             return {"refund_id": refund_id}
         case PaymentRefunded():
             return {"refunded": True}
+        case ShipmentStopped():
+            return {"shipment_stopped": True}
         case PaymentDeclined() | ShipmentRequested() | TransitionIgnored():
             return {}
     raise InvariantViolation(f"unknown order event {type(event).__name__}")
@@ -179,24 +188,33 @@ def record_decline(order: Order | None, payment_id: str, reason: str) -> list[Do
 def record_dispatch(
     order: Order | None, shipment_id: str, carrier: str, tracking_number: str
 ) -> list[DomainEvent]:
-    """Only a paid order that nobody is cancelling ships."""
-    if order is None or order.status is not Status.PAID or order.pending_cancellation:
+    """A paid order ships; the parcel leaving wins over a cancellation still in flight, but
+    not over shipping's own word that it stopped the parcel."""
+    if order is None or order.status is not Status.PAID or order.shipment_stopped:
         return []
     return [OrderShipped(shipment_id, carrier, tracking_number)]
 
 
-def request_cancellation(order: Order | None, reason: str, refund_id: str) -> list[DomainEvent]:
-    """Before payment: cancelled at once. Paid: refund first, cancelled when it is through."""
+def request_cancellation(order: Order | None, reason: str) -> list[DomainEvent]:
+    """Before payment: cancelled at once. Paid: only if shipping can still stop the parcel."""
     if order is None or order.pending_cancellation:
         return []
     if order.status in CANCELLABLE_BEFORE_PAYMENT:
         return [OrderCancelled(reason)]
-    if order.status is Status.PAID and order.payment_id is not None:
-        return [
-            CancellationRequested(reason),
-            RefundRequested(refund_id, order.payment_id, order.total_cents),
-        ]
+    if order.status is Status.PAID:
+        return [CancellationRequested(reason)]
     return []
+
+
+def record_shipment_stopped(order: Order | None, refund_id: str) -> list[DomainEvent]:
+    """The parcel will not leave: refund the payment; the order is cancelled once refunded."""
+    if order is None or order.status is not Status.PAID or not order.pending_cancellation:
+        return []
+    assert order.payment_id is not None
+    return [
+        ShipmentStopped(order.order_id),
+        RefundRequested(refund_id, order.payment_id, order.total_cents),
+    ]
 
 
 def record_refund(order: Order | None, refund_id: str) -> list[DomainEvent]:

@@ -66,9 +66,16 @@ class OrderShipped:
 
 @dataclass(frozen=True)
 class CancellationRequested:
-    """A paid order is to be cancelled; it is, once its refund has gone through."""
+    """A paid order is to be cancelled if shipping can still stop its parcel."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class ShipmentStopped:
+    """Shipping stopped the parcel before it left: the money can go back."""
+
+    order_id: str
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ DomainEvent = (
     | ShipmentRequested
     | OrderShipped
     | CancellationRequested
+    | ShipmentStopped
     | OrderCancelled
     | LatePaymentReceived
     | RefundRequested
@@ -129,6 +137,7 @@ EVENT_CLASSES: dict[str, type[DomainEvent]] = {
         ShipmentRequested,
         OrderShipped,
         CancellationRequested,
+        ShipmentStopped,
         OrderCancelled,
         LatePaymentReceived,
         RefundRequested,

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from config.settings import get_settings
 from workers.messaging.envelope import Envelope, event_type, require, utcnow
+from workers.messaging.errors import TransientError
 from workers.messaging.outbox import Outbox
 from workers.orders import domain, projections, store
 from workers.orders.announcements import announcements, parse_placed
@@ -19,6 +20,10 @@ from workers.orders.events import DomainEvent
 SOURCE = "/orders"
 
 Decision = Callable[[Order | None], list[DomainEvent]]
+
+
+class OrderNotYetKnown(TransientError):
+    """An event about an order whose order.placed has not been applied yet; retried."""
 
 
 def on_order_placed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
@@ -80,13 +85,24 @@ def on_shipment_dispatched(conn: Connection, event: Envelope, outbox: Outbox) ->
 def on_cancellation_requested(conn: Connection, event: Envelope, outbox: Outbox) -> None:
     require(event.data, "order_id", "reason")
     data = event.data
-    refund_id = str(uuid.uuid4())
     decide(
         conn,
         event,
         outbox,
         data["order_id"],
-        lambda order: domain.request_cancellation(order, data["reason"], refund_id),
+        lambda order: domain.request_cancellation(order, data["reason"]),
+    )
+
+
+def on_shipment_cancelled(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    require(event.data, "order_id")
+    refund_id = str(uuid.uuid4())
+    decide(
+        conn,
+        event,
+        outbox,
+        event.data["order_id"],
+        lambda order: domain.record_shipment_stopped(order, refund_id),
     )
 
 
@@ -135,10 +151,13 @@ def decide(
     """Load the stream, let the domain decide, append, project, and announce the outcome."""
     history = store.load(conn, order_id)
     before = domain.fold(history)
+    if before is None and cause.name != "order.placed":
+        # Overtook the order it is about (a relayed order.placed can arrive late): wait.
+        raise OrderNotYetKnown(f"order {order_id} is not known yet")
     new_events = decision(before)
     if not new_events:
         if before is None or not record_ignored:
-            return  # nothing to attach a note to: an event for an order we never had
+            return
         new_events = domain.ignored(before, cause.name)
     now = utcnow()
     store.append(conn, order_id, len(history), new_events, cause, now)

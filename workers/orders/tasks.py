@@ -39,6 +39,11 @@ def on_cancellation_requested(self: Any, event: dict[str, Any]) -> None:
     consume(self, event, COMPONENT, handlers.on_cancellation_requested)
 
 
+@app.task(name="orders.on_shipment_cancelled", bind=True)
+def on_shipment_cancelled(self: Any, event: dict[str, Any]) -> None:
+    consume(self, event, COMPONENT, handlers.on_shipment_cancelled)
+
+
 @app.task(name="orders.on_payment_refunded", bind=True)
 def on_payment_refunded(self: Any, event: dict[str, Any]) -> None:
     consume(self, event, COMPONENT, handlers.on_payment_refunded)

@@ -1,12 +1,14 @@
-"""What the shipping component does with a shipment request: dispatch it once."""
+"""What the shipping component does: pack a parcel, send it off, or stop it if asked in time."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from workers.messaging.envelope import Envelope, require
+from config.settings import get_settings
+from workers.messaging.envelope import Envelope, event_type, require, utcnow
 from workers.messaging.errors import InvalidEvent
 from workers.messaging.outbox import Outbox
 from workers.shipping import carriers, store
@@ -20,21 +22,65 @@ def on_shipment_requested(conn: Connection, event: Envelope, outbox: Outbox) -> 
     address = event.data["shipping_address"]
     if not isinstance(address, dict) or not address.get("country"):
         raise InvalidEvent("shipping_address.country is missing")
-    if store.find_for_order(conn, order_id) is not None:
-        return  # already dispatched under another request: one parcel per order
-    shipment_id = str(uuid.uuid4())
-    carrier = carriers.carrier_for(str(address["country"]))
-    tracking = carriers.tracking_number(carrier, shipment_id)
-    store.add(conn, shipment_id, order_id, carrier, tracking, address, list(event.data["items"]))
-    outbox.emit(
-        event.caused(
-            "shipment.dispatched",
-            SOURCE,
-            {
-                "order_id": order_id,
-                "shipment_id": shipment_id,
-                "carrier": carrier,
-                "tracking_number": tracking,
-            },
-        )
+    if store.find(conn, order_id) is not None:
+        return  # one parcel per order; a cancellation that came first also left its row
+    now = utcnow()
+    delay = get_settings().packing_delay_s
+    store.add(
+        conn,
+        id=str(uuid.uuid4()),
+        order_id=order_id,
+        status=store.PACKING,
+        address=address,
+        items=list(event.data["items"]),
+        ready_at=now + timedelta(seconds=delay),
     )
+    if delay <= 0:
+        dispatch(conn, order_id, now, outbox, cause=event)
+
+
+def on_shipment_cancellation_requested(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    """Stop the parcel if it has not left; if it has, its dispatch already answers."""
+    require(event.data, "order_id")
+    order_id = str(event.data["order_id"])
+    shipment = store.find(conn, order_id)
+    if shipment is None:
+        store.add(conn, id=str(uuid.uuid4()), order_id=order_id, status=store.CANCELLED)
+    elif shipment.status == store.PACKING:
+        store.set_status(conn, shipment.id, store.CANCELLED)
+    else:
+        return
+    outbox.emit(event.caused("shipment.cancelled", SOURCE, {"order_id": order_id}))
+
+
+def dispatch(
+    conn: Connection, order_id: str, now: datetime, outbox: Outbox, cause: Envelope | None = None
+) -> None:
+    """Hand a packed parcel to the carrier, once."""
+    shipment = store.find(conn, order_id)
+    if shipment is None or shipment.status != store.PACKING:
+        return
+    carrier = carriers.carrier_for(str((shipment.address or {}).get("country", "")))
+    tracking = carriers.tracking_number(carrier, shipment.id)
+    store.set_status(
+        conn,
+        shipment.id,
+        store.DISPATCHED,
+        carrier=carrier,
+        tracking_number=tracking,
+        dispatched_at=now,
+    )
+    data = {
+        "order_id": order_id,
+        "shipment_id": shipment.id,
+        "carrier": carrier,
+        "tracking_number": tracking,
+    }
+    source = cause or Envelope(
+        type=event_type("shipment.packed"),
+        source=SOURCE,
+        subject=order_id,
+        data={},
+        correlationid=order_id,
+    )
+    outbox.emit(source.caused("shipment.dispatched", SOURCE, data))

@@ -1,58 +1,90 @@
-"""The shipping component's tables: one shipment per order."""
+"""The shipping component's tables: one shipment per order, packing → dispatched | cancelled."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Connection, DateTime, MetaData, String, Table, insert, select
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
 
 from workers.messaging import database
-from workers.messaging.envelope import utcnow
 
 metadata = MetaData()
+
+PACKING, DISPATCHED, CANCELLED = "packing", "dispatched", "cancelled"
 
 shipments = Table(
     "shipments",
     metadata,
     Column("id", String(36), primary_key=True),
-    # One shipment per order, whatever happens upstream.
+    # One shipment per order, whatever happens upstream; a cancellation that arrives first
+    # leaves a cancelled row behind, so a late request cannot ship the parcel after all.
     Column("order_id", String(36), nullable=False, unique=True),
-    Column("carrier", String(50), nullable=False),
-    Column("tracking_number", String(50), nullable=False),
-    Column("address", JSON, nullable=False),
-    Column("items", JSON, nullable=False),
-    Column("dispatched_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("carrier", String(50), nullable=True),
+    Column("tracking_number", String(50), nullable=True),
+    Column("address", JSON, nullable=True),
+    Column("items", JSON, nullable=True),
+    Column("ready_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("dispatched_at", DateTime(timezone=True), nullable=True),
 )
 
-database.register("shipping", metadata)
+
+@dataclass(frozen=True)
+class Shipment:
+    id: str
+    order_id: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    address: dict[str, str] | None
 
 
-def find_for_order(conn: Connection, order_id: str) -> dict[str, str] | None:
+def find(conn: Connection, order_id: str) -> Shipment | None:
     row = conn.execute(
-        select(shipments.c.id, shipments.c.carrier, shipments.c.tracking_number).where(
-            shipments.c.order_id == order_id
-        )
+        select(
+            shipments.c.id,
+            shipments.c.order_id,
+            shipments.c.status,
+            shipments.c.carrier,
+            shipments.c.tracking_number,
+            shipments.c.address,
+        ).where(shipments.c.order_id == order_id)
     ).first()
-    if row is None:
-        return None
-    return {"shipment_id": row.id, "carrier": row.carrier, "tracking_number": row.tracking_number}
+    return None if row is None else Shipment(*row)
 
 
-def add(
-    conn: Connection,
-    shipment_id: str,
-    order_id: str,
-    carrier: str,
-    tracking_number: str,
-    address: dict[str, str],
-    items: list[dict[str, object]],
-) -> None:
+def add(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(shipments).values(**values))
+
+
+def set_status(conn: Connection, shipment_id: str, status: str, **values: Any) -> None:
     conn.execute(
-        insert(shipments).values(
-            id=shipment_id,
-            order_id=order_id,
-            carrier=carrier,
-            tracking_number=tracking_number,
-            address=address,
-            items=items,
-            dispatched_at=utcnow(),
-        )
+        update(shipments).where(shipments.c.id == shipment_id).values(status=status, **values)
     )
+
+
+def ready(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
+    """Orders whose parcel is packed and waiting to leave."""
+    query = (
+        select(shipments.c.order_id)
+        .where(shipments.c.status == PACKING, shipments.c.ready_at <= now)
+        .order_by(shipments.c.ready_at)
+        .limit(limit)
+    )
+    return [row.order_id for row in conn.execute(query)]
+
+
+database.register("shipping", metadata)

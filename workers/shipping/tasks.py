@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from config.celery import app
 from workers.messaging.consumer import consume
-from workers.shipping import handlers
+from workers.messaging.database import engine_for
+from workers.messaging.envelope import utcnow
+from workers.messaging.unit_of_work import publish_committed, unit_of_work
+from workers.shipping import handlers, store
+
+COMPONENT = "shipping"
 
 
 @app.task(name="shipping.on_shipment_requested", bind=True)
 def on_shipment_requested(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, "shipping", handlers.on_shipment_requested)
+    consume(self, event, COMPONENT, handlers.on_shipment_requested)
+
+
+@app.task(name="shipping.on_shipment_cancellation_requested", bind=True)
+def on_shipment_cancellation_requested(self: Any, event: dict[str, Any]) -> None:
+    consume(self, event, COMPONENT, handlers.on_shipment_cancellation_requested)
+
+
+@app.task(name="shipping.dispatch_packed")
+def dispatch_packed() -> int:
+    """Run by beat: send off every parcel whose packing time is over."""
+    return send_off_packed(utcnow())
+
+
+def send_off_packed(now: datetime) -> int:
+    """Dispatch what is packed by ``now`` (the clock is a parameter, so tests can move it)."""
+    with engine_for(COMPONENT).connect() as conn:
+        due = store.ready(conn, now)
+    for order_id in due:
+        with unit_of_work(COMPONENT) as outbox:
+            handlers.dispatch(outbox.conn, order_id, now, outbox)
+        publish_committed(app, COMPONENT, outbox.emitted)
+    return len(due)

@@ -1,0 +1,109 @@
+"""A shopper in headless Chromium against the real shop: buy, watch it ship, a decline, errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.support.shop import DECLINED_CARD, FAILING_CARD, GOOD_CARD
+from tests.system.conftest import RunningShop
+
+# Payment, shipping and the page's update all happen within seconds; a minute is generous.
+SETTLE_MS = 60_000
+ORDER_PAGE = re.compile(r".*/orders/[0-9a-f-]{36}$")
+
+
+def shoot(page: Any, screenshots: Path, name: str) -> None:
+    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+
+
+def choose_and_fill(page: Any, shop: RunningShop, *, card: str, email: str) -> None:
+    page.goto(f"{shop.url}/products/RUN-001")
+    page.select_option("#size", "42")
+    page.fill("#quantity", "1")
+    page.fill("#name", "Ada Lovelace")
+    page.fill("#email", email)
+    page.fill("#line1", "Keizersgracht 1")
+    page.fill("#postal_code", "1015 CJ")
+    page.fill("#city", "Amsterdam")
+    page.fill("#country", "NL")
+    page.fill("#card_number", card)
+    page.fill("#exp_month", "12")
+    page.fill("#exp_year", "2031")
+    page.fill("#cvc", "123")
+
+
+def place(page: Any) -> None:
+    page.get_by_role("button", name="Place order and pay").click()
+    page.wait_for_url(ORDER_PAGE)
+
+
+def test_a_shopper_browses_buys_and_watches_the_shoes_ship(
+    running_shop: RunningShop, page: Any, screenshots: Path
+) -> None:
+    page.goto(running_shop.url)
+    assert page.locator("#products li").count() >= 12
+    shoot(page, screenshots, "1-catalogue")
+    page.click('a[href="/products/RUN-001"]')
+    page.wait_for_url(re.compile(r".*/products/RUN-001$"))
+    shoot(page, screenshots, "2-product")
+
+    choose_and_fill(page, running_shop, card=GOOD_CARD, email="ada@example.com")
+    shoot(page, screenshots, "3-checkout-form")
+    place(page)
+    page.wait_for_selector("#order-status[data-status=SHIPPED]", timeout=SETTLE_MS)
+    shoot(page, screenshots, "4-shipped")
+
+    assert page.locator("#order").get_attribute("data-live") == "stream"
+    assert page.locator("#tracking-number").inner_text().strip()
+    assert page.locator("#status-label").inner_text() == "Shipped"
+    timeline = page.locator("#timeline li")
+    assert timeline.count() >= 4
+    assert timeline.first.get_attribute("data-type") == "shoeshop.order.placed.v1"
+
+
+def test_a_declined_card_cancels_the_order_and_says_why(
+    running_shop: RunningShop, page: Any, screenshots: Path
+) -> None:
+    choose_and_fill(page, running_shop, card=DECLINED_CARD, email="ada@example.com")
+    place(page)
+
+    page.wait_for_selector("#order-status[data-status=CANCELLED]", timeout=SETTLE_MS)
+    shoot(page, screenshots, "5-declined")
+
+    reason = page.locator("#order-reason")
+    assert reason.is_visible()
+    assert "declined" in reason.inner_text()
+
+
+def test_a_bad_email_is_shown_at_its_field(
+    running_shop: RunningShop, page: Any, screenshots: Path
+) -> None:
+    choose_and_fill(page, running_shop, card=GOOD_CARD, email="not-an-email")
+
+    page.get_by_role("button", name="Place order and pay").click()
+    page.wait_for_selector("#email-error")
+    shoot(page, screenshots, "6-form-error")
+
+    assert "not a valid email address" in page.locator("#email-error").inner_text()
+    assert page.locator("#email").get_attribute("aria-invalid") == "true"
+    assert page.locator("#email").input_value() == "not-an-email"
+    assert page.locator("#error-summary").is_visible()
+
+
+def test_a_shopper_cancels_an_order_that_waits_for_its_payment(
+    running_shop: RunningShop, page: Any, screenshots: Path
+) -> None:
+    # This card always fails transiently at the gateway: the order waits for payment.
+    choose_and_fill(page, running_shop, card=FAILING_CARD, email="ada@example.com")
+    place(page)
+    page.wait_for_selector("#cancel-order", state="visible")
+    shoot(page, screenshots, "7-before-cancel")
+
+    page.click("#cancel-order")
+    page.wait_for_selector("#order-status[data-status=CANCELLED]", timeout=SETTLE_MS)
+    shoot(page, screenshots, "8-cancelled")
+
+    assert "at your request" in page.locator("#order-reason").inner_text()
+    assert page.locator("#cancel-order").is_hidden()

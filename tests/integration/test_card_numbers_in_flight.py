@@ -1,0 +1,77 @@
+"""Card numbers never travel in plain text: not in a message sent to the broker, not in a log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery.signals import before_task_publish
+from flask.testing import FlaskClient
+
+from tests.support.shop import (
+    DECLINED_CARD,
+    FAILING_CARD,
+    FLAKY_CARD,
+    GOOD_CARD,
+    order_body,
+    wait_for,
+)
+from workers.messaging import deadletters
+
+pytestmark = pytest.mark.usefixtures("worker")
+CARDS = (GOOD_CARD, DECLINED_CARD, FLAKY_CARD, FAILING_CARD)
+
+
+class Wiretap:
+    """Every message the publishers hand to the broker, as the JSON that goes on the wire."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, sender: Any = None, body: Any = None, headers: Any = None, **_: Any) -> None:
+        wire = json.dumps({"task": sender, "headers": headers, "body": body}, default=str)
+        with self._lock:
+            self.messages.append(wire)
+
+
+@pytest.fixture()
+def wiretap() -> Iterator[Wiretap]:
+    tap = Wiretap()
+    before_task_publish.connect(tap, weak=False)
+    try:
+        yield tap
+    finally:
+        before_task_publish.disconnect(tap)
+
+
+def settled(client: FlaskClient, order_id: str) -> bool:
+    status = client.get(f"/api/orders/{order_id}").get_json()["status"]
+    return status in ("SHIPPED", "CANCELLED") or bool(deadletters.parked(subject=order_id))
+
+
+def test_no_card_number_is_published_or_logged(
+    client: FlaskClient, wiretap: Wiretap, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    order_ids = []
+    for card in CARDS:
+        response = client.post("/api/orders", json=order_body(card=card, sku="BOT-001"))
+        assert response.status_code == 202, response.get_data(as_text=True)
+        order_ids.append(response.get_json()["id"])
+    for order_id in order_ids:
+        wait_for(lambda oid=order_id: settled(client, oid), timeout_s=60)
+
+    published = "\n".join(wiretap.messages)
+    logged = caplog.text
+
+    # The scan sees real traffic: every order's events went out, and the log talks about them.
+    assert all(order_id in published for order_id in order_ids)
+    assert all(order_id in logged for order_id in order_ids)
+    for card in CARDS:
+        assert card not in published
+        assert card not in logged

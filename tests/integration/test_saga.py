@@ -1,0 +1,243 @@
+"""Every path of the order saga end to end: cancellations, refunds, the payment timeout, replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from celery import Celery
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from config.settings import get_settings
+from shop import readmodel
+from shop.tables import orders as order_view_table
+from tests.support.shop import FAILING_CARD, FLAKY_CARD, order_body, wait_for
+from workers.messaging.database import engine_for, transaction
+from workers.messaging.envelope import Envelope, event_type, utcnow
+from workers.messaging.publisher import publish
+from workers.orders import projections, store, timer
+from workers.replay_cli import replay
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+@pytest.fixture
+def setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Change a setting for one test; the in-process worker reads it on its next task."""
+
+    def change(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield change
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def place(client: FlaskClient, **kwargs: Any) -> str:
+    response = client.post("/api/orders", json=order_body(**kwargs))
+    assert response.status_code == 202, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def order(client: FlaskClient, order_id: str) -> dict[str, Any]:
+    return dict(client.get(f"/api/orders/{order_id}").get_json())
+
+
+def reaches(
+    client: FlaskClient, order_id: str, status: str, timeout_s: float = 30
+) -> dict[str, Any]:
+    return wait_for(lambda: (o := order(client, order_id))["status"] == status and o, timeout_s)
+
+
+def stock_of(client: FlaskClient, sku: str, size: str) -> int:
+    product = next(p for p in client.get("/api/products").get_json() if p["sku"] == sku)
+    return int(next(s["available"] for s in product["sizes"] if s["size"] == size))
+
+
+def charges(gateway_url: str, order_id: str) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{gateway_url}/v1/charges", params={"order_id": order_id}).json())
+
+
+def test_cancelling_before_payment_cancels_and_releases_the_stock(
+    client: FlaskClient, gateway_url: str
+) -> None:
+    before = stock_of(client, "SAN-001", "39")
+    order_id = place(client, card=FAILING_CARD, sku="SAN-001", size="39", quantity=2)
+    reaches(client, order_id, "PAYMENT_PENDING")
+
+    assert client.post(f"/api/orders/{order_id}/cancel").status_code == 202
+
+    cancelled = reaches(client, order_id, "CANCELLED")
+    assert cancelled["reason"] == "customer_request"
+    assert stock_of(client, "SAN-001", "39") == before
+    assert charges(gateway_url, order_id) == []
+
+
+def test_cancelling_a_paid_order_before_it_ships_refunds_it_once(
+    client: FlaskClient, gateway_url: str, setting: Any
+) -> None:
+    setting("SHOESHOP_PACKING_DELAY", "600")  # the parcel waits in packing, the beat is off
+    before = stock_of(client, "SAN-002", "40")
+    order_id = place(client, sku="SAN-002", size="40")
+    reaches(client, order_id, "PAID")
+
+    assert client.post(f"/api/orders/{order_id}/cancel").status_code == 202
+
+    cancelled = reaches(client, order_id, "CANCELLED")
+    assert cancelled["reason"] == "customer_request"
+    assert [c["status"] for c in charges(gateway_url, order_id)] == ["refunded"]
+    assert stock_of(client, "SAN-002", "40") == before
+    assert client.post(f"/api/orders/{order_id}/cancel").status_code == 409
+
+
+def test_a_shipped_order_cannot_be_cancelled(client: FlaskClient) -> None:
+    order_id = place(client, sku="CRT-001", size="43")
+    reaches(client, order_id, "SHIPPED")
+
+    response = client.post(f"/api/orders/{order_id}/cancel")
+
+    assert response.status_code == 409
+    assert "shipped" in response.get_json()["error"]["message"]
+
+
+def test_cancelling_an_unknown_order_is_a_404(client: FlaskClient) -> None:
+    assert client.post("/api/orders/no-such-order/cancel").status_code == 404
+
+
+def test_an_unpaid_order_is_cancelled_when_its_payment_deadline_passes(
+    client: FlaskClient, celery_app: Celery
+) -> None:
+    before = stock_of(client, "HIK-001", "41")
+    order_id = place(client, card=FAILING_CARD, sku="HIK-001", size="41")
+    reaches(client, order_id, "PAYMENT_PENDING")
+
+    timer.sweep(celery_app, utcnow() + timedelta(seconds=get_settings().payment_timeout_s + 1))
+
+    cancelled = reaches(client, order_id, "CANCELLED")
+    assert cancelled["reason"] == "payment_timeout"
+    assert stock_of(client, "HIK-001", "41") == before
+
+
+def test_the_deadline_is_not_reached_early(client: FlaskClient, celery_app: Celery) -> None:
+    order_id = place(client, card=FAILING_CARD, sku="HIK-001", size="42")
+    reaches(client, order_id, "PAYMENT_PENDING")
+
+    assert timer.sweep(celery_app, utcnow() + timedelta(seconds=60)) == 0
+
+
+def test_a_payment_that_succeeds_after_the_timeout_is_refunded(
+    client: FlaskClient, celery_app: Celery, gateway_url: str, setting: Any
+) -> None:
+    setting("SHOESHOP_RETRY_BASE_DELAY", "1.5")  # the flaky card pays on its third try, later
+    order_id = place(client, card=FLAKY_CARD, sku="KID-001", size="38")
+    reaches(client, order_id, "PAYMENT_PENDING")
+    timer.sweep(celery_app, utcnow() + timedelta(seconds=get_settings().payment_timeout_s + 1))
+    reaches(client, order_id, "CANCELLED")
+
+    refunded = wait_for(
+        lambda: [c["status"] for c in charges(gateway_url, order_id)] == ["refunded"], 30
+    )
+
+    assert refunded
+    assert order(client, order_id)["reason"] == "payment_timeout"
+
+
+def test_a_stale_event_is_recorded_and_ignored_not_parked(
+    client: FlaskClient, celery_app: Celery
+) -> None:
+    order_id = place(client, sku="CAS-002", size="44")
+    reaches(client, order_id, "SHIPPED")
+    stale = Envelope(
+        type=event_type("payment.declined"),
+        source="/payments",
+        subject=order_id,
+        correlationid=order_id,
+        data={"order_id": order_id, "payment_id": "an-old-one", "reason": "card_declined"},
+    )
+
+    publish(celery_app, [stale])
+
+    def ignored_in_stream() -> bool:
+        with engine_for("orders").connect() as conn:
+            return any(type(e).__name__ == "TransitionIgnored" for e in store.load(conn, order_id))
+
+    wait_for(ignored_in_stream)
+    assert order(client, order_id)["status"] == "SHIPPED"
+
+
+def test_the_timeline_shows_every_component_and_the_retries(client: FlaskClient) -> None:
+    order_id = place(client, card=FLAKY_CARD, sku="BOT-002", size="45")
+    shipped = reaches(client, order_id, "SHIPPED")
+
+    timeline = shipped["timeline"]
+    assert {entry["component"] for entry in timeline} == {"shop", "orders", "payments", "shipping"}
+    assert timeline[0]["type"] == "shoeshop.order.placed.v1"
+    assert timeline[0]["since_placed_s"] == 0
+    assert all(b["since_placed_s"] >= a["since_placed_s"] for a, b in zip(timeline, timeline[1:]))
+    payment_request = next(e for e in timeline if e["type"] == "shoeshop.payment.requested.v1")
+    assert payment_request["consumers"][0]["retries"] == 2
+
+
+def test_every_projection_rebuilt_from_the_log_equals_the_live_one(client: FlaskClient) -> None:
+    order_ids = [place(client, sku="KID-001", size=size) for size in ("40", "41")]
+    order_ids.append(place(client, sku="KID-001", size="42", card="4000000000000002"))
+    for order_id in order_ids:
+        wait_for(lambda oid=order_id: order(client, oid)["status"] in ("SHIPPED", "CANCELLED"))
+
+    live = snapshots(order_ids)
+    result = CliRunner().invoke(replay, [])
+    assert result.exit_code == 0, result.output
+    assert "order_status: rebuilt" in result.output
+
+    assert snapshots(order_ids) == live
+
+
+def snapshots(order_ids: list[str]) -> dict[str, Any]:
+    with engine_for("shop").connect() as conn:
+        view = [row for row in readmodel.snapshot(conn) if row[0] in order_ids]
+    with engine_for("orders").connect() as conn:
+        listed = [row for row in projections.snapshot(conn, "order_list") if row[0] in order_ids]
+        sold = [row for row in projections.snapshot(conn, "sales") if row[0] == "KID-001"]
+    assert len(view) == len(listed) == 3
+    return {"order_status": view, "order_list": listed, "sales": sold}
+
+
+def test_replaying_history_to_a_subscriber_applies_nothing_twice(
+    client: FlaskClient, celery_app: Celery
+) -> None:
+    order_id = place(client, sku="TRL-002", size="45")
+    reaches(client, order_id, "SHIPPED")
+    with engine_for("shop").connect() as conn:
+        before = conn.execute(
+            select(order_view_table).where(order_view_table.c.id == order_id)
+        ).one()
+
+    result = CliRunner().invoke(replay, ["--to", "shop.on_order_status_changed"])
+
+    assert result.exit_code == 0, result.output
+    assert "re-sent" in result.output
+    with engine_for("shop").connect() as conn:
+        after = conn.execute(
+            select(order_view_table).where(order_view_table.c.id == order_id)
+        ).one()
+    assert after == before
+
+
+def test_replay_refuses_a_task_that_subscribes_to_nothing() -> None:
+    result = CliRunner().invoke(replay, ["--to", "shop.no_such_task"])
+    assert result.exit_code != 0
+    assert "subscribes to no event" in result.output
+
+
+def test_rebuilding_twice_gives_the_same_projection() -> None:
+    with transaction("orders") as conn:
+        projections.rebuild(conn)
+        first = projections.snapshot(conn, "order_list")
+        projections.rebuild(conn)
+        assert projections.snapshot(conn, "order_list") == first

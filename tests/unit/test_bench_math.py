@@ -1,0 +1,123 @@
+"""The benchmark's arithmetic: percentiles, ratios, rates and latencies read from timelines."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.bench import measure, report
+from workers.bench.baseline import baseline_commands
+from workers.bench.baseline_app import hop_queues
+
+PLACED = measure.PLACED
+STATUS = measure.STATUS_CHANGED
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    values = [10.0, 20.0, 30.0, 40.0]
+
+    assert measure.percentile(values, 50) == 25.0
+    assert measure.percentile(values, 0) == 10.0
+    assert measure.percentile(values, 100) == 40.0
+    assert measure.percentile(values, 99) == pytest.approx(39.7)
+
+
+def test_percentile_of_one_value_is_that_value() -> None:
+    assert measure.percentile([7.0], 99) == 7.0
+
+
+def test_percentile_refuses_no_values_and_out_of_range_q() -> None:
+    with pytest.raises(ValueError):
+        measure.percentile([], 50)
+    with pytest.raises(ValueError):
+        measure.percentile([1.0], 101)
+
+
+def test_summary_reports_milliseconds_from_seconds() -> None:
+    summary = measure.summary_ms([0.1, 0.2, 0.3, 0.4, 1.0])
+
+    assert summary == {"p50": 300.0, "p95": 880.0, "p99": 976.0, "max": 1000.0}
+
+
+def test_ratio_is_system_over_baseline_and_none_without_a_baseline() -> None:
+    assert measure.ratio(30.0, 60.0) == 0.5
+    assert measure.ratio(30.0, 0.0) is None
+    assert measure.ratio(None, 60.0) is None
+
+
+def test_rate_is_zero_for_an_empty_window() -> None:
+    assert measure.rate(100, 10.0, 14.0) == 25.0
+    assert measure.rate(100, 10.0, 10.0) == 0.0
+
+
+def test_report_ratios_compare_throughput_p99_and_intake() -> None:
+    system = {"orders_per_s": 20.0, "intake_rps": 60.0, "latency_ms": {"p99": 900.0}}
+    baseline = {"orders_per_s": 80.0, "intake_rps": 200.0, "latency_ms": {"p99": 300.0}}
+
+    assert report.ratios(system, baseline) == {
+        "throughput": 0.25,
+        "p99_latency": 3.0,
+        "intake": 0.3,
+    }
+
+
+def test_latency_runs_from_placed_to_the_last_status_change_of_a_shipped_order() -> None:
+    view = {
+        "status": "SHIPPED",
+        "timeline": [
+            {"type": PLACED, "time": "2026-01-01T10:00:00+00:00"},
+            {"type": STATUS, "time": "2026-01-01T10:00:00.250000+00:00"},
+            {"type": STATUS, "time": "2026-01-01T10:00:01.500000+00:00"},
+            {"type": "shoeshop.shipment.dispatched.v1", "time": "2026-01-01T10:00:01.400000+00:00"},
+        ],
+    }
+
+    placed, shipped = measure.placed_and_shipped(view) or (0.0, 0.0)
+
+    assert shipped - placed == pytest.approx(1.5)
+
+
+def test_an_order_not_yet_shipped_has_no_latency() -> None:
+    view = {"status": "PAID", "timeline": [{"type": PLACED, "time": "2026-01-01T10:00:00+00:00"}]}
+
+    assert measure.placed_and_shipped(view) is None
+
+
+def test_throughput_series_counts_completions_per_second_including_empty_seconds() -> None:
+    series = measure.throughput_series([100.2, 100.7, 102.5], start=100.0)
+
+    assert series == [(0.0, 2.0), (1.0, 0.0), (2.0, 1.0)]
+
+
+def test_the_baseline_chain_has_the_systems_message_count_with_its_critical_path_first() -> None:
+    assert hop_queues(9) == [
+        "bench_orders",
+        "bench_payments",
+        "bench_orders",
+        "bench_shipping",
+        "bench_orders",
+        *["bench_shop"] * 4,
+    ]
+
+
+def test_the_baseline_runs_in_the_procfiles_layout_on_its_own_app_and_queues() -> None:
+    procfile = (
+        "web: gunicorn --config python:shop.gunicorn_conf --bind 127.0.0.1:${PORT:-8000} "
+        "--workers 2 --threads 4 'shop:create_app()'\n"
+        "payments: celery -A config.celery worker -Q payments -n payments@%h -E "
+        "--pool threads --concurrency 8\n"
+        "shop: celery -A config.celery worker -Q shop -n shop@%h -E --pool threads\n"
+        "orders: celery -A config.celery worker -Q orders -n orders@%h -E --pool threads\n"
+        "shipping: celery -A config.celery worker -Q shipping -n shipping@%h -E --pool threads\n"
+        "relay: shoeshop relay\n"
+    )
+
+    commands = baseline_commands(procfile)
+
+    assert commands["bench_payments"] == (
+        "celery -A workers.bench.baseline_app worker -Q bench_payments -n bench_payments@%h -E "
+        "--pool threads --concurrency 8"
+    )
+    assert "--workers 2 --threads 4" in commands["web"]
+    assert "workers.bench.baseline_web:create_app()" in commands["web"]
+    assert "shop.gunicorn_conf" not in commands["web"]
+    assert "relay" not in commands
