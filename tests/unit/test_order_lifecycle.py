@@ -32,7 +32,12 @@ def placed(total: int = 2 * 12900) -> OrderPlaced:
     return OrderPlaced(
         order_id="order-1",
         customer={"name": "Ada", "email": "ada@example.com"},
-        shipping_address={"line1": "1 Main St", "city": "Utrecht", "postal_code": "1234", "country": "NL"},
+        shipping_address={
+            "line1": "1 Main St",
+            "city": "Utrecht",
+            "postal_code": "1234",
+            "country": "NL",
+        },
         items=(Item("TRL-001", "Ridge Runner", "42", 2, 12900),),
         total_cents=total,
         currency="EUR",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -55,7 +56,7 @@ def test_any_sequence_of_saga_events_keeps_the_order_consistent(names: list[str]
     assert sum(isinstance(e, OrderShipped) for e in events) <= 1
     # A final status is final.
     statuses = [s.status for s in _states(events)]
-    for earlier, later in zip(statuses, statuses[1:], strict=False):
+    for earlier, later in pairwise(statuses):
         if earlier in FINAL:
             assert later is earlier
     # A shipped order was paid and never refunded or stopped; a refund follows money taken.
@@ -72,7 +73,8 @@ def test_a_duplicate_of_the_last_event_changes_nothing(names: list[str], last: s
     once = domain.fold(run([*names, last]))
     twice = domain.fold(run([*names, last, last]))
     assert once is not None and twice is not None
-    assert (twice.status, twice.charge_id, twice.refunded) == (once.status, once.charge_id, once.refunded)
+    facts = ("status", "charge_id", "refunded")
+    assert [getattr(twice, name) for name in facts] == [getattr(once, name) for name in facts]
 
 
 def _states(events: list[DomainEvent]) -> list[Order]:
