@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
 
-.PHONY: run test lint unit integration integration-services system bench-smoke clean
+.PHONY: run test lint unit integration integration-services system browser bench-smoke chaos chaos-fast clean
 
 $(BIN)/shoeshop: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -16,7 +16,7 @@ $(BIN)/shoeshop: pyproject.toml
 run: $(BIN)/shoeshop
 	$(BIN)/shoeshop up
 
-test: lint unit integration integration-services system bench-smoke
+test: lint unit integration integration-services system browser chaos-fast bench-smoke
 
 lint: $(BIN)/shoeshop
 	$(BIN)/ruff check .
@@ -37,10 +37,25 @@ integration-services: $(BIN)/shoeshop
 system: $(BIN)/shoeshop
 	$(BIN)/pytest -q tests/system
 
+# Headless Chromium (Debian's, driven by Playwright) walks the pages of `shoeshop up`;
+# screenshots land in var/screenshots/.
+browser: $(BIN)/shoeshop
+	$(BIN)/pytest -q tests/browser
+
 # The benchmark keeps working: a few hundred orders through the system and the baseline.
 # No timing is asserted; the numbers land in var/bench/ (docs/performance.md has real runs).
 bench-smoke: $(BIN)/shoeshop
 	$(BIN)/shoeshop bench --orders 200 --burst --warmup 10
+
+# The failure matrix (docs/reliability.md): every scenario on Redis and RabbitMQ, real processes
+# broken on purpose; prints the table and writes var/chaos/results.json. RabbitMQ scenarios stop
+# and start this machine's RabbitMQ application, so nothing else should use it meanwhile.
+chaos: $(BIN)/shoeshop
+	$(BIN)/pytest -q tests/chaos
+
+# A quick slice of it for `make test`: three scenarios on the embedded Redis, fewer orders.
+chaos-fast: $(BIN)/shoeshop
+	$(BIN)/pytest -q tests/chaos -m chaos_fast -k redis --chaos-fast
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

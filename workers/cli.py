@@ -16,7 +16,8 @@ from config.settings import get_settings
 DEFAULT_PORT = 8000
 DEFAULT_FLOWER_PORT = 5555
 DEFAULT_GATEWAY_PORT = 8020
-LISTENING = {"web", "flower", "gateway"}
+# How often the relay looks in RabbitMQ's dead-letter queue: it opens a connection each time.
+BROKER_DRAIN_INTERVAL_S = 5.0
 
 
 @click.group()
@@ -63,6 +64,7 @@ def gateway(port: int) -> None:
 def relay() -> None:
     """Publish every committed event still waiting in an outbox, until stopped."""
     from config.celery import app
+    from workers.messaging import broker_dead
     from workers.messaging import relay as outbox_relay
 
     stop = threading.Event()
@@ -72,8 +74,13 @@ def relay() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    chores = []
+    if broker_dead.is_amqp(str(app.conf.broker_url)):
+        # What RabbitMQ itself dead-letters (delivery limit, unknown task) joins the app's
+        # dead letters on every sweep, so operators have one place to look.
+        chores.append(outbox_relay.every(BROKER_DRAIN_INTERVAL_S, lambda: broker_dead.drain(app)))
     click.echo("relay: watching the outboxes of shop, orders, payments, shipping")
-    outbox_relay.run(app, stop)
+    outbox_relay.run(app, stop, chores=chores)
 
 
 def find_procfile() -> Path:

@@ -41,9 +41,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture()
-def stack(tmp_path: Path) -> Iterator[stacks.Stack]:
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stacks.Stack]:
     """The embedded broker only: the browser walks the pages, the brokers have their own suites."""
+    tmp_path = tmp_path_factory.mktemp("browser")
     # `shoeshop up` starts the embedded Redis itself, as on a fresh machine.
     stack = stacks.Stack("embedded", {"SHOESHOP_DATA_DIR": str(tmp_path / "var")})
     yield stack

@@ -58,8 +58,13 @@ class RunningShop:
         return self.process.wait(timeout=timeout_s)
 
 
-@pytest.fixture(params=["embedded", "services"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[stacks.Stack]:
+# Module scope: starting the whole stack costs seconds, so each test module shares one per
+# broker; a test that stops the shop (Ctrl-C) comes last in its module.
+@pytest.fixture(scope="module", params=["embedded", "services"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[stacks.Stack]:
+    tmp_path = tmp_path_factory.mktemp(f"system-{request.param}")
     if request.param == "services":
         if reason := stacks.services_missing():
             if stacks.services_required():
@@ -73,8 +78,9 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[stacks.Sta
     stack.close()
 
 
-@pytest.fixture
-def running_shop(stack: stacks.Stack, tmp_path: Path) -> Iterator[RunningShop]:
+@pytest.fixture(scope="module")
+def running_shop(stack: stacks.Stack) -> Iterator[RunningShop]:
+    tmp_path = Path(stack.env["SHOESHOP_DATA_DIR"]).parent
     ports = {name: free_port() for name in ("web", "flower", "gateway")}
     env = {key: value for key, value in os.environ.items() if not key.startswith("SHOESHOP_")}
     env.update(stack.env)

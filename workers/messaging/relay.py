@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 
 from celery import Celery
@@ -46,15 +47,31 @@ def run(
     components: Iterable[str] = EMITTING_COMPONENTS,
     *,
     grace: timedelta = GRACE,
+    chores: Sequence[Callable[[], int]] = (),
 ) -> None:
-    """Sweep every component's outbox until ``stop`` is set."""
+    """Sweep every component's outbox until ``stop`` is set; run ``chores`` on every sweep."""
     names = tuple(components)
     while not stop.is_set():
         try:
             sent = sum(relay_once(app, name, grace=grace) for name in names)
+            sent += sum(chore() for chore in chores)
         except Exception as exc:  # broker or database away: keep trying, never exit
             log.warning("relay sweep failed, retrying in %.0fs: %s", FAILURE_INTERVAL_S, exc)
             stop.wait(FAILURE_INTERVAL_S)
             continue
         if sent == 0:
             stop.wait(IDLE_INTERVAL_S)
+
+
+def every(interval_s: float, chore: Callable[[], int]) -> Callable[[], int]:
+    """Run ``chore`` at most once per ``interval_s``; in between, report nothing done."""
+    last = [float("-inf")]
+
+    def throttled() -> int:
+        now = time.monotonic()
+        if now - last[0] < interval_s:
+            return 0
+        last[0] = now
+        return chore()
+
+    return throttled

@@ -1,0 +1,128 @@
+"""Chaos fixtures: a whole shop from its Procfile lines, a broker to take away, and the tally."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chaos import brokers, report
+from tests.support import stack as stacks
+from tests.support.invariants import Outcome, ShopUnderTest
+from tests.support.processes import Processes
+
+# Every process a scenario needs; flower and beat add nothing to the faults we inject.
+SHOP = ("gateway", "web", "shop", "orders", "payments", "shipping", "relay")
+WORKERS = ("shop", "orders", "payments", "shipping")
+# Small and fast, so that exhausting retries takes seconds, not minutes.
+RETRIES = {
+    "SHOESHOP_RETRY_BASE_DELAY": "0.2",
+    "SHOESHOP_RETRY_MAX_DELAY": "2",
+    "SHOESHOP_MAX_RETRIES": "5",
+}
+_RESULTS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-fast", action="store_true", help="fewer orders per scenario (make chaos-fast)"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chaos_fast: part of the fast chaos subset in make test")
+    config.stash[_RESULTS] = []
+
+
+@dataclass
+class Chaos:
+    """One scenario's running shop: its processes, its broker, and how to talk to it."""
+
+    broker: brokers.Broker
+    processes: Processes
+    shop: ShopUnderTest
+    fast: bool
+    outcome: Outcome | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def scale(self, full: int, fast: int) -> int:
+        return fast if self.fast else full
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "rabbitmq" and (reason := stacks.services_missing()):
+        if stacks.services_required():
+            pytest.fail(f"SHOESHOP_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    return name
+
+
+def shop_env(stack: stacks.Stack, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SHOESHOP_")}
+    return {**env, **stack.env, **RETRIES, "SHOESHOP_ADMIN_PASSWORD": "chaos", **extra}
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest, broker_name: str, tmp_path: Path) -> Iterator[Chaos]:
+    broker, stack = brokers.start(broker_name, tmp_path / "var")
+    processes = Processes(shop_env(stack), tmp_path / "logs")
+    started = time.monotonic()
+    try:
+        processes.start_all(SHOP)
+        shop = ShopUnderTest(processes.url("web"), processes.url("gateway"), processes.env)
+        run = Chaos(broker, processes, shop, bool(request.config.getoption("--chaos-fast")))
+        yield run
+    finally:
+        try:
+            broker.close()  # a scenario that failed with the broker down brings it back first
+            leftovers = processes.close()
+        finally:
+            stack.close()
+    _tally(request, broker_name, run, started)
+    assert leftovers == [], f"processes outlived SIGTERM and had to be killed: {leftovers}"
+
+
+def _tally(request: pytest.FixtureRequest, broker_name: str, run: Chaos, started: float) -> None:
+    if run.outcome is None:
+        return
+    node = request.node
+    failed = getattr(node, "_chaos_failed", False)
+    xfail = node.get_closest_marker("xfail") is not None
+    result = ("xfail" if xfail else "FAIL") if failed else ("XPASS" if xfail else "pass")
+    scenario = node.originalname.removeprefix("test_")
+    request.config.stash[_RESULTS].append(
+        {
+            "scenario": scenario,
+            "broker": broker_name,
+            **run.outcome.counts(),
+            "result": result,
+            "seconds": time.monotonic() - started,
+            "notes": run.outcome.notes,
+            "problems": run.outcome.problems,
+        }
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    rep = yield
+    if rep.when == "call" and (rep.failed or (hasattr(rep, "wasxfail") and rep.skipped)):
+        item._chaos_failed = True  # type: ignore[attr-defined]
+    return rep
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    rows = config.stash[_RESULTS]
+    if not rows:
+        return
+    path = report.write(rows)
+    terminalreporter.section("failure matrix")
+    terminalreporter.write_line(report.table(rows))
+    terminalreporter.write_line(f"written to {path}")

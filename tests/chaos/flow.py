@@ -1,0 +1,77 @@
+"""Driving a chaos scenario: place orders over HTTP, wait for quiet, check, record the outcome."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.chaos.conftest import WORKERS, Chaos
+from tests.support.invariants import Outcome, observe, wait_until_settled
+from tests.support.processes import ROOT
+from tests.support.shop import GOOD_CARD, order_body
+
+SKUS = ("TRL-001", "RUN-002", "CAS-001", "BOT-001", "CRT-002", "HIK-001")
+SIZES = ("38", "39", "40", "41", "42", "43", "44", "45")
+
+
+def place(chaos: Chaos, index: int, *, card: str = GOOD_CARD) -> str:
+    """One checkout of a varied order; it must be accepted (202)."""
+    body = order_body(
+        card=card,
+        sku=SKUS[index % len(SKUS)],
+        size=SIZES[index % len(SIZES)],
+        quantity=1 + index % 2,
+    )
+    response = httpx.post(f"{chaos.shop.url}/api/orders", json=body, timeout=60)
+    assert response.status_code == 202, f"checkout {index}: {response.status_code} {response.text}"
+    return str(response.json()["id"])
+
+
+def place_many(chaos: Chaos, count: int, *, card: str = GOOD_CARD, start: int = 0) -> list[str]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda i: place(chaos, i, card=card), range(start, start + count)))
+
+
+def settle(
+    chaos: Chaos,
+    order_ids: list[str],
+    *,
+    timeout_s: float = 120,
+    initial: dict[tuple[str, str], int] | None = None,
+) -> Outcome:
+    """Wait for quiet, then count and check; the outcome is recorded for the matrix."""
+    found = wait_until_settled(chaos.shop, order_ids, timeout_s)
+    chaos.outcome = observe(chaos.shop, found, initial=initial)
+    return chaos.outcome
+
+
+def assert_sound(outcome: Outcome) -> None:
+    assert outcome.problems == [], "\n".join(outcome.problems[:20])
+
+
+def inject(chaos: Chaos, *args: str) -> str:
+    """Run tests/chaos/inject.py in the shop's own environment (its broker, its databases)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.chaos.inject", *args],
+        env=chaos.processes.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def log_lines(chaos: Chaos, needle: str, names: tuple[str, ...] = WORKERS) -> int:
+    """How many lines of the given processes' logs contain ``needle``."""
+    total = 0
+    for name in names:
+        path: Path = chaos.processes.log(name)
+        if path.exists():
+            total += sum(needle in line for line in path.read_text(errors="replace").splitlines())
+    return total

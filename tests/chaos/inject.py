@@ -1,0 +1,83 @@
+"""Faults sent straight to the broker, run as `python -m tests.chaos.inject` in the shop's env."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+from kombu.messaging import Producer
+from sqlalchemy import select
+
+from config.celery import app
+from workers.messaging.database import engine_for
+from workers.messaging.envelope import Envelope, event_type
+from workers.messaging.publisher import publish
+from workers.messaging.tables import outbox
+
+EMITTERS = ("shop", "orders", "payments", "shipping")
+# One subscriber task per queue, and the event type it subscribes to.
+TARGETS = {
+    "shop": ("shop.on_order_status_changed", "order.status_changed"),
+    "orders": ("orders.on_order_placed", "order.placed"),
+    "payments": ("payments.on_payment_requested", "payment.requested"),
+    "shipping": ("shipping.on_shipment_requested", "shipment.requested"),
+}
+
+
+def resend_outboxes() -> int:
+    """Publish every event any outbox ever held once more: each is then delivered twice."""
+    sent = 0
+    for component in EMITTERS:
+        with engine_for(component).connect() as conn:
+            rows = conn.execute(select(outbox.c.event).order_by(outbox.c.seq)).scalars().all()
+        events = [Envelope.from_dict(row) for row in rows]
+        publish(app, events)
+        sent += len(events)
+    return sent
+
+
+def poison(queue: str, kind: str) -> str:
+    """Send one bad message to ``queue``'s subscriber; returns the subject it carries."""
+    task, name = TARGETS[queue]
+    subject = str(uuid.uuid4())
+    if kind == "not-json":
+        _send_raw(queue, task, b"\x80\x04 this is not JSON {")
+        return subject
+    event = Envelope(
+        type=event_type("bogus.happened") if kind == "unknown-type" else event_type(name),
+        source="/chaos",
+        subject=subject,
+        correlationid=subject,
+        data={"order_id": subject},  # a schema violation for every subscriber
+    )
+    app.send_task(task, args=[event.to_dict()], queue=queue)
+    return subject
+
+
+def _send_raw(queue: str, task: str, body: bytes) -> None:
+    # Celery protocol 2 headers, so the worker knows the task; only the body is broken.
+    task_id = str(uuid.uuid4())
+    headers = {"lang": "py", "task": task, "id": task_id, "root_id": task_id, "retries": 0}
+    with app.connection_for_write() as conn:
+        Producer(conn).publish(  # type: ignore[no-untyped-call]
+            body,
+            exchange="shoeshop",
+            routing_key=queue,
+            headers=headers,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+        )
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["resend"]:
+        print(resend_outboxes())
+    elif argv[:1] == ["poison"]:
+        print(poison(argv[1], argv[2]))
+    else:
+        raise SystemExit("usage: inject resend | poison <queue> <not-json|unknown-type|schema>")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,248 @@
+"""The failure matrix: the real processes, broken on purpose, on Redis and on RabbitMQ.
+
+Each scenario places orders over HTTP, injects its fault, waits until the shop is quiet and then
+checks the invariants of tests/support/invariants.py: every order shipped, cancelled or parked;
+nobody charged twice; the charges equal the paid totals; stock conserved.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.chaos.conftest import WORKERS, Chaos
+from tests.chaos.flow import assert_sound, inject, log_lines, place_many, settle
+from tests.support.invariants import views
+from tests.support.shop import FAILING_CARD, order_body, wait_for
+
+pytestmark = pytest.mark.timeout(600)
+
+ALREADY_APPLIED = "already applied by"
+
+
+@pytest.mark.chaos_fast
+def test_1_payments_worker_stopped(chaos: Chaos) -> None:
+    # Given the payments worker is down
+    count = chaos.scale(50, 20)
+    chaos.processes.stop("payments")
+    # When orders are placed, they wait for it
+    order_ids = place_many(chaos, count)
+    time.sleep(2)
+    waiting = views(chaos.shop, order_ids)
+    assert {v["status"] for v in waiting.values()} <= {"PLACED", "PAYMENT_PENDING"}
+    assert chaos.shop.charges() == []
+    # Then, once it is back, every one of them ships
+    chaos.processes.start("payments")
+    outcome = settle(chaos, order_ids)
+    assert_sound(outcome)
+    assert outcome.shipped == count
+
+
+def test_2_workers_killed_mid_task(chaos: Chaos) -> None:
+    # Given a slow gateway, so that a payments worker is often killed inside a charge
+    chaos.processes.restart("gateway", SHOESHOP_GATEWAY_LATENCY_MS="150")
+    count = chaos.scale(60, 20)
+    rng = random.Random(3)
+    order_ids: list[str] = []
+    placing = threading.Thread(target=lambda: order_ids.extend(place_many(chaos, count)))
+    # When workers are SIGKILLed again and again during the burst
+    placing.start()
+    kills = []
+    for _ in range(chaos.scale(8, 3)):
+        time.sleep(rng.uniform(0.3, 1.5))
+        victim = rng.choice(WORKERS)
+        chaos.processes.kill(victim)
+        kills.append(victim)
+        chaos.processes.start(victim)
+    placing.join()
+    # Then nothing is lost and nobody is charged twice
+    outcome = settle(chaos, order_ids, timeout_s=180)
+    outcome.notes.append(f"killed: {', '.join(kills)}")
+    assert_sound(outcome)
+    assert outcome.shipped == count
+
+
+def test_3_broker_down_at_checkout(chaos: Chaos) -> None:
+    # Given the broker is down
+    count = chaos.scale(20, 10)
+    chaos.broker.down()
+    # When customers check out, the outbox keeps their orders: every checkout is accepted
+    started = time.monotonic()
+    order_ids = place_many(chaos, count)
+    intake_s = time.monotonic() - started
+    chaos.broker.up()
+    # Then, once the broker is back, the relay publishes them and everything ships
+    outcome = settle(chaos, order_ids, timeout_s=180)
+    outcome.notes.append(f"{count} checkouts with the broker down took {intake_s:.1f}s")
+    assert_sound(outcome)
+    assert outcome.shipped == count
+
+
+def test_4_broker_restarts_mid_flow(chaos: Chaos) -> None:
+    # Given orders flowing
+    count = chaos.scale(40, 15)
+    order_ids: list[str] = []
+    placing = threading.Thread(target=lambda: order_ids.extend(place_many(chaos, count)))
+    placing.start()
+    # When the broker goes away and comes back in the middle of it
+    time.sleep(1.0)
+    chaos.broker.down()
+    time.sleep(3.0)
+    chaos.broker.up()
+    placing.join()
+    # Then nothing is lost
+    outcome = settle(chaos, order_ids, timeout_s=180)
+    assert_sound(outcome)
+    assert outcome.shipped == count
+
+
+@pytest.mark.chaos_fast
+def test_5_every_event_delivered_twice(chaos: Chaos) -> None:
+    # Given orders in flight
+    count = chaos.scale(20, 10)
+    order_ids = place_many(chaos, count)
+    # When every event of every outbox is sent again, mid-flow and once more when all is done
+    sent = int(inject(chaos, "resend"))
+    settle(chaos, order_ids)
+    sent += int(inject(chaos, "resend"))
+    # Then each redelivery is seen and skipped by an inbox ...
+    wait_for(lambda: log_lines(chaos, ALREADY_APPLIED) >= sent or None, timeout_s=60, every_s=0.5)
+    # ... and every effect happened once: one charge, one shipment per order
+    outcome = settle(chaos, order_ids)
+    outcome.notes.append(f"{sent} task messages sent a second time")
+    assert_sound(outcome)
+    assert outcome.shipped == count
+    assert sorted(chaos.shop.shipments().values()) == [1] * count
+
+
+POISON_KINDS = ("not-json", "unknown-type", "schema")
+QUEUES = ("shop", "orders", "payments", "shipping")
+
+
+def test_6_poison_message_on_each_queue(chaos: Chaos) -> None:
+    # Given orders flowing
+    count = chaos.scale(20, 10)
+    order_ids: list[str] = []
+    placing = threading.Thread(target=lambda: order_ids.extend(place_many(chaos, count)))
+    placing.start()
+    # When a bad message of each kind lands on each queue
+    subjects = {
+        (queue, kind): inject(chaos, "poison", queue, kind)
+        for queue in QUEUES
+        for kind in POISON_KINDS
+    }
+    placing.join()
+    # Then every event-shaped one is parked at once (first attempt), naming its fault ...
+    expected = {s: k for (_q, k), s in subjects.items() if k != "not-json"}
+
+    def parked() -> dict[str, dict[str, object]] | None:
+        found = {d["subject"]: d for d in chaos.shop.dead_letters() if d["subject"] in expected}
+        return found if len(found) == len(expected) else None
+
+    letters = wait_for(parked, timeout_s=30, every_s=0.5)
+    assert {subject: letter["attempts"] for subject, letter in letters.items()} == {
+        subject: 1 for subject in expected
+    }
+    for subject, kind in expected.items():
+        wanted = "UnknownEventType" if kind == "unknown-type" else "InvalidEvent"
+        assert letters[subject]["exception"] == wanted, letters[subject]
+    # ... a body that is not JSON never reaches a task: Celery logs it at CRITICAL and acks it
+    # (docs/reliability.md, "Not covered yet"), so it is dropped, not parked ...
+    wait_for(lambda: log_lines(chaos, "Can't decode message body") >= 4 or None, timeout_s=30)
+    # ... and the orders flowed on past all of them
+    outcome = settle(chaos, order_ids)
+    outcome.notes.append("8 poison events parked at once; 4 non-JSON bodies dropped by Celery")
+    assert_sound(outcome)
+    assert outcome.shipped == count
+
+
+def test_7_gateway_fails_thirty_percent(chaos: Chaos) -> None:
+    # Given a gateway that fails 30% of calls before recording anything
+    chaos.processes.restart("gateway", SHOESHOP_GATEWAY_FAULT_RATE="0.3")
+    count = chaos.scale(40, 15)
+    # When orders are placed
+    order_ids = place_many(chaos, count)
+    # Then every order is paid exactly once (retries absorb the faults)
+    outcome = settle(chaos, order_ids, timeout_s=180)
+    assert_sound(outcome)
+    # Six failures in a row (0.3**6, under 0.1% an order) would park it: legitimate, but say so.
+    assert outcome.shipped + outcome.parked == count
+    if outcome.parked:
+        outcome.notes.append(f"{outcome.parked} order(s) parked after six faults in a row")
+    assert outcome.parked <= 1
+    assert log_lines(chaos, "transient failure", ("payments",)) > 0
+
+
+@pytest.mark.chaos_fast
+def test_8_last_five_pairs(chaos: Chaos) -> None:
+    # Given five pairs left of one size
+    sku, size = "RUN-001", "42"
+    chaos.shop.set_available(sku, size, 5)
+    body = order_body(sku=sku, size=size, quantity=1)
+    # When twenty customers check out at the same moment
+    barrier = threading.Barrier(20)
+
+    def checkout(_index: int) -> httpx.Response:
+        barrier.wait()
+        return httpx.post(f"{chaos.shop.url}/api/orders", json=body, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(checkout, range(20)))
+    # Then exactly five succeed, the rest are told it is sold out, and stock never goes negative
+    codes = sorted(response.status_code for response in responses)
+    assert codes == [202] * 5 + [409] * 15
+    order_ids = [r.json()["id"] for r in responses if r.status_code == 202]
+    row = chaos.shop.stock()[(sku, size)]
+    assert row["available"] == 0 and row["reserved"] + row["sold"] == 5
+    outcome = settle(chaos, order_ids, initial={(sku, size): 5})
+    outcome.notes.append("20 concurrent checkouts for 5 pairs: 5 accepted, 15 refused (409)")
+    assert_sound(outcome)
+    assert outcome.shipped == 5
+    assert chaos.shop.stock()[(sku, size)] == {"available": 0, "reserved": 0, "sold": 5}
+
+
+def test_9_gateway_down_then_replay(chaos: Chaos) -> None:
+    # Given a gateway that fails every call
+    chaos.processes.restart("gateway", SHOESHOP_GATEWAY_FAULT_RATE="1")
+    good = place_many(chaos, chaos.scale(10, 5))
+    doomed = place_many(chaos, 2, card=FAILING_CARD, start=100)
+    # When their retries are exhausted, every order ends in the dead letters, uncharged
+    wait_for(
+        lambda: all(v.get("delayed") for v in views(chaos.shop, good + doomed).values()),
+        timeout_s=120,
+        every_s=0.5,
+    )
+    letters = chaos.shop.dead_letters()
+    assert len(letters) == len(good + doomed)
+    assert {letter["attempts"] for letter in letters} == {6}
+    assert chaos.shop.charges() == []
+    # And when the gateway is healthy again and an operator replays everything
+    chaos.processes.restart("gateway", SHOESHOP_GATEWAY_FAULT_RATE="0")
+    chaos.shop.cli("dlq", "replay", "--all")
+    first = settle(chaos, good + doomed, timeout_s=120)
+    assert first.shipped == len(good)
+    charges = chaos.shop.charges()
+    # Then each is paid exactly once, and the always-failing card is parked again
+    assert sorted(c["order_id"] for c in charges) == sorted(good)
+    still = chaos.shop.dead_letters()
+    assert sorted(letter["subject"] for letter in still) == sorted(doomed)
+    # And replaying every letter again, the paid ones included, changes nothing
+    skipped = log_lines(chaos, ALREADY_APPLIED, ("payments",))
+    for letter in letters:
+        chaos.shop.cli("dlq", "replay", letter["id"])
+    wait_for(
+        lambda: log_lines(chaos, ALREADY_APPLIED, ("payments",)) >= skipped + len(good) or None,
+        timeout_s=60,
+        every_s=0.5,
+    )
+    outcome = settle(chaos, good + doomed, timeout_s=120)
+    outcome.notes.append(f"{len(good)} paid once after replay; {len(doomed)} x 0259 parked again")
+    assert_sound(outcome)
+    assert chaos.shop.charges() == charges
+    assert outcome.shipped == len(good)
+    assert outcome.parked == len(doomed)
