@@ -242,3 +242,16 @@ def test_rebuilding_twice_gives_the_same_projection() -> None:
         first = projections.snapshot(conn, "order_list")
         projections.rebuild(conn)
         assert projections.snapshot(conn, "order_list") == first
+
+
+def test_the_payment_timer_is_a_database_row_while_the_order_waits(client: FlaskClient) -> None:
+    waiting = place(client, card=FAILING_CARD, sku="RUN-002", size="38")
+    paid = place(client, sku="RUN-002", size="39")
+    reaches(client, waiting, "PAYMENT_PENDING")
+    reaches(client, paid, "SHIPPED")
+
+    with engine_for("orders").connect() as conn:
+        timers = set(conn.execute(select(store.payment_deadlines.c.order_id)).scalars())
+
+    assert waiting in timers  # survives any worker restart: it is not an in-memory countdown
+    assert paid not in timers  # cleared in the same transaction as the payment
