@@ -12,6 +12,7 @@ from config.settings import get_settings
 from shop import catalog, readmodel
 from shop.cancel import TooLateToCancel, UnknownOrder, request_cancellation
 from shop.checkout import OutOfStock, checkout
+from shop.delays import delay_of
 from shop.forms import CheckoutForm, all_field_errors, checkout_body, size_choices
 from shop.sealing import PaymentProviderUnavailable, Sealer
 from shop.validation import ValidationFailed
@@ -25,6 +26,13 @@ STATUS_LABELS = {
     "PAID": "Paid",
     "SHIPPED": "Shipped",
     "CANCELLED": "Cancelled",
+}
+# What a customer reads when a step of the order waits on a parked message (see shop.delays).
+DELAYS = {
+    "payment": "Your payment is delayed; we are on it and will not charge you twice.",
+    "shipping": "Shipping is delayed; your order is safe and will ship once we are back on track.",
+    "order": "Processing is delayed; your order is safe and will continue shortly.",
+    "other": "Something is taking longer than usual; your order is safe.",
 }
 REASONS = {
     "payment_declined": "Your card was declined",
@@ -115,9 +123,12 @@ def order(order_id: str) -> ResponseReturnValue:
         view = readmodel.order_view(conn, order_id)
     if view is None:
         return _not_found("No order has that number. Check the link in your confirmation.")
+    delayed = None if view["status"] in FINAL_STATUSES else delay_of(order_id)
     return render_template(
         "order.html",
         order=view,
+        delayed=delayed,
+        delay_text=DELAYS.get(delayed["stage"], DELAYS["other"]) if delayed else "",
         status_label=STATUS_LABELS.get(view["status"], view["status"]),
         reason_text=_reason_text(view["reason"]),
         steps=progress(view["status"]),
@@ -128,6 +139,7 @@ def order(order_id: str) -> ResponseReturnValue:
             "reasons": REASONS,
             "steps": STEPS,
             "final": FINAL_STATUSES,
+            "delays": DELAYS,
         },
     )
 

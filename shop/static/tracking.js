@@ -130,6 +130,15 @@
       var time = span("", when(event.time), "time");
       time.setAttribute("datetime", event.time);
       li.appendChild(time);
+      if (typeof event.since_placed_s === "number") {
+        li.appendChild(span("event-since", "+" + event.since_placed_s.toFixed(2) + " s", "span"));
+      }
+      (event.consumers || []).forEach(function (consumer) {
+        if (consumer.retries) {
+          var noun = consumer.retries === 1 ? " retry" : " retries";
+          li.appendChild(span("event-retries", consumer.task + ": " + consumer.retries + noun, "span"));
+        }
+      });
       fresh.appendChild(li);
     });
     list.replaceChildren(fresh);
@@ -156,8 +165,20 @@
     }
   }
 
+  function renderDelay(order) {
+    var note = byId("order-delayed");
+    if (!note) {
+      return;
+    }
+    var delayed = order.delayed && text.final.indexOf(order.status) === -1;
+    note.hidden = !delayed;
+    note.dataset.stage = delayed ? order.delayed.stage : "";
+    note.textContent = delayed ? (text.delays[order.delayed.stage] || text.delays.other) : "";
+  }
+
   function render(order) {
     renderStatus(order);
+    renderDelay(order);
     renderShipment(order);
     renderTimeline(order);
     renderCancel(order);

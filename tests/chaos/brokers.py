@@ -6,6 +6,8 @@ import subprocess
 from pathlib import Path
 from typing import Protocol
 
+import redis
+
 from tests.support import stack as stacks
 from workers.messaging.embedded_redis import EmbeddedRedis
 
@@ -38,6 +40,14 @@ class OwnRedis:
 
     def close(self) -> None:
         self.server.stop()
+
+    def unacked(self) -> int:
+        """Messages delivered to a consumer and never acknowledged (kombu's ``unacked`` hash)."""
+        client = redis.Redis(unix_socket_path=str(self.server.sock))
+        try:
+            return int(client.hlen("unacked"))
+        finally:
+            client.close()
 
 
 class SharedRabbit:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,9 +48,28 @@ def settle(
     initial: dict[tuple[str, str], int] | None = None,
 ) -> Outcome:
     """Wait for quiet, then count and check; the outcome is recorded for the matrix."""
-    found = wait_until_settled(chaos.shop, order_ids, timeout_s)
-    chaos.outcome = observe(chaos.shop, found, initial=initial)
-    return chaos.outcome
+    found = wait_until_settled(chaos.shop, order_ids, timeout_s, give_up=_died_a_while_ago(chaos))
+    outcome = observe(chaos.shop, found, initial=initial)
+    # A process that died on its own is a finding in itself: nothing here restarts it.
+    for name, code in chaos.processes.exited().items():
+        lines = chaos.processes.log(name).read_text(errors="replace").splitlines()
+        why = [line for line in lines if "CRITICAL" in line][-1:] or lines[-1:]
+        outcome.problems.append(f"{name} exited by itself with {code}: {' '.join(why)[:300]}")
+        outcome.notes.append(f"{name} died")
+    chaos.outcome = outcome
+    return outcome
+
+
+def _died_a_while_ago(chaos: Chaos, grace_s: float = 10.0) -> Callable[[], bool]:
+    """True once some process has been dead for ``grace_s``: the rest can still drain meanwhile."""
+    noticed: list[float] = []
+
+    def check() -> bool:
+        if not noticed and chaos.processes.exited():
+            noticed.append(time.monotonic())
+        return bool(noticed) and time.monotonic() - noticed[0] > grace_s
+
+    return check
 
 
 def assert_sound(outcome: Outcome) -> None:
@@ -75,3 +98,16 @@ def log_lines(chaos: Chaos, needle: str, names: tuple[str, ...] = WORKERS) -> in
         if path.exists():
             total += sum(needle in line for line in path.read_text(errors="replace").splitlines())
     return total
+
+
+_DONE = re.compile(r"Task ([\w.]+)\[([0-9a-f-]{36})\] succeeded in")
+
+
+def completions(chaos: Chaos) -> Counter[tuple[str, str]]:
+    """How often each (task name, task id) finished, from the workers' own logs."""
+    done: Counter[tuple[str, str]] = Counter()
+    for name in WORKERS:
+        path = chaos.processes.log(name)
+        if path.exists():
+            done.update(_DONE.findall(path.read_text(errors="replace")))
+    return done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 
@@ -11,7 +12,8 @@ from sqlalchemy import select
 from config.celery import app
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, event_type
-from workers.messaging.publisher import publish
+from workers.messaging.publisher import publish, task_id_for
+from workers.messaging.subscriptions import subscribers_of
 from workers.messaging.tables import outbox
 
 EMITTERS = ("shop", "orders", "payments", "shipping")
@@ -24,15 +26,19 @@ TARGETS = {
 }
 
 
-def resend_outboxes() -> int:
-    """Publish every event any outbox ever held once more: each is then delivered twice."""
-    sent = 0
+def resend_outboxes() -> list[str]:
+    """Publish every event any outbox ever held once more; returns the task ids sent.
+
+    A task id is derived from the event and the subscriber, so the copy carries the same id as
+    the original and the worker logs show both deliveries under it.
+    """
+    sent: list[str] = []
     for component in EMITTERS:
         with engine_for(component).connect() as conn:
             rows = conn.execute(select(outbox.c.event).order_by(outbox.c.seq)).scalars().all()
         events = [Envelope.from_dict(row) for row in rows]
         publish(app, events)
-        sent += len(events)
+        sent += [task_id_for(e, task) for e in events for task in subscribers_of(e.type)]
     return sent
 
 
@@ -72,7 +78,7 @@ def _send_raw(queue: str, task: str, body: bytes) -> None:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["resend"]:
-        print(resend_outboxes())
+        print(json.dumps(resend_outboxes()))
     elif argv[:1] == ["poison"]:
         print(poison(argv[1], argv[2]))
     else:

@@ -7,22 +7,29 @@ nobody charged twice; the charges equal the paid totals; stock conserved.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from tests.chaos.brokers import OwnRedis
 from tests.chaos.conftest import WORKERS, Chaos
-from tests.chaos.flow import assert_sound, inject, log_lines, place_many, settle
+from tests.chaos.flow import assert_sound, completions, inject, log_lines, place_many, settle
 from tests.support.invariants import views
 from tests.support.shop import FAILING_CARD, order_body, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
-ALREADY_APPLIED = "already applied by"
+
+def paid_attempts(chaos: Chaos) -> int:
+    """Deliveries of payment requests that finished (paid, skipped by the inbox, or parked)."""
+    done = completions(chaos)
+    return sum(n for (name, _id), n in done.items() if name == "payments.on_payment_requested")
 
 
 @pytest.mark.chaos_fast
@@ -43,9 +50,20 @@ def test_1_payments_worker_stopped(chaos: Chaos) -> None:
     assert outcome.shipped == count
 
 
+REDIS_UNACKED = (
+    "Redis hands a SIGKILLed worker's unacknowledged messages back only after visibility_timeout "
+    "(3600 s in config/celeryconfig.py), so orders in flight at the kill wait an hour"
+)
+
+
+@pytest.mark.parametrize(
+    "broker_name",
+    [pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=REDIS_UNACKED)), "rabbitmq"],
+    indirect=True,
+)
 def test_2_workers_killed_mid_task(chaos: Chaos) -> None:
     # Given a slow gateway, so that a payments worker is often killed inside a charge
-    chaos.processes.restart("gateway", SHOESHOP_GATEWAY_LATENCY_MS="150")
+    chaos.processes.restart("gateway", {"SHOESHOP_GATEWAY_LATENCY_MS": "150"})
     count = chaos.scale(60, 20)
     rng = random.Random(3)
     order_ids: list[str] = []
@@ -61,8 +79,10 @@ def test_2_workers_killed_mid_task(chaos: Chaos) -> None:
         chaos.processes.start(victim)
     placing.join()
     # Then nothing is lost and nobody is charged twice
-    outcome = settle(chaos, order_ids, timeout_s=180)
+    outcome = settle(chaos, order_ids, timeout_s=90)
     outcome.notes.append(f"killed: {', '.join(kills)}")
+    if isinstance(chaos.broker, OwnRedis) and (stranded := chaos.broker.unacked()):
+        outcome.notes.append(f"{stranded} message(s) stranded in Redis's unacked hash")
     assert_sound(outcome)
     assert outcome.shipped == count
 
@@ -83,8 +103,25 @@ def test_3_broker_down_at_checkout(chaos: Chaos) -> None:
     assert outcome.shipped == count
 
 
+REDIS_WORKER_DIES = (
+    "a worker holding unacknowledged messages when the Redis connection drops exits with "
+    "'Unrecoverable error: AttributeError' (Celery 5.7 closes the lost connection, kombu's "
+    "redis channel then restores its unacked messages through a connection whose client is "
+    "None); nothing restarts it, so its queue stops"
+)
+
+
+@pytest.mark.parametrize(
+    "broker_name",
+    [
+        pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=REDIS_WORKER_DIES)),
+        "rabbitmq",
+    ],
+    indirect=True,
+)
 def test_4_broker_restarts_mid_flow(chaos: Chaos) -> None:
-    # Given orders flowing
+    # Given orders flowing, with a slow gateway so that payments is always holding messages
+    chaos.processes.restart("gateway", {"SHOESHOP_GATEWAY_LATENCY_MS": "500"})
     count = chaos.scale(40, 15)
     order_ids: list[str] = []
     placing = threading.Thread(target=lambda: order_ids.extend(place_many(chaos, count)))
@@ -107,14 +144,19 @@ def test_5_every_event_delivered_twice(chaos: Chaos) -> None:
     count = chaos.scale(20, 10)
     order_ids = place_many(chaos, count)
     # When every event of every outbox is sent again, mid-flow and once more when all is done
-    sent = int(inject(chaos, "resend"))
+    sent: Counter[str] = Counter(json.loads(inject(chaos, "resend")))
     settle(chaos, order_ids)
-    sent += int(inject(chaos, "resend"))
-    # Then each redelivery is seen and skipped by an inbox ...
-    wait_for(lambda: log_lines(chaos, ALREADY_APPLIED) >= sent or None, timeout_s=60, every_s=0.5)
+    sent.update(json.loads(inject(chaos, "resend")))
+
+    # Then every copy is consumed (same task id as its original, so each id finishes again) ...
+    def consumed() -> bool:
+        done = Counter(task_id for _name, task_id in completions(chaos).elements())
+        return all(done[task_id] >= copies + 1 for task_id, copies in sent.items())
+
+    wait_for(consumed, timeout_s=60, every_s=0.5)
     # ... and every effect happened once: one charge, one shipment per order
     outcome = settle(chaos, order_ids)
-    outcome.notes.append(f"{sent} task messages sent a second time")
+    outcome.notes.append(f"{sum(sent.values())} task messages sent again")
     assert_sound(outcome)
     assert outcome.shipped == count
     assert sorted(chaos.shop.shipments().values()) == [1] * count
@@ -163,7 +205,7 @@ def test_6_poison_message_on_each_queue(chaos: Chaos) -> None:
 
 def test_7_gateway_fails_thirty_percent(chaos: Chaos) -> None:
     # Given a gateway that fails 30% of calls before recording anything
-    chaos.processes.restart("gateway", SHOESHOP_GATEWAY_FAULT_RATE="0.3")
+    chaos.processes.restart("gateway", {"SHOESHOP_GATEWAY_FAULT_RATE": "0.3"})
     count = chaos.scale(40, 15)
     # When orders are placed
     order_ids = place_many(chaos, count)
@@ -208,7 +250,7 @@ def test_8_last_five_pairs(chaos: Chaos) -> None:
 
 def test_9_gateway_down_then_replay(chaos: Chaos) -> None:
     # Given a gateway that fails every call
-    chaos.processes.restart("gateway", SHOESHOP_GATEWAY_FAULT_RATE="1")
+    chaos.processes.restart("gateway", {"SHOESHOP_GATEWAY_FAULT_RATE": "1"})
     good = place_many(chaos, chaos.scale(10, 5))
     doomed = place_many(chaos, 2, card=FAILING_CARD, start=100)
     # When their retries are exhausted, every order ends in the dead letters, uncharged
@@ -222,7 +264,7 @@ def test_9_gateway_down_then_replay(chaos: Chaos) -> None:
     assert {letter["attempts"] for letter in letters} == {6}
     assert chaos.shop.charges() == []
     # And when the gateway is healthy again and an operator replays everything
-    chaos.processes.restart("gateway", SHOESHOP_GATEWAY_FAULT_RATE="0")
+    chaos.processes.restart("gateway", {"SHOESHOP_GATEWAY_FAULT_RATE": "0"})
     chaos.shop.cli("dlq", "replay", "--all")
     first = settle(chaos, good + doomed, timeout_s=120)
     assert first.shipped == len(good)
@@ -232,14 +274,10 @@ def test_9_gateway_down_then_replay(chaos: Chaos) -> None:
     still = chaos.shop.dead_letters()
     assert sorted(letter["subject"] for letter in still) == sorted(doomed)
     # And replaying every letter again, the paid ones included, changes nothing
-    skipped = log_lines(chaos, ALREADY_APPLIED, ("payments",))
+    before = paid_attempts(chaos)
     for letter in letters:
         chaos.shop.cli("dlq", "replay", letter["id"])
-    wait_for(
-        lambda: log_lines(chaos, ALREADY_APPLIED, ("payments",)) >= skipped + len(good) or None,
-        timeout_s=60,
-        every_s=0.5,
-    )
+    wait_for(lambda: paid_attempts(chaos) >= before + len(letters), timeout_s=60, every_s=0.5)
     outcome = settle(chaos, good + doomed, timeout_s=120)
     outcome.notes.append(f"{len(good)} paid once after replay; {len(doomed)} x 0259 parked again")
     assert_sound(outcome)

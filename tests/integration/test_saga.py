@@ -255,3 +255,14 @@ def test_the_payment_timer_is_a_database_row_while_the_order_waits(client: Flask
 
     assert waiting in timers  # survives any worker restart: it is not an in-memory countdown
     assert paid not in timers  # cleared in the same transaction as the payment
+
+
+def test_an_order_whose_payment_is_parked_says_so_on_its_tracking_page(client: FlaskClient) -> None:
+    order_id = place(client, card=FAILING_CARD, sku="CAS-001", size="38")
+
+    delayed = wait_for(lambda: order(client, order_id).get("delayed"), timeout_s=60)
+    page = client.get(f"/orders/{order_id}").get_data(as_text=True)
+
+    assert delayed["stage"] == "payment"
+    assert 'data-stage="payment"' in page
+    assert "Your payment is delayed" in page

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,13 +129,20 @@ def views(shop: ShopUnderTest, order_ids: list[str]) -> dict[str, dict[str, Any]
 
 
 def wait_until_settled(
-    shop: ShopUnderTest, order_ids: list[str], timeout_s: float, quiet_s: float = 2.0
+    shop: ShopUnderTest,
+    order_ids: list[str],
+    timeout_s: float,
+    quiet_s: float = 2.0,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> dict[str, dict[str, Any]]:
-    """Poll until every order is final or parked and nothing has moved for ``quiet_s``."""
+    """Poll until every order is final or parked and nothing has moved for ``quiet_s``.
+
+    ``give_up`` ends the wait early when waiting longer cannot help (a process died).
+    """
     deadline = time.monotonic() + timeout_s
     last: dict[str, dict[str, Any]] = {}
     stable_since = time.monotonic()
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not give_up():
         now = views(shop, order_ids)
         if _digest(now) != _digest(last):
             stable_since = time.monotonic()

@@ -158,6 +158,14 @@ class Processes:
                 return WORKER_READY in log.read()
         return True
 
+    def exited(self) -> dict[str, int]:
+        """Processes that were started and are not running any more: name -> exit code."""
+        return {
+            name: code
+            for name, run in self.running.items()
+            if (code := run.popen.poll()) is not None
+        }
+
     def stop(self, name: str, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM, as an orchestrator would; a worker finishes its current tasks first."""
         run = self.running.pop(name)
@@ -170,7 +178,7 @@ class Processes:
         run.signal(signal.SIGKILL)
         self._reap(name, run, 10)
 
-    def restart(self, name: str, **env: str) -> None:
+    def restart(self, name: str, env: dict[str, str] | None = None) -> None:
         if name in self.running:
             self.stop(name)
         self.start(name, env)

@@ -69,12 +69,15 @@ def write_png(
     from matplotlib import pyplot
 
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.5))
-    longest = max((max(values) for values in latencies_s.values() if values), default=1.0)
-    edges = [longest * 1000 * i / 60 for i in range(61)]  # shared bins: shapes compare
+    longest_ms = 1000 * max((max(v) for v in latencies_s.values() if v), default=1.0)
+    # Shared, logarithmic bins: a paced phase's milliseconds and a burst's queueing seconds
+    # both stay readable on one axis.
+    edges = [max(longest_ms, 10.0) ** (i / 60) for i in range(61)]
     for name, values in latencies_s.items():
         if values:
-            left.hist([v * 1000 for v in values], bins=edges, alpha=0.5, label=name)
-    left.set_xlabel("placed → shipped (ms)")
+            left.hist([max(v * 1000, 1.0) for v in values], bins=edges, alpha=0.5, label=name)
+    left.set_xscale("log")
+    left.set_xlabel("placed → shipped (ms, log scale)")
     left.set_ylabel("orders")
     left.set_title("Latency distribution")
     left.legend()

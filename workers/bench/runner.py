@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import kombu.pools
 from celery import Celery
 
 from workers.bench import procstat
@@ -180,11 +181,19 @@ def _command_lines(pids: list[int]) -> dict[int, list[str]]:
 
 def task_totals(broker_url: str, *, baseline: bool) -> int:
     """Tasks run so far by the system's workers, or by the baseline's (``bench_…`` nodes)."""
-    app = Celery("shoeshop-bench-probe", broker=broker_url)
-    try:
-        stats = app.control.inspect(timeout=3.0).stats() or {}
-    finally:
-        app.close()
+    for attempt in range(2):
+        app = Celery("shoeshop-bench-probe", broker=broker_url)
+        try:
+            stats = app.control.inspect(timeout=3.0).stats() or {}
+            break
+        except Exception:
+            if attempt:
+                raise
+            # kombu pools connections per URL across apps: after the backlog phase restarted
+            # the broker they are dead. Drop them and ask once more.
+            kombu.pools.reset()  # type: ignore[no-untyped-call]
+        finally:
+            app.close()
     return sum(
         sum(int(count) for count in (node_stats.get("total") or {}).values())
         for node, node_stats in stats.items()

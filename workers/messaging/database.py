@@ -21,6 +21,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "shoeshop_write"
 _schemas: dict[str, list[MetaData]] = {"operations": [operations_metadata]}
 _engines: dict[str, Engine] = {}
+_declared: dict[str, int] = {}  # how many tables each engine's schema was created with
 _lock = threading.Lock()
 
 
@@ -41,7 +42,17 @@ def engine_for(component: str, settings: Settings | None = None) -> Engine:
             engine = _create_engine(component, settings or get_settings())
             ensure_schema(engine, component)
             _engines[component] = engine
+            _declared[component] = _table_count(component)
+        elif _declared.get(component) != _table_count(component):
+            # Tables declared after the engine was opened (an operator's read such as /metrics
+            # came first, in a process that also runs the component): create them now.
+            ensure_schema(engine, component)
+            _declared[component] = _table_count(component)
         return engine
+
+
+def _table_count(component: str) -> int:
+    return sum(len(metadata.tables) for metadata in _schemas.get(component, []))
 
 
 def transaction(component: str) -> AbstractContextManager[Connection]:
@@ -58,6 +69,7 @@ def dispose_all() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _declared.clear()
 
 
 def database_url(component: str, settings: Settings) -> str:
