@@ -31,7 +31,9 @@ def request_cancellation(order_id: str) -> bool:
     with unit_of_work("shop") as outbox:
         conn = outbox.conn
         row = conn.execute(
-            select(orders.c.status, orders.c.cancel_requested_at).where(orders.c.id == order_id)
+            select(orders.c.status, orders.c.cancel_requested_at)
+            .where(orders.c.id == order_id)
+            .with_for_update()
         ).first()
         if row is None:
             raise UnknownOrder(order_id)

@@ -95,7 +95,11 @@ def _apply_status(
 ) -> None:
     # orders.c["items"], not .items: the column collection has an items() method of its own.
     query = select(orders.c.status, orders.c["items"], orders.c.stock_state)
-    row = conn.execute(query.where(orders.c.id == order_id)).mappings().first()
+    # FOR UPDATE: two of the shop worker's threads may apply PAID and SHIPPED a few ms apart;
+    # the row lock makes the second wait for the first, so a status never moves backwards.
+    # (SQLite has no row locks; its write transactions are serialised whole.)
+    query = query.where(orders.c.id == order_id).with_for_update()
+    row = conn.execute(query).mappings().first()
     if row is None or row["status"] in FINAL or RANK[status] <= RANK[row["status"]]:
         return
     changes: dict[str, Any] = {"status": status, "reason": reason}

@@ -19,6 +19,8 @@ class Broker(Protocol):
 
     def up(self) -> None: ...
 
+    def restore(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -31,12 +33,20 @@ class OwnRedis:
         self.server = EmbeddedRedis(base / "redis" / "redis.sock")
         self.server.start()
         self.url = self.server.url
+        self.stopped = False
 
     def down(self) -> None:
         self.server.stop()  # SIGTERM: Redis flushes its append-only file before it exits
+        self.stopped = True
 
     def up(self) -> None:
         self.server.start()
+        self.stopped = False
+
+    def restore(self) -> None:
+        """Up again if a failed scenario left it down, so the processes can stop cleanly."""
+        if self.stopped:
+            self.up()
 
     def close(self) -> None:
         self.server.stop()
@@ -67,9 +77,12 @@ class SharedRabbit:
         rabbitmqctl("await_startup")
         self.stopped = False
 
-    def close(self) -> None:
+    def restore(self) -> None:
         if self.stopped:
             self.up()
+
+    def close(self) -> None:
+        self.restore()
 
 
 def rabbitmqctl(*args: str) -> None:

@@ -20,7 +20,7 @@ import pytest
 from tests.chaos.brokers import OwnRedis
 from tests.chaos.conftest import WORKERS, Chaos
 from tests.chaos.flow import assert_sound, completions, inject, log_lines, place_many, settle
-from tests.support.invariants import views
+from tests.support.invariants import LATE, Outcome, views
 from tests.support.shop import FAILING_CARD, order_body, wait_for
 
 pytestmark = pytest.mark.timeout(600)
@@ -30,6 +30,14 @@ def paid_attempts(chaos: Chaos) -> int:
     """Deliveries of payment requests that finished (paid, skipped by the inbox, or parked)."""
     done = completions(chaos)
     return sum(n for (name, _id), n in done.items() if name == "payments.on_payment_requested")
+
+
+def only_late(outcome: Outcome, *also: str) -> bool:
+    """True when the only broken invariant is orders not there yet (plus the given problems)."""
+    allowed = (LATE, *also)
+    return outcome.charged_twice == 0 and all(
+        any(text in problem for text in allowed) for problem in outcome.problems
+    )
 
 
 @pytest.mark.chaos_fast
@@ -56,11 +64,6 @@ REDIS_UNACKED = (
 )
 
 
-@pytest.mark.parametrize(
-    "broker_name",
-    [pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=REDIS_UNACKED)), "rabbitmq"],
-    indirect=True,
-)
 def test_2_workers_killed_mid_task(chaos: Chaos) -> None:
     # Given a slow gateway, so that a payments worker is often killed inside a charge
     chaos.processes.restart("gateway", {"SHOESHOP_GATEWAY_LATENCY_MS": "150"})
@@ -71,9 +74,10 @@ def test_2_workers_killed_mid_task(chaos: Chaos) -> None:
     # When workers are SIGKILLed again and again during the burst
     placing.start()
     kills = []
-    for _ in range(chaos.scale(8, 3)):
+    # Each worker is killed as often as the others, in an order shuffled for every round.
+    victims = [w for _ in range(2) for w in rng.sample(WORKERS, len(WORKERS))]
+    for victim in victims[: chaos.scale(8, 4)]:
         time.sleep(rng.uniform(0.3, 1.5))
-        victim = rng.choice(WORKERS)
         chaos.processes.kill(victim)
         kills.append(victim)
         chaos.processes.start(victim)
@@ -81,8 +85,10 @@ def test_2_workers_killed_mid_task(chaos: Chaos) -> None:
     # Then nothing is lost and nobody is charged twice
     outcome = settle(chaos, order_ids, timeout_s=90)
     outcome.notes.append(f"killed: {', '.join(kills)}")
-    if isinstance(chaos.broker, OwnRedis) and (stranded := chaos.broker.unacked()):
+    stranded = chaos.broker.unacked() if isinstance(chaos.broker, OwnRedis) else 0
+    if stranded and only_late(outcome):
         outcome.notes.append(f"{stranded} message(s) stranded in Redis's unacked hash")
+        pytest.xfail(REDIS_UNACKED)  # only this known cause; anything else fails below
     assert_sound(outcome)
     assert outcome.shipped == count
 
@@ -111,14 +117,6 @@ REDIS_WORKER_DIES = (
 )
 
 
-@pytest.mark.parametrize(
-    "broker_name",
-    [
-        pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=REDIS_WORKER_DIES)),
-        "rabbitmq",
-    ],
-    indirect=True,
-)
 def test_4_broker_restarts_mid_flow(chaos: Chaos) -> None:
     # Given orders flowing, with a slow gateway so that payments is always holding messages
     chaos.processes.restart("gateway", {"SHOESHOP_GATEWAY_LATENCY_MS": "500"})
@@ -133,7 +131,10 @@ def test_4_broker_restarts_mid_flow(chaos: Chaos) -> None:
     chaos.broker.up()
     placing.join()
     # Then nothing is lost
-    outcome = settle(chaos, order_ids, timeout_s=180)
+    outcome = settle(chaos, order_ids, timeout_s=120)
+    died = any("Unrecoverable error: AttributeError" in p for p in outcome.problems)
+    if died and only_late(outcome, "exited by itself"):
+        pytest.xfail(REDIS_WORKER_DIES)  # only this known cause; anything else fails below
     assert_sound(outcome)
     assert outcome.shipped == count
 

@@ -28,9 +28,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def session_members(session_id: int) -> list[int]:
-    """Every live process in the given session: what `shoeshop up` started and may leave behind."""
-    members = []
+def _live_processes() -> dict[int, int]:
+    """pid → parent pid of every live process (zombies are already gone)."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -38,10 +38,37 @@ def session_members(session_id: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # After the command name: state, ppid, pgrp, session, ...; zombies are already gone.
-        if int(fields[3]) == session_id and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+        # After the command name: state, ppid, pgrp, session, ...
+        if fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root``, however deep. Parent links, not sessions: honcho starts
+    each Procfile process in a session of its own."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in _live_processes().items():
+        children.setdefault(parent, []).append(pid)
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def still_alive(pids: set[int]) -> set[int]:
+    return pids & set(_live_processes())
+
+
+def command_line(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 @dataclass
@@ -111,13 +138,16 @@ def running_shop(stack: stacks.Stack) -> Iterator[RunningShop]:
         f"http://127.0.0.1:{ports['gateway']}",
         log,
     )
+    started: set[int] = set()
     try:
         wait_until_ready(shop)
+        started = descendants(process.pid)
         yield shop
     finally:
+        started |= descendants(process.pid)
         if process.poll() is None:
             shop.stop()
-        for pid in session_members(process.pid):
+        for pid in still_alive(started):
             os.kill(pid, signal.SIGKILL)  # only reached when a test already failed
 
 

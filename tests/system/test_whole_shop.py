@@ -9,7 +9,14 @@ from typing import Any
 import httpx
 
 from tests.support.shop import order_body, wait_for
-from tests.system.conftest import FLOWER_PASSWORD, FLOWER_USER, RunningShop, session_members
+from tests.system.conftest import (
+    FLOWER_PASSWORD,
+    FLOWER_USER,
+    RunningShop,
+    command_line,
+    descendants,
+    still_alive,
+)
 
 ORDERS = 20
 SKUS = ("TRL-001", "RUN-001", "CAS-002", "BOT-002", "CRT-001")
@@ -61,14 +68,16 @@ def test_flower_sees_a_worker_per_component_behind_basic_auth(running_shop: Runn
 
 
 def test_ctrl_c_stops_every_process(running_shop: RunningShop) -> None:
-    session = running_shop.process.pid
-    assert (
-        len(session_members(session)) >= 9
-    )  # up, redis or not, web, 4 workers, relay, gateway, flower
+    tree = descendants(running_shop.process.pid)
+    commands = " ".join(command_line(pid) for pid in tree)
+    for queue in ("shop", "orders", "payments", "shipping"):
+        assert f"worker -Q {queue}" in commands
+    for process in ("gunicorn", "shoeshop relay", "shoeshop gateway", "flower", "beat"):
+        assert process in commands
 
     running_shop.stop()
 
     deadline = time.monotonic() + 15
-    while session_members(session) and time.monotonic() < deadline:
+    while still_alive(tree) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert session_members(session) == []
+    assert still_alive(tree) == set()

@@ -27,6 +27,8 @@ from workers.bench.runner import (
 )
 
 BASELINE_APP = "workers.bench.baseline_app"
+# No chain finished for this long: the rest are lost, not slow (a no-op chain takes milliseconds).
+STALL_S = 60.0
 BASELINE_WSGI = "'workers.bench.baseline_web:create_app()'"
 
 
@@ -120,12 +122,15 @@ class BaselineStack:
         deadline = time.monotonic() + timeout_s
         wanted = set(chain_ids)
         seen = 0
+        progressed = time.monotonic()
         while True:
             records = self.records()
             done = sum(1 for chain_id in wanted if "done" in records.get(chain_id, {}))
-            progress(done - seen)
-            seen = done
-            if done == len(wanted) or time.monotonic() > deadline:
+            if done > seen:
+                progress(done - seen)
+                seen, progressed = done, time.monotonic()
+            now = time.monotonic()
+            if done == len(wanted) or now > deadline or now > progressed + STALL_S:
                 return records
             time.sleep(0.5)
 

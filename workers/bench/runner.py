@@ -155,7 +155,9 @@ class SystemStack:
             return
         started = _command_lines(procstat.descendants(self.process.pid))
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # Ctrl-C, as `shoeshop up` expects
+            # honcho stops everything on SIGTERM as on Ctrl-C, and SIGINT may be ignored when
+            # the bench itself runs in the background.
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:

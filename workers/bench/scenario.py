@@ -15,6 +15,9 @@ from workers.bench.load import Placement, intake, place_many
 from workers.bench.runner import task_totals
 
 POLL_INTERVAL_S = 0.5
+# Give up when no order finished for this long: a lost order must not hold the run for the
+# whole timeout (the run then reports it and exits non-zero).
+STALL_S = 60.0
 
 Progress = Callable[[int], None]
 
@@ -150,13 +153,17 @@ def wait_shipped(
     """Wait until every order shipped, reading as little as possible while the stack works.
 
     One order (the last placed) is watched until it ships; only then is every pending order read.
-    The web server's CPU spent on these reads is taken out of its account.
+    The web server's CPU spent on these reads is taken out of its account. Once orders have
+    started to ship, STALL_S without one more ends the wait.
     """
     deadline = time.monotonic() + timeout_s
     pending = list(order_ids)
     moments: list[tuple[float, float]] = []
+    progressed: float | None = None  # the last sweep that found shipped orders
     with httpx.Client(base_url=target.url, timeout=30) as client:
         while pending and time.monotonic() < deadline:
+            if progressed is not None and time.monotonic() > progressed + STALL_S:
+                break  # the rest are stuck, not slow: the report says how many
             if _view(client, pending[-1]).get("status") == "SHIPPED":
                 web_before = _cpu_of(target.pids(), "web")
                 still: list[str] = []
@@ -168,6 +175,8 @@ def wait_shipped(
                         moments.append(found)
                 usage.exclude("web", _cpu_of(target.pids(), "web") - web_before)
                 progress(len(pending) - len(still))
+                if len(still) < len(pending):
+                    progressed = time.monotonic()
                 pending = still
             if pending:
                 time.sleep(POLL_INTERVAL_S)
