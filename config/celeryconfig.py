@@ -65,7 +65,11 @@ task_send_sent_event = True
 # only after visibility_timeout, so it must be far above that (and above any task's runtime).
 # confirm_publish makes RabbitMQ acknowledge every publish (publisher confirms); Redis ignores it.
 broker_transport_options = {
-    "visibility_timeout": 3600,
+    "visibility_timeout": _settings.visibility_timeout_s,
+    # Every worker looks for expired unacknowledged messages every 5 s (kombu's default throttle
+    # makes that every 100 s), so a killed worker's messages return soon after the timeout.
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
     "confirm_publish": True,
 }
 

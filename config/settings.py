@@ -24,6 +24,13 @@ DEFAULT_PAYMENT_TIMEOUT_S = 15 * 60
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_RETRY_BASE_DELAY_S = 0.5
 DEFAULT_RETRY_MAX_DELAY_S = 30.0
+# How long Redis waits before handing a taken but unacknowledged message to another worker (a
+# worker that was killed mid-task). It must exceed the longest task plus the longest retry
+# countdown, because the worker holds a waiting retry unacknowledged too: 30 s + a 5 s gateway
+# timeout, with room to spare. An hour (Celery's default) would hold a killed worker's orders
+# that long.
+DEFAULT_VISIBILITY_TIMEOUT_S = 120
+GATEWAY_TIMEOUT_S = 5.0
 
 
 class ConfigurationError(Exception):
@@ -48,6 +55,7 @@ class Settings:
     gateway_fault_rate: float
     gateway_latency_ms: int
     packing_delay_s: float
+    visibility_timeout_s: int
 
     @property
     def is_production(self) -> bool:
@@ -68,6 +76,15 @@ class Settings:
         if self.broker_url is not None:
             return self.broker_url
         return f"redis+socket://{self.redis_socket}"
+
+    def __post_init__(self) -> None:
+        longest_wait = self.retry_max_delay_s + GATEWAY_TIMEOUT_S
+        if self.visibility_timeout_s <= longest_wait:
+            raise ConfigurationError(
+                f"SHOESHOP_VISIBILITY_TIMEOUT ({self.visibility_timeout_s}s) must exceed the "
+                f"longest retry delay plus a gateway call ({longest_wait:.0f}s), or Redis would "
+                "hand a waiting retry to a second worker"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -92,6 +109,9 @@ class Settings:
             gateway_fault_rate=_float(env, "SHOESHOP_GATEWAY_FAULT_RATE", 0.0),
             gateway_latency_ms=_int(env, "SHOESHOP_GATEWAY_LATENCY_MS", 0),
             packing_delay_s=_float(env, "SHOESHOP_PACKING_DELAY", DEFAULT_PACKING_DELAY_S),
+            visibility_timeout_s=_int(
+                env, "SHOESHOP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S
+            ),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, text
 
 from shop.tables import products, stock
 
@@ -157,6 +157,10 @@ CATALOGUE = (
 
 def seed_if_empty(conn: Connection) -> bool:
     """Fill an empty catalogue; returns True when it did. Runs inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        # Every gunicorn worker seeds at start: one fills the catalogue, the others wait here
+        # and then find it full. (SQLite's write transactions are serialised already.)
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('shoeshop:seed'))"))
     if conn.execute(select(func.count()).select_from(products)).scalar_one() > 0:
         return False
     conn.execute(

@@ -26,6 +26,9 @@ RETRIES = {
     "SHOESHOP_RETRY_BASE_DELAY": "0.2",
     "SHOESHOP_RETRY_MAX_DELAY": "2",
     "SHOESHOP_MAX_RETRIES": "5",
+    # Above the longest retry wait plus a gateway call, and short enough that a SIGKILLed
+    # worker's taken messages come back to the others within the scenario.
+    "SHOESHOP_VISIBILITY_TIMEOUT": "15",
 }
 _RESULTS = pytest.StashKey[list[dict[str, Any]]]()
 

@@ -48,25 +48,38 @@ def settle(
     initial: dict[tuple[str, str], int] | None = None,
 ) -> Outcome:
     """Wait for quiet, then count and check; the outcome is recorded for the matrix."""
-    found = wait_until_settled(chaos.shop, order_ids, timeout_s, give_up=_died_a_while_ago(chaos))
+    restarted: list[str] = []
+    found = wait_until_settled(
+        chaos.shop, order_ids, timeout_s, give_up=_supervise(chaos, restarted)
+    )
     outcome = observe(chaos.shop, found, initial=initial)
-    # A process that died on its own is a finding in itself: nothing here restarts it.
+    # A worker that died on its own was restarted, as the supervisor a deployment runs workers
+    # under would (docs/reliability.md); it is noted. Any other process dying is a problem.
+    outcome.notes.extend(restarted)
     for name, code in chaos.processes.exited().items():
-        lines = chaos.processes.log(name).read_text(errors="replace").splitlines()
-        why = [line for line in lines if "CRITICAL" in line][-1:] or lines[-1:]
-        outcome.problems.append(f"{name} exited by itself with {code}: {' '.join(why)[:300]}")
-        outcome.notes.append(f"{name} died")
+        outcome.problems.append(f"{name} exited by itself with {code}: {_why(chaos, name)}")
     chaos.outcome = outcome
     return outcome
 
 
-def _died_a_while_ago(chaos: Chaos, grace_s: float = 10.0) -> Callable[[], bool]:
-    """True once some process has been dead for ``grace_s``: the rest can still drain meanwhile."""
+def _why(chaos: Chaos, name: str) -> str:
+    lines = chaos.processes.log(name).read_text(errors="replace").splitlines()
+    return " ".join([line for line in lines if "CRITICAL" in line][-1:] or lines[-1:])[:300]
+
+
+def _supervise(chaos: Chaos, restarted: list[str], grace_s: float = 10.0) -> Callable[[], bool]:
+    """Restart Celery workers that exit by themselves; give up once another process has been
+    dead for ``grace_s`` (the rest can still drain meanwhile)."""
     noticed: list[float] = []
 
     def check() -> bool:
-        if not noticed and chaos.processes.exited():
-            noticed.append(time.monotonic())
+        for name, code in chaos.processes.exited().items():
+            if name in WORKERS:
+                restarted.append(f"{name} exited by itself ({code}: {_why(chaos, name)[:120]}) "
+                                 "and was restarted")
+                chaos.processes.restart(name)
+            elif not noticed:
+                noticed.append(time.monotonic())
         return bool(noticed) and time.monotonic() - noticed[0] > grace_s
 
     return check
