@@ -57,6 +57,9 @@ task_create_missing_queues = False
 broker_native_delayed_delivery_queue_type = "quorum"
 worker_detect_quorum_queues = True
 
+# A message that cannot be decoded is parked before Celery acknowledges it (it would be dropped).
+worker_consumer = "workers.messaging.worker_consumer:ParkingConsumer"
+
 # Workers send task events (-E) so Flower sees every attempt; sent events show the publish.
 worker_send_task_events = True
 task_send_sent_event = True

@@ -67,6 +67,10 @@ class Action:
         return {**asdict(self), "at": self.at.isoformat(), "ok": self.ok}
 
 
+# The task an undecodable message was meant for is unknown: its name is inside the message.
+UNDECODABLE_TASK = "(undecodable)"
+
+
 def park(task: str, body: object, exc: BaseException, attempts: int) -> str:
     """Store a failed message with its reason; returns the dead letter's id."""
     detail = "".join(traceback.format_exception(exc))
@@ -77,6 +81,13 @@ def park_rejected(task: str, queue: str, body: object, reason: str, attempts: in
     """Store a message the broker dead-lettered (delivery limit, rejection) with its x-death."""
     note = "dead-lettered by the broker; no traceback in this process"
     return _park(task, queue, body, "RejectedByBroker", reason, note, attempts)
+
+
+def park_undecodable(queue: str, raw: bytes | str, exc: BaseException) -> str:
+    """Store a message no task could even read (not JSON, a forbidden content type)."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    detail = "".join(traceback.format_exception(exc))
+    return _park(UNDECODABLE_TASK, queue, text, type(exc).__name__, str(exc), detail, 1)
 
 
 def _park(

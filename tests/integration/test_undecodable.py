@@ -1,0 +1,38 @@
+"""A message no task can even decode is parked with its raw body, not dropped."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from celery import Celery
+from kombu import Producer
+
+from tests.support.shop import wait_for
+from workers.messaging import deadletters
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def test_a_body_that_is_not_json_is_parked_with_its_queue_and_raw_bytes(celery_app: Celery) -> None:
+    marker = f"not JSON {uuid.uuid4().hex}"
+    task_id = str(uuid.uuid4())
+    headers = {"lang": "py", "task": "orders.on_order_placed", "id": task_id, "root_id": task_id}
+    with celery_app.connection_for_write() as conn:
+        Producer(conn).publish(  # type: ignore[no-untyped-call]
+            b"\x80\x04 " + marker.encode() + b" {",
+            exchange="shoeshop",
+            routing_key="orders",
+            headers=headers,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+        )
+
+    def parked() -> deadletters.DeadLetter | None:
+        return next((d for d in deadletters.parked() if d.raw and marker in d.raw), None)
+
+    letter = wait_for(parked, timeout_s=30)
+    assert letter.task == deadletters.UNDECODABLE_TASK
+    assert letter.queue == "orders"
+    assert letter.attempts == 1
