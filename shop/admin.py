@@ -20,10 +20,12 @@ from flask.typing import ResponseReturnValue
 
 from config.celery import app as celery_app
 from config.settings import QUEUES, get_settings
+from shop import throughput
 from shop.errors import error_response
 from workers.messaging import deadletters
 from workers.messaging.database import engine_for
 from workers.messaging.deadletters import DeadLetterNotFound
+from workers.messaging.envelope import utcnow
 from workers.messaging.outbox import backlog
 from workers.messaging.relay import EMITTING_COMPONENTS
 
@@ -101,8 +103,14 @@ def dashboard() -> ResponseReturnValue:
         parked=deadletters.count_parked(),
         backlogs=outbox_backlogs(),
         depths=queue_depths(),
+        minutes=_throughput(),
         flower_url=f"{request.scheme}://{host}:{FLOWER_PORT}",
     )
+
+
+def _throughput() -> list[throughput.Minute]:
+    with engine_for("shop").connect() as conn:
+        return throughput.recent(conn, utcnow())
 
 
 @bp.get("/dead-letters")

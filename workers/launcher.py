@@ -41,8 +41,8 @@ class Launcher:
             )
         else:
             env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{self.ports['gateway']}"
-        user, password, generated = flower_credentials()
-        env["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
+        user, password, generated = flower_credentials(self.settings.is_production)
+        env["SHOESHOP_FLOWER_USER"], env["SHOESHOP_FLOWER_PASSWORD"] = user, password
         try:
             manager = Manager()
             for name, command in parse_procfile(self.procfile.read_text()).processes.items():
@@ -77,10 +77,15 @@ class Launcher:
         click.echo("\n".join(lines), err=False)
 
 
-def flower_credentials() -> tuple[str, str, bool]:
-    """(user, password, generated): development gets a fresh password, printed at start."""
+def flower_credentials(production: bool) -> tuple[str, str, bool]:
+    """(user, password, generated): development gets a fresh password, printed at start;
+    production must be given one, so Flower is never open or guarded by a guessable default."""
     user = os.environ.get("SHOESHOP_FLOWER_USER", "admin")
     password = os.environ.get("SHOESHOP_FLOWER_PASSWORD")
     if password:
         return user, password, False
+    if production:
+        raise click.ClickException(
+            "SHOESHOP_FLOWER_PASSWORD must be set when SHOESHOP_ENV=production"
+        )
     return user, secrets.token_urlsafe(12), True
