@@ -92,10 +92,11 @@ def find_procfile() -> Path:
 
 def _register_subcommands() -> None:
     from workers.dlq_cli import dlq
-    from workers.replay_cli import replay
+    from workers.replay_cli import replay, report
 
     main.add_command(dlq)
     main.add_command(replay)
+    main.add_command(report)
 
     from workers.bench.cli import bench
 

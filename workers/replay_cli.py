@@ -44,3 +44,22 @@ def replay(projection: tuple[str, ...], task: str | None) -> None:
         return
     for name in projection or PROJECTIONS:
         click.echo(f"{name}: rebuilt from {_rebuild(name)} event(s)")
+
+
+@click.command()
+@click.argument("name", type=click.Choice(("order_list", "sales")))
+@click.option("--limit", default=50, show_default=True, help="Rows to show, newest first.")
+def report(name: str, limit: int) -> None:
+    """Print a projection of the orders component: the order list, or sales per shoe and size."""
+    from sqlalchemy import select
+
+    from workers.messaging.database import engine_for
+    from workers.orders import projections
+
+    table = projections.PROJECTIONS[name][0]
+    order = table.c.placed_at.desc() if name == "order_list" else table.c.revenue_cents.desc()
+    with engine_for("orders").connect() as conn:
+        rows = conn.execute(select(table).order_by(order).limit(limit)).all()
+    click.echo("\t".join(column.name for column in table.columns))
+    for row in rows:
+        click.echo("\t".join("" if value is None else str(value) for value in row))

@@ -21,7 +21,7 @@ from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import Envelope, event_type, utcnow
 from workers.messaging.publisher import publish
 from workers.orders import projections, store, timer
-from workers.replay_cli import replay
+from workers.replay_cli import replay, report
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -266,3 +266,18 @@ def test_an_order_whose_payment_is_parked_says_so_on_its_tracking_page(client: F
     assert delayed["stage"] == "payment"
     assert 'data-stage="payment"' in page
     assert "Your payment is delayed" in page
+
+
+def test_the_sales_report_counts_shipped_pairs(client: FlaskClient) -> None:
+    order_id = place(client, sku="TRL-001", size="38", quantity=3)
+    reaches(client, order_id, "SHIPPED")
+
+    result = CliRunner().invoke(report, ["sales"])
+    listed = CliRunner().invoke(report, ["order_list", "--limit", "500"])
+
+    assert result.exit_code == 0, result.output
+    row = next(
+        line.split("\t") for line in result.output.splitlines() if line.startswith("TRL-001\t38")
+    )
+    assert int(row[2]) >= 3
+    assert order_id in listed.output
