@@ -60,9 +60,11 @@ worker_detect_quorum_queues = True
 # A message that cannot be decoded is parked before Celery acknowledges it (it would be dropped).
 worker_consumer = "workers.messaging.worker_consumer:ParkingConsumer"
 
-# Workers send task events (-E) so Flower sees every attempt; sent events show the publish.
+# Workers send task events (-E) so Flower sees every attempt. Publishers send no task-sent
+# event: it would add a message to every message, and Flower learns of each task when a worker
+# receives it.
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = False
 
 # The longest retry waits retry_max_delay_s; an unacknowledged message is redelivered by Redis
 # only after visibility_timeout, so it must be far above that (and above any task's runtime).

@@ -44,7 +44,7 @@ app.conf.update(
     task_default_exchange="shoeshop-bench",
     task_create_missing_queues=False,
     worker_send_task_events=True,
-    task_send_sent_event=True,
+    task_send_sent_event=False,
     broker_transport_options={"visibility_timeout": 3600, "confirm_publish": True},
 )
 

@@ -9,13 +9,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from config.settings import COMPONENTS, Settings, get_settings
 from workers.messaging.tables import kit_metadata, operations_metadata
 
 # SQLite waits this long for another process's write lock before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# One per worker thread (the Procfile's widest worker runs 8) plus the web's readers.
+SQLITE_POOL_SIZE = 8
 
 # Marks a connection's transaction as a write (see _sqlite_engine); ignored by PostgreSQL.
 _WRITE_OPTION = "shoeshop_write"
@@ -96,8 +98,16 @@ def _create_engine(component: str, settings: Settings) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    # NullPool: a connection per unit of work is cheap for SQLite and never crosses a fork.
-    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+    # A small pool: opening a connection and setting its pragmas costs more than most of our
+    # transactions. Engines are created lazily in the process that uses them (after gunicorn's
+    # and Celery's forks), so a pooled connection never crosses a fork.
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_SIZE,
+        connect_args={"check_same_thread": False},
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
