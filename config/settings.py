@@ -30,6 +30,9 @@ DEFAULT_RETRY_MAX_DELAY_S = 30.0
 # timeout, with room to spare. An hour (Celery's default) would hold a killed worker's orders
 # that long.
 DEFAULT_VISIBILITY_TIMEOUT_S = 120
+# After this long, an event a subscriber has not applied (nor parked) is sent to it again: well
+# past a whole retry budget, so a delivery still retrying is not doubled.
+DEFAULT_REDELIVER_AFTER_S = 300
 GATEWAY_TIMEOUT_S = 5.0
 
 
@@ -56,6 +59,7 @@ class Settings:
     gateway_latency_ms: int
     packing_delay_s: float
     visibility_timeout_s: int
+    redeliver_after_s: int
 
     @property
     def is_production(self) -> bool:
@@ -112,6 +116,7 @@ class Settings:
             visibility_timeout_s=_int(
                 env, "SHOESHOP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S
             ),
+            redeliver_after_s=_int(env, "SHOESHOP_REDELIVER_AFTER", DEFAULT_REDELIVER_AFTER_S),
         )
 
 

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -18,6 +19,8 @@ DEFAULT_FLOWER_PORT = 5555
 DEFAULT_GATEWAY_PORT = 8020
 # How often the relay looks in RabbitMQ's dead-letter queue: it opens a connection each time.
 BROKER_DRAIN_INTERVAL_S = 5.0
+# How often the relay compares outboxes with inboxes (workers.messaging.redelivery).
+REDELIVERY_INTERVAL_S = 15.0
 
 
 @click.group()
@@ -64,8 +67,9 @@ def gateway(port: int) -> None:
 def relay() -> None:
     """Publish every committed event still waiting in an outbox, until stopped."""
     from config.celery import app
-    from workers.messaging import broker_dead
+    from workers.messaging import broker_dead, redelivery
     from workers.messaging import relay as outbox_relay
+    from workers.messaging.envelope import utcnow
 
     stop = threading.Event()
 
@@ -74,7 +78,12 @@ def relay() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    chores = []
+    stall = timedelta(seconds=get_settings().redeliver_after_s)
+    chores = [
+        outbox_relay.every(
+            REDELIVERY_INTERVAL_S, lambda: redelivery.redeliver_unapplied(app, utcnow(), stall)
+        )
+    ]
     if broker_dead.is_amqp(str(app.conf.broker_url)):
         # What RabbitMQ itself dead-letters (delivery limit, unknown task) joins the app's
         # dead letters on every sweep, so operators have one place to look.

@@ -29,6 +29,9 @@ RETRIES = {
     # Above the longest retry wait plus a gateway call, and short enough that a SIGKILLed
     # worker's taken messages come back to the others within the scenario.
     "SHOESHOP_VISIBILITY_TIMEOUT": "15",
+    # The relay re-sends what a subscriber never applied after this long (a message Redis lost
+    # when a worker was killed between taking it and recording it as unacknowledged).
+    "SHOESHOP_REDELIVER_AFTER": "20",
 }
 _RESULTS = pytest.StashKey[list[dict[str, Any]]]()
 

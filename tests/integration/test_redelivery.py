@@ -1,0 +1,69 @@
+"""An event the broker lost after it was published reaches the subscriber that missed it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from celery import Celery
+from flask.testing import FlaskClient
+from sqlalchemy import func, insert, select
+
+from tests.support.shop import order_body, wait_for
+from workers.messaging.database import engine_for, transaction
+from workers.messaging.envelope import Envelope, event_type, utcnow
+from workers.messaging.redelivery import redeliver_unapplied
+from workers.messaging.tables import inbox, outbox
+
+pytestmark = pytest.mark.usefixtures("worker")
+STALL = timedelta(seconds=60)
+
+
+def applied(event_id: str) -> int:
+    query = select(func.count()).select_from(inbox).where(inbox.c.event_id == event_id)
+    with engine_for("orders").connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def test_a_published_event_no_subscriber_applied_is_sent_again_once(
+    client: FlaskClient, celery_app: Celery
+) -> None:
+    response = client.post("/api/orders", json=order_body(sku="BOT-001", size="40"))
+    order_id = response.get_json()["id"]
+    wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
+    # Given payments published an event two minutes ago that the broker then lost
+    lost = Envelope(
+        type=event_type("payment.declined"),
+        source="/payments",
+        subject=order_id,
+        correlationid=order_id,
+        data={"order_id": order_id, "payment_id": "from-a-lost-message", "reason": "card_declined"},
+    )
+    two_minutes_ago = utcnow() - timedelta(minutes=2)
+    with transaction("payments") as conn:
+        conn.execute(
+            insert(outbox).values(
+                id=lost.id,
+                type=lost.type,
+                subject=lost.subject,
+                event=lost.to_dict(),
+                created_at=two_minutes_ago,
+                published_at=two_minutes_ago,
+            )
+        )
+    assert applied(lost.id) == 0
+
+    # When the sweep compares the outboxes with the inboxes
+    sent = redeliver_unapplied(celery_app, utcnow(), STALL)
+
+    # Then the subscriber gets it and applies it, and the next sweep has nothing to send
+    assert sent >= 1  # this one, and any other event the broker lost in this session
+    wait_for(lambda: applied(lost.id) == 1)
+    assert redeliver_unapplied(celery_app, utcnow(), STALL) == 0
+    assert client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED"
+
+
+def test_events_younger_than_the_stall_are_left_to_their_first_delivery(
+    celery_app: Celery,
+) -> None:
+    assert redeliver_unapplied(celery_app, utcnow(), timedelta(days=365)) == 0
