@@ -21,12 +21,12 @@ from workers.messaging import deadletters
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
 from workers.messaging.publisher import task_id_for
+from workers.messaging.relay import EMITTING_COMPONENTS
 from workers.messaging.subscriptions import queue_of, subscribers_of
 from workers.messaging.tables import inbox, outbox
 
 log = logging.getLogger(__name__)
 
-EMITTING_COMPONENTS = ("shop", "orders", "payments", "shipping")
 # An event is looked at again on every sweep for this long after it stalled; enough sweeps for
 # a re-send to be re-sent should it be lost too, few enough rows to keep a sweep cheap.
 WATCH = timedelta(minutes=10)

@@ -10,10 +10,9 @@ from sqlalchemy import select
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
 from workers.messaging.publisher import task_id_for
+from workers.messaging.relay import EMITTING_COMPONENTS
 from workers.messaging.subscriptions import SUBSCRIPTIONS, queue_of
 from workers.messaging.tables import outbox
-
-EMITTING_COMPONENTS = ("shop", "orders", "payments", "shipping")
 
 
 def history_for(task_name: str, components: Iterable[str] = EMITTING_COMPONENTS) -> list[Envelope]:

@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from workers.messaging.database import engine_for
+from workers.messaging.relay import EMITTING_COMPONENTS
 from workers.messaging.tables import inbox, outbox
-
-EMITTING_COMPONENTS = ("shop", "orders", "payments", "shipping")
 
 
 def timeline(order_id: str) -> list[dict[str, Any]]:
