@@ -61,9 +61,7 @@ def _api_guard() -> ResponseReturnValue | None:
     # A browser resends basic-auth credentials to any site's form; only a JSON body (which a
     # cross-site form cannot send without CORS) proves the caller meant it. Hence no CSRF token.
     if request.method == "POST" and not request.is_json:
-        return error_response(
-            415, "unsupported_media_type", "send Content-Type: application/json"
-        )
+        return error_response(415, "unsupported_media_type", "send Content-Type: application/json")
     return None
 
 

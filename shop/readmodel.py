@@ -7,15 +7,15 @@ stock is state (pairs on a shelf), not a view that can be recomputed.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from shop.tables import heard_events, orders, stock
 from workers.messaging import saga
-from workers.messaging.envelope import Envelope
+from workers.messaging.database import upsert_insert
+from workers.messaging.envelope import Envelope, as_utc
 
 # A status only moves forward; SHIPPED and CANCELLED are final. An older status arriving late
 # (a retried event overtaken by a newer one) is ignored.
@@ -28,9 +28,8 @@ def remember(conn: Connection, event: Envelope) -> None:
     """Append to the shop's event log; the sealed card token is not kept, it is not needed."""
     body = copy.deepcopy(event.to_dict())
     body["data"].get("payment", {}).pop("token", None)
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        dialect.insert(heard_events)
+        upsert_insert(conn, heard_events)
         .values(event_id=event.id, order_id=event.subject, type=event.type, event=body)
         .on_conflict_do_nothing()
     )
@@ -123,11 +122,6 @@ def _settle_stock(conn: Connection, items: list[dict[str, Any]], *, sold: bool) 
             .where(stock.c.sku == item["sku"], stock.c.size == item["size"])
             .values({stock.c.reserved: stock.c.reserved - quantity, moved_to: moved_to + quantity})
         )
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored here was written in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:

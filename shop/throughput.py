@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select
 
-from shop.readmodel import as_utc
 from shop.tables import orders
+from workers.messaging.envelope import as_utc
 
 MINUTES = 15
 

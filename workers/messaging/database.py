@@ -7,7 +7,10 @@ import zlib
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
@@ -63,6 +66,13 @@ def transaction(component: str) -> AbstractContextManager[Connection]:
     Use this for every write; ``engine_for(component).connect()`` is for reads.
     """
     return engine_for(component).execution_options(**{_WRITE_OPTION: True}).begin()
+
+
+def upsert_insert(conn: Connection, table: Table) -> PostgresInsert | SqliteInsert:
+    """An INSERT that can take ON CONFLICT clauses, in the dialect this connection speaks."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def dispose_all() -> None:

@@ -14,7 +14,7 @@ from celery import Celery
 from sqlalchemy import Connection, func, insert, select, update
 
 from workers.messaging.database import engine_for, transaction
-from workers.messaging.envelope import utcnow
+from workers.messaging.envelope import as_utc, utcnow
 from workers.messaging.subscriptions import queue_of
 from workers.messaging.tables import dead_letter_actions, dead_letters
 
@@ -193,7 +193,7 @@ def actions(letter_id: str) -> list[Action]:
     with engine_for("operations").connect() as conn:
         rows = conn.execute(query.order_by(dead_letter_actions.c.seq)).mappings()
         return [
-            Action(row["dead_letter_id"], row["action"], _utc(row["at"]), row["outcome"])
+            Action(row["dead_letter_id"], row["action"], as_utc(row["at"]), row["outcome"])
             for row in rows
         ]
 
@@ -240,14 +240,9 @@ def _record(letter_id: str, action: str, outcome: str, *, status: str | None = N
 
 def _letter(row: Any) -> DeadLetter:
     values = {name: row[name] for name in DeadLetter.__dataclass_fields__}
-    values["first_failed_at"] = _utc(values["first_failed_at"])
-    values["last_failed_at"] = _utc(values["last_failed_at"])
+    values["first_failed_at"] = as_utc(values["first_failed_at"])
+    values["last_failed_at"] = as_utc(values["last_failed_at"])
     return DeadLetter(**values)
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything here was written in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _text(event: dict[str, Any] | None, key: str, limit: int = 100) -> str | None:

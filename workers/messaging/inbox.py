@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import utcnow
 from workers.messaging.tables import inbox
 
@@ -21,8 +21,7 @@ def claim(conn: Connection, event_id: str, consumer: str, attempts: int = 1) -> 
         "processed_at": utcnow(),
         "attempts": attempts,
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(inbox).values(**values).on_conflict_do_nothing()
+    stmt = upsert_insert(conn, inbox).values(**values).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
     return conn.execute(stmt.returning(inbox.c.event_id)).first() is not None
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
-from workers.messaging.envelope import Envelope, utcnow
+from workers.messaging.envelope import Envelope, as_utc, utcnow
 from workers.messaging.subscriptions import subscribers_of
 from workers.messaging.tables import outbox
 
@@ -76,6 +76,4 @@ def oldest_unpublished_age(conn: Connection) -> float:
     oldest: datetime | None = conn.execute(query).scalar_one()
     if oldest is None:
         return 0.0
-    if oldest.tzinfo is None:  # SQLite drops the offset; every outbox time is written in UTC
-        oldest = oldest.replace(tzinfo=UTC)
-    return max(0.0, (utcnow() - oldest).total_seconds())
+    return max(0.0, (utcnow() - as_utc(oldest)).total_seconds())

@@ -6,12 +6,13 @@ component emitted (outbox) and which of its tasks applied what, on which attempt
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from workers.messaging.database import engine_for
+from workers.messaging.envelope import as_utc
 from workers.messaging.relay import EMITTING_COMPONENTS
 from workers.messaging.tables import inbox, outbox
 
@@ -48,7 +49,7 @@ def _emitted_by(component: str, order_id: str) -> list[dict[str, Any]]:
             "type": row.event["type"],
             "source": row.event["source"],
             "component": component,
-            "time": _utc(datetime.fromisoformat(row.event["time"])),
+            "time": as_utc(datetime.fromisoformat(row.event["time"])),
         }
         for row in rows
     ]
@@ -68,12 +69,7 @@ def _applied(event_ids: Any) -> dict[str, list[dict[str, Any]]]:
                         "task": row.consumer,
                         "attempts": row.attempts,
                         "retries": row.attempts - 1,
-                        "applied_at": _utc(row.processed_at).isoformat(),
+                        "applied_at": as_utc(row.processed_at).isoformat(),
                     }
                 )
     return found
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything the kit stores is written in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Column, Connection, DateTime, Integer, String, Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from workers.messaging.database import upsert_insert
 from workers.orders import domain, store
 from workers.orders.domain import Order
 from workers.orders.events import DomainEvent, OrderPlaced, OrderShipped
@@ -69,9 +69,8 @@ def apply_sales(conn: Connection, event: DomainEvent, after: Order, at: datetime
     """A pair counts as sold when it ships, not when it is ordered."""
     if not isinstance(event, OrderShipped):
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     for item in after.items:
-        stmt = dialect.insert(sales).values(
+        stmt = upsert_insert(conn, sales).values(
             sku=item.sku, size=item.size, pairs=item.quantity, revenue_cents=item.line_total_cents
         )
         conn.execute(
