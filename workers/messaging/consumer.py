@@ -38,7 +38,7 @@ def attempt_of(task: Task) -> int:
 
 def consume(task: Task, body: object, component: str, handler: Handler) -> None:
     """The whole life of one delivery of an event to one subscriber task."""
-    run_guarded(task, body, lambda event: _apply(task, component, event, handler))
+    run_guarded(task, body, lambda event: apply_and_publish(task, component, event, handler))
 
 
 def run_guarded(task: Task, body: object, work: Callable[[Envelope], None]) -> None:
@@ -68,7 +68,8 @@ def _expect_subscriber(event: Envelope, task_name: str) -> None:
         raise UnknownEventType(f"{task_name} does not handle events of type {event.type!r}")
 
 
-def _apply(task: Task, component: str, event: Envelope, handler: Handler) -> None:
+def apply_and_publish(task: Task, component: str, event: Envelope, handler: Handler) -> None:
+    """Apply the event once in the component's unit of work, then publish what it emitted."""
     emitted = apply_once(component, task.name, event, handler, attempt_of(task))
     publish_committed(task.app, component, emitted)
 

@@ -173,6 +173,15 @@ def parked(subject: str | None = None) -> list[DeadLetter]:
         return [_letter(row) for row in rows]
 
 
+def parked_keys(event_ids: list[str]) -> set[tuple[str, str]]:
+    """(event id, task) of the parked letters among these events: only the keys, not the rows."""
+    query = select(dead_letters.c.event_id, dead_letters.c.task).where(
+        dead_letters.c.status == PARKED, dead_letters.c.event_id.in_(event_ids)
+    )
+    with engine_for("operations").connect() as conn:
+        return {(row.event_id, row.task) for row in conn.execute(query)}
+
+
 def count_parked() -> int:
     query = select(func.count()).select_from(dead_letters).where(dead_letters.c.status == PARKED)
     with engine_for("operations").connect() as conn:

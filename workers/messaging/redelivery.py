@@ -78,7 +78,7 @@ def _unapplied(events: list[Envelope]) -> Missing:
             wanted[queue_of(task)].append((event, task))
     if not wanted:
         return []
-    parked = {(letter.event_id, letter.task) for letter in deadletters.list_letters()}
+    parked = deadletters.parked_keys([event.id for event in events])
     missing: Missing = []
     for component, pairs in wanted.items():
         applied = _applied(component, [event.id for event, _task in pairs])

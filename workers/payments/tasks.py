@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task
 
 from config.celery import app
 from config.settings import get_settings
 from workers.messaging import inbox
-from workers.messaging.consumer import attempt_of, run_guarded
+from workers.messaging.consumer import apply_and_publish, run_guarded
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
-from workers.messaging.unit_of_work import apply_once, publish_committed
 from workers.payments import handlers
 from workers.payments.gateway import HttpGateway, PaymentGateway
 
 COMPONENT = "payments"
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1)
@@ -31,19 +32,14 @@ def on_payment_requested(self: Task, event: dict[str, Any]) -> None:
 
 
 def _pay(task: Task, event: Envelope) -> None:
-    # The gateway call is outside the transaction (it is slow and remote); the inbox is checked
-    # first so a redelivered request does not even reach the gateway.
-    if inbox.seen(engine_for(COMPONENT), event.id, task.name):
-        return
-    result = handlers.charge(gateway(), event)
-    emitted = apply_once(
-        COMPONENT,
-        task.name,
-        event,
-        lambda conn, ev, outbox: handlers.record_outcome(conn, ev, outbox, result),
-        attempt_of(task),
-    )
-    publish_committed(task.app, COMPONENT, emitted)
+    result = _unless_applied(task, event, lambda: handlers.charge(gateway(), event))
+    if result is not None:
+        apply_and_publish(
+            task,
+            COMPONENT,
+            event,
+            lambda conn, ev, outbox: handlers.record_outcome(conn, ev, outbox, result),
+        )
 
 
 @app.task(name="payments.on_refund_requested", bind=True)
@@ -52,16 +48,24 @@ def on_refund_requested(self: Task, event: dict[str, Any]) -> None:
 
 
 def _refund(task: Task, event: Envelope) -> None:
-    engine = engine_for(COMPONENT)
-    if inbox.seen(engine, event.id, task.name):
-        return
-    with engine.connect() as conn:
-        gateway_refund_id = handlers.refund(gateway(), conn, event)
-    emitted = apply_once(
-        COMPONENT,
-        task.name,
-        event,
-        lambda conn, ev, outbox: handlers.record_refund(conn, ev, outbox, gateway_refund_id),
-        attempt_of(task),
-    )
-    publish_committed(task.app, COMPONENT, emitted)
+    def call() -> str:
+        with engine_for(COMPONENT).connect() as conn:
+            return handlers.refund(gateway(), conn, event)
+
+    refund_id = _unless_applied(task, event, call)
+    if refund_id is not None:
+        apply_and_publish(
+            task,
+            COMPONENT,
+            event,
+            lambda conn, ev, outbox: handlers.record_refund(conn, ev, outbox, refund_id),
+        )
+
+
+def _unless_applied(task: Task, event: Envelope, call: Callable[[], T]) -> T | None:
+    """Call the gateway unless this task already applied the event. The call is outside the
+    transaction (slow and remote) and idempotent by key; the inbox is checked first so a
+    redelivered request does not even reach the gateway."""
+    if inbox.seen(engine_for(COMPONENT), event.id, task.name):
+        return None
+    return call()
