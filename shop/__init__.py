@@ -1,65 +1,20 @@
-"""The shop front: catalogue, checkout and order tracking, as a Flask app factory."""
+"""The shop component: its web front (`create_app`) and its worker (`shop.tasks`).
+
+The app factory lives in `shop.app` and is imported on first use, so the shop's Celery worker,
+which imports this package for its tasks, does not load Flask and the web stack.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from flask_wtf.csrf import CSRFProtect
-
-from config.settings import ConfigurationError, get_settings
-from workers.messaging.database import transaction
-
-# Checkout bodies are small; anything larger is refused before it is read.
-MAX_REQUEST_BYTES = 64 * 1024
-DEV_SECRET_KEY = "dev-only-secret-key"
-DEV_ADMIN_PASSWORD = "admin"
+if TYPE_CHECKING:
+    from shop.app import create_app as create_app
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    settings = get_settings()
-    if settings.is_production and settings.secret_key == DEV_SECRET_KEY:
-        raise ConfigurationError("SHOESHOP_SECRET_KEY must be set when SHOESHOP_ENV=production")
-    if settings.is_production and settings.admin_password == DEV_ADMIN_PASSWORD:
-        raise ConfigurationError("SHOESHOP_ADMIN_PASSWORD must be set when SHOESHOP_ENV=production")
-    app = Flask(__name__)
-    app.config.from_mapping(
-        SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-        WTF_CSRF_TIME_LIMIT=None,
-    )
-    if test_config:
-        app.config.update(test_config)
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from shop.app import create_app
 
-    from shop import admin, api, health, pages
-    from shop.sealing import Sealer
-
-    csrf = CSRFProtect(app)
-    csrf.exempt(api.bp)  # JSON clients authenticate nothing by cookie, so CSRF does not apply
-    app.register_blueprint(api.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(pages.bp)
-    csrf.exempt(admin.api_bp)  # its POSTs must be application/json, which no foreign form can send
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(admin.api_bp)
-    _register_operability(app)
-    app.extensions["shoeshop.sealer"] = Sealer(settings.gateway_url)
-    _prepare_database()
-    return app
-
-
-def _register_operability(app: Flask) -> None:
-    """Security headers, /metrics, the live order feed and the API's description."""
-    from shop import events_stream, metrics, openapi, security
-
-    security.init_app(app)
-    metrics.init_app(app)
-    events_stream.init_app(app)
-    app.register_blueprint(openapi.bp)
-
-
-def _prepare_database() -> None:
-    from shop.seed import seed_if_empty
-
-    with transaction("shop") as conn:
-        seed_if_empty(conn)
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,6 +14,11 @@ def on_order_status_changed(conn: Connection, event: Envelope, _outbox: Outbox) 
     require(event.data, "order_id", "status")
     if event.data["status"] not in readmodel.RANK:
         raise InvalidEvent(f"status {event.data['status']!r} is not an order status")
+    shipment = event.data.get("shipment")
+    if shipment is not None:
+        if not isinstance(shipment, dict):
+            raise InvalidEvent("shipment must be an object with carrier and tracking_number")
+        require(shipment, "carrier", "tracking_number")
     _hear(conn, event)
 
 

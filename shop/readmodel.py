@@ -43,16 +43,16 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
             _insert_view(conn, data, at)
         case "order.status_changed":
             _apply_status(conn, data["order_id"], data["status"], data.get("reason"), at, live)
-        case "shipment.dispatched":
-            _update(
-                conn,
-                data["order_id"],
-                at,
-                carrier=data["carrier"],
-                tracking_number=data["tracking_number"],
-            )
+            if isinstance(data.get("shipment"), dict):
+                _update(conn, data["order_id"], at, **_parcel(data["shipment"]))
+        case "shipment.dispatched":  # heard before status changes carried the parcel
+            _update(conn, data["order_id"], at, **_parcel(data))
         case "order.cancellation_requested":
             _update(conn, data["order_id"], at, cancel_requested_at=at)
+
+
+def _parcel(data: dict[str, Any]) -> dict[str, Any]:
+    return {"carrier": data["carrier"], "tracking_number": data["tracking_number"]}
 
 
 def rebuild(conn: Connection) -> int:

@@ -14,6 +14,8 @@ def on_order_status_changed(self: Any, event: dict[str, Any]) -> None:
     consume(self, event, "shop", handlers.on_order_status_changed)
 
 
+# No longer subscribed (order.status_changed(SHIPPED) carries the parcel); still registered so
+# that messages sent by an older release, waiting on the broker during an upgrade, are applied.
 @app.task(name="shop.on_shipment_dispatched", bind=True)
 def on_shipment_dispatched(self: Any, event: dict[str, Any]) -> None:
     consume(self, event, "shop", handlers.on_shipment_dispatched)

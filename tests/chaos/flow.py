@@ -75,8 +75,9 @@ def _supervise(chaos: Chaos, restarted: list[str], grace_s: float = 10.0) -> Cal
     def check() -> bool:
         for name, code in chaos.processes.exited().items():
             if name in WORKERS:
-                restarted.append(f"{name} exited by itself ({code}: {_why(chaos, name)[:120]}) "
-                                 "and was restarted")
+                restarted.append(
+                    f"{name} exited by itself ({code}: {_why(chaos, name)[:120]}) and was restarted"
+                )
                 chaos.processes.restart(name)
             elif not noticed:
                 noticed.append(time.monotonic())

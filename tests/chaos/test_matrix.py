@@ -173,6 +173,7 @@ def test_6_poison_message_on_each_queue(chaos: Chaos) -> None:
     for subject, kind in expected.items():
         wanted = "UnknownEventType" if kind == "unknown-type" else "InvalidEvent"
         assert letters[subject]["exception"] == wanted, letters[subject]
+
     # ... a body that is not JSON never reaches a task: the worker parks its raw bytes with the
     # queue it came from before Celery acknowledges it ...
     def undecodable() -> set[str] | None:

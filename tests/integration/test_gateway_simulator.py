@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from workers.gateway import cards
 from workers.gateway.server import RunningGateway, start_in_thread
 from workers.messaging.errors import GatewayUnavailable
-from workers.payments.gateway import Charged, Declined, GatewayRejected, HttpGateway
+from workers.payments.gateway import Charged, Declined, GatewayRejected
+from workers.payments.http_gateway import HttpGateway
 
 Seal = Callable[..., str]
 

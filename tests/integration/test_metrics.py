@@ -128,7 +128,7 @@ def test_queue_depth_counts_the_messages_waiting_on_the_broker(celery_app: Celer
                 producer.publish({"n": index}, exchange=queue.exchange, routing_key=name)
 
             depths = wait_for(
-                lambda: (found if (found := queue_depths(celery_app, [name]))[name] == 3 else None)
+                lambda: found if (found := queue_depths(celery_app, [name]))[name] == 3 else None
             )
         finally:
             bound.delete()

@@ -9,12 +9,13 @@ from datetime import timedelta
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import shop.checkout
 from tests.support.shop import order_body, wait_for
 from workers.messaging import relay
-from workers.messaging.database import engine_for
+from workers.messaging.database import engine_for, transaction
+from workers.messaging.published import PublishedMarks
 from workers.messaging.tables import outbox
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -66,3 +67,46 @@ def unpublished_events_of(order_id: str) -> int:
     )
     with engine_for("shop").connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def test_a_published_event_has_its_row_marked_soon_after_without_a_second_transaction_inline(
+    client: FlaskClient,
+) -> None:
+    response = client.post("/api/orders", json=order_body(sku="CRT-002", size="40"))
+    assert response.status_code == 202
+    order_id = response.get_json()["id"]
+    # The process's flusher marks it in the background, well inside the relay's grace period.
+    assert wait_for(
+        lambda: unpublished_events_of(order_id) == 0, timeout_s=relay.GRACE.total_seconds()
+    )
+
+
+def test_marks_noted_in_several_units_of_work_are_written_in_one_flush(
+    client: FlaskClient, celery_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Accepted while the broker is away: the rows wait in the outbox, unmarked.
+    monkeypatch.setattr(shop.checkout, "celery_app", Celery("away", broker="redis://127.0.0.1:1/0"))
+    ids = []
+    for size in ("41", "42"):
+        response = client.post("/api/orders", json=order_body(sku="CRT-002", size=size))
+        ids.append(response.get_json()["id"])
+    monkeypatch.undo()
+    event_ids = placed_event_ids(ids)
+    pending = PublishedMarks(interval_s=60)  # its own flusher stays out of the way
+
+    for event_id in event_ids:
+        pending.add("shop", [event_id])
+    assert pending.flush() == 2
+    assert [unpublished_events_of(order_id) for order_id in ids] == [0, 0]
+    assert pending.flush() == 0  # nothing noted since
+
+    # These two never reached a broker: hand them to the relay so their orders go on.
+    with transaction("shop") as conn:
+        conn.execute(update(outbox).where(outbox.c.id.in_(event_ids)).values(published_at=None))
+    assert relay.relay_once(celery_app, "shop", grace=timedelta(0)) >= 2
+
+
+def placed_event_ids(order_ids: list[str]) -> list[str]:
+    query = select(outbox.c.id).where(outbox.c.subject.in_(order_ids))
+    with engine_for("shop").connect() as conn:
+        return [str(row.id) for row in conn.execute(query)]

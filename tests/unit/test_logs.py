@@ -14,6 +14,7 @@ from workers.messaging.logs import (
     JsonFormatter,
     handling,
     install,
+    quiet_per_task_lines,
 )
 
 CONTEXT = {
@@ -89,3 +90,37 @@ def test_the_json_switch_is_read_from_the_environment(
 
     assert isinstance(handler.formatter, JsonFormatter)
     assert sum(isinstance(f, EventContextFilter) for f in handler.filters) == 1
+
+
+@pytest.fixture()
+def per_task_loggers() -> Iterator[list[logging.Logger]]:
+    loggers = [logging.getLogger(name) for name in ("celery.worker.strategy", "celery.app.trace")]
+    levels = [logger.level for logger in loggers]
+    yield loggers
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize("loglevel", ["INFO", logging.INFO, "WARNING"])
+def test_an_info_worker_log_leaves_out_celerys_lines_per_task(
+    per_task_loggers: list[logging.Logger], loglevel: str | int
+) -> None:
+    quiet_per_task_lines(loglevel=loglevel)
+    for logger in per_task_loggers:
+        assert not logger.isEnabledFor(logging.INFO)
+        assert logger.isEnabledFor(logging.WARNING)  # retries and failures still show
+
+
+def test_a_debug_worker_log_keeps_celerys_lines_per_task(
+    per_task_loggers: list[logging.Logger],
+) -> None:
+    for logger in per_task_loggers:
+        logger.setLevel(logging.NOTSET)
+    celery_logger = logging.getLogger("celery")
+    level = celery_logger.level
+    celery_logger.setLevel(logging.DEBUG)  # what `--loglevel DEBUG` sets up
+    try:
+        quiet_per_task_lines(loglevel="DEBUG")
+        assert all(logger.isEnabledFor(logging.INFO) for logger in per_task_loggers)
+    finally:
+        celery_logger.setLevel(level)

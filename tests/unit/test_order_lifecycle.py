@@ -8,6 +8,7 @@ import pytest
 
 from workers.messaging.errors import InvalidEvent, InvariantViolation
 from workers.orders import domain
+from workers.orders.announcements import announcements
 from workers.orders.domain import Order, Status
 from workers.orders.events import (
     CancellationRequested,
@@ -105,6 +106,31 @@ def test_a_declined_card_cancels_the_order() -> None:
 def test_a_dispatched_shipment_ships_a_paid_order() -> None:
     story = Story().placed().paid().shipped()
     assert story.status is Status.SHIPPED
+
+
+def test_the_status_change_to_shipped_names_the_parcel_for_the_shop() -> None:
+    story = Story().placed().paid()
+    before = story.order
+    dispatched = domain.record_dispatch(before, "s-1", "PostNL", "3S1")
+    after = story.then(dispatched).order
+    assert before is not None and after is not None
+    said = dict(announcements(before, after, dispatched, token=None))
+    assert said["order.status_changed"] == {
+        "order_id": "order-1",
+        "status": "SHIPPED",
+        "reason": None,
+        "shipment": {"carrier": "PostNL", "tracking_number": "3S1"},
+    }
+
+
+def test_other_status_changes_stay_thin() -> None:
+    story = Story().placed()
+    before = story.order
+    paid = domain.record_payment(before, PAY, "ch_1", REFUND)
+    after = story.then(paid).order
+    assert before is not None and after is not None
+    said = dict(announcements(before, after, paid, token=None))
+    assert said["order.status_changed"] == {"order_id": "order-1", "status": "PAID", "reason": None}
 
 
 def test_cancelling_before_payment_cancels_at_once() -> None:

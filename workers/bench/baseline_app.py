@@ -11,9 +11,11 @@ import time
 import uuid
 
 from celery import Celery, chain
+from celery.signals import after_setup_logger
 from kombu.entity import Exchange, Queue
 
 from config.settings import get_settings
+from workers.messaging.logs import quiet_per_task_lines
 
 QUEUES = ("shop", "orders", "payments", "shipping")
 PREFIX = "bench_"
@@ -47,6 +49,9 @@ app.conf.update(
     task_send_sent_event=False,
     broker_transport_options={"visibility_timeout": 3600, "confirm_publish": True},
 )
+
+# The same log lines per task as the system's workers.
+after_setup_logger.connect(quiet_per_task_lines, weak=False)
 
 
 def hop_queues(messages_per_order: int) -> list[str]:

@@ -118,8 +118,25 @@ def install(logger: logging.Logger, *, json_lines: bool | None = None) -> None:
             handler.setFormatter(JsonFormatter())
 
 
-def _on_worker_logger(logger: logging.Logger, **_: Any) -> None:
+# Celery's own line per task received and per task succeeded: with the handler's own line
+# ("handled …", with the order, event, task and attempt) that is three lines per message for the
+# worker to format and the process manager to relay, about a tenth of the CPU of a busy system.
+# Flower shows the same from the task events. `--loglevel DEBUG` brings them back.
+PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+def quiet_per_task_lines(loglevel: int | str | None = None, **_: Any) -> None:
+    """Keep Celery's per-task received/succeeded lines out of an INFO log; failures still show."""
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    if isinstance(level, int) and level <= logging.DEBUG:
+        return
+    for name in PER_TASK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _on_worker_logger(logger: logging.Logger, **kwargs: Any) -> None:
     install(logger)
+    quiet_per_task_lines(**kwargs)
 
 
 def _on_task_logger(logger: logging.Logger, **_: Any) -> None:

@@ -51,14 +51,10 @@ def unpublished(conn: Connection, *, limit: int, older_than: timedelta) -> list[
     return [Envelope.from_dict(row.event) for row in conn.execute(query)]
 
 
-def mark_published(conn: Connection, events: Sequence[Envelope]) -> None:
-    if not events:
+def mark_published(conn: Connection, event_ids: Sequence[str]) -> None:
+    if not event_ids:
         return
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_([event.id for event in events]))
-        .values(published_at=utcnow())
-    )
+    conn.execute(update(outbox).where(outbox.c.id.in_(event_ids)).values(published_at=utcnow()))
 
 
 def backlog(conn: Connection) -> int:

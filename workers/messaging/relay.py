@@ -36,7 +36,7 @@ def relay_once(app: Celery, component: str, *, grace: timedelta = GRACE) -> int:
         if not events:
             return 0
         publish(app, events, retry_policy=RELAY_RETRY_POLICY)
-        mark_published(conn, events)
+        mark_published(conn, [event.id for event in events])
     log.info("relayed %d event(s) from %s", len(events), component)
     return len(events)
 

@@ -13,10 +13,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     event_type("payment.succeeded"): ("orders.on_payment_succeeded",),
     event_type("payment.declined"): ("orders.on_payment_declined",),
     event_type("shipment.requested"): ("shipping.on_shipment_requested",),
-    event_type("shipment.dispatched"): (
-        "orders.on_shipment_dispatched",
-        "shop.on_shipment_dispatched",
-    ),
+    # The shop learns the parcel from order.status_changed(SHIPPED), which carries it.
+    event_type("shipment.dispatched"): ("orders.on_shipment_dispatched",),
     event_type("order.status_changed"): ("shop.on_order_status_changed",),
     event_type("order.cancellation_requested"): ("orders.on_cancellation_requested",),
     event_type("refund.requested"): ("payments.on_refund_requested",),

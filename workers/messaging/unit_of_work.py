@@ -12,7 +12,8 @@ from sqlalchemy import Connection
 from workers.messaging import inbox
 from workers.messaging.database import transaction
 from workers.messaging.envelope import Envelope
-from workers.messaging.outbox import Outbox, mark_published
+from workers.messaging.outbox import Outbox
+from workers.messaging.published import marks
 from workers.messaging.publisher import publish
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ def apply_once(
 
 
 def publish_committed(app: Celery, component: str, events: Sequence[Envelope]) -> bool:
-    """Publish events that are already committed; on failure the relay publishes them later."""
+    """Publish events that are already committed; on failure the relay publishes them later.
+
+    Their outbox rows are marked published in a batch shortly after (see `published`).
+    """
     if not events:
         return True
     try:
@@ -49,6 +53,5 @@ def publish_committed(app: Celery, component: str, events: Sequence[Envelope]) -
     except Exception as exc:  # the broker is away: the outbox still holds every event
         log.warning("publishing %d event(s) failed, the relay will retry: %s", len(events), exc)
         return False
-    with transaction(component) as conn:
-        mark_published(conn, events)
+    marks.add(component, [event.id for event in events])
     return True

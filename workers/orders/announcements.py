@@ -12,6 +12,7 @@ from workers.orders.events import (
     DomainEvent,
     Item,
     OrderPlaced,
+    OrderShipped,
     PaymentRequested,
     RefundRequested,
     ShipmentRequested,
@@ -74,17 +75,25 @@ def announcements(
                     )
                 )
     if before is None or before.status is not after.status:
-        out.append(
-            (
-                "order.status_changed",
-                {
-                    "order_id": after.order_id,
-                    "status": after.status.value,
-                    "reason": after.reason,
-                },
-            )
-        )
+        out.append(("order.status_changed", _status_change(after, new_events)))
     return out
+
+
+def _status_change(after: Order, new_events: list[DomainEvent]) -> dict[str, Any]:
+    """A thin notification; SHIPPED also names the parcel, so the shop, which shows the tracking
+    number, hears one message about it rather than two (shipment.dispatched stays for orders)."""
+    data: dict[str, Any] = {
+        "order_id": after.order_id,
+        "status": after.status.value,
+        "reason": after.reason,
+    }
+    for event in new_events:
+        if isinstance(event, OrderShipped):
+            data["shipment"] = {
+                "carrier": event.carrier,
+                "tracking_number": event.tracking_number,
+            }
+    return data
 
 
 def _item_json(item: Item) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from workers.messaging.consumer import apply_and_publish, run_guarded
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
 from workers.payments import handlers
-from workers.payments.gateway import HttpGateway, PaymentGateway
+from workers.payments.gateway import PaymentGateway
 
 COMPONENT = "payments"
 T = TypeVar("T")
@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 @lru_cache(maxsize=1)
 def gateway() -> PaymentGateway:
+    from workers.payments.http_gateway import HttpGateway  # only the payments worker needs httpx
+
     return HttpGateway(get_settings().gateway_url)
 
 
