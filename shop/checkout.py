@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from config.celery import app as celery_app
@@ -73,13 +73,11 @@ def _price_lines(conn: Connection, request: CheckoutRequest) -> list[dict[str, A
     errors: dict[str, str] = {}
     priced = []
     for index, line in enumerate(request.lines):
-        product = conn.execute(select(products).where(products.c.sku == line.sku)).first()
+        product = conn.execute(_PRODUCT, {"sku": line.sku}).first()
         if product is None:
             errors[f"items[{index}].sku"] = f"no shoe has the sku {line.sku!r}"
             continue
-        sized = conn.execute(
-            select(stock.c.size).where(and_(stock.c.sku == line.sku, stock.c.size == line.size))
-        ).first()
+        sized = conn.execute(_SIZE, {"sku": line.sku, "size": line.size}).first()
         if sized is None:
             errors[f"items[{index}].size"] = f"{product.name} does not come in size {line.size}"
             continue
@@ -98,21 +96,30 @@ def _price_lines(conn: Connection, request: CheckoutRequest) -> list[dict[str, A
     return priced
 
 
+_PRODUCT = select(products).where(products.c.sku == bindparam("sku"))
+_SIZE = select(stock.c.size).where(
+    and_(stock.c.sku == bindparam("sku"), stock.c.size == bindparam("size"))
+)
+_RESERVE = (
+    update(stock)
+    .where(
+        stock.c.sku == bindparam("sku_key"),
+        stock.c.size == bindparam("size_key"),
+        stock.c.available >= bindparam("quantity"),
+    )
+    .values(
+        available=stock.c.available - bindparam("quantity"),
+        reserved=stock.c.reserved + bindparam("quantity"),
+    )
+)
+
+
 def _reserve(conn: Connection, request: CheckoutRequest) -> None:
     """A conditional decrement per line: it never takes stock below zero, even under a race."""
     short: dict[str, str] = {}
     for index, line in enumerate(request.lines):
         result = conn.execute(
-            update(stock)
-            .where(
-                stock.c.sku == line.sku,
-                stock.c.size == line.size,
-                stock.c.available >= line.quantity,
-            )
-            .values(
-                available=stock.c.available - line.quantity,
-                reserved=stock.c.reserved + line.quantity,
-            )
+            _RESERVE, {"sku_key": line.sku, "size_key": line.size, "quantity": line.quantity}
         )
         if result.rowcount != 1:
             short[f"items[{index}].quantity"] = f"not enough pairs left in size {line.size}"
@@ -150,7 +157,7 @@ def _record(conn: Connection, order_id: str, idempotency_key: str | None, event:
     readmodel.remember(conn, event)
     readmodel.apply(conn, event, live=True)
     if idempotency_key:
-        conn.execute(insert(checkouts).values(idempotency_key=idempotency_key, order_id=order_id))
+        conn.execute(insert(checkouts), {"idempotency_key": idempotency_key, "order_id": order_id})
 
 
 def checkout(

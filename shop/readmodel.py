@@ -10,7 +10,7 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from shop.tables import heard_events, orders, stock
 from workers.messaging import saga
@@ -29,9 +29,8 @@ def remember(conn: Connection, event: Envelope) -> None:
     body = copy.deepcopy(event.to_dict())
     body["data"].get("payment", {}).pop("token", None)
     conn.execute(
-        upsert_insert(conn, heard_events)
-        .values(event_id=event.id, order_id=event.subject, type=event.type, event=body)
-        .on_conflict_do_nothing()
+        upsert_insert(conn, heard_events).on_conflict_do_nothing(),
+        {"event_id": event.id, "order_id": event.subject, "type": event.type, "event": body},
     )
 
 
@@ -69,36 +68,44 @@ def snapshot(conn: Connection) -> list[tuple[object, ...]]:
     return [tuple(row) for row in conn.execute(select(orders).order_by(orders.c.id))]
 
 
+# orders.c["items"], not .items: the column collection has an items() method of its own.
+# FOR UPDATE: two of the shop worker's threads may apply PAID and SHIPPED a few ms apart; the row
+# lock makes the second wait for the first, so a status never moves backwards. (SQLite has no
+# row locks; its write transactions are serialised whole.)
+_STATUS_FOR_UPDATE = (
+    select(orders.c.status, orders.c["items"], orders.c.stock_state)
+    .where(orders.c.id == bindparam("order_id"))
+    .with_for_update()
+)
+# The columns named in the parameters are the ones SET; "key" is not a column.
+_UPDATE = update(orders).where(orders.c.id == bindparam("key"))
+
+
 def _insert_view(conn: Connection, data: dict[str, Any], at: datetime) -> None:
     conn.execute(
-        insert(orders).values(
-            id=data["order_id"],
-            status="PLACED",
-            reason=None,
-            customer=data["customer"],
-            shipping_address=data["shipping_address"],
-            items=data["items"],
-            total_cents=data["total_cents"],
-            currency=data["currency"],
-            card_brand=data["payment"]["brand"],
-            card_last4=data["payment"]["last4"],
-            stock_state="reserved",
-            created_at=at,
-            updated_at=at,
-        )
+        insert(orders),
+        {
+            "id": data["order_id"],
+            "status": "PLACED",
+            "reason": None,
+            "customer": data["customer"],
+            "shipping_address": data["shipping_address"],
+            "items": data["items"],
+            "total_cents": data["total_cents"],
+            "currency": data["currency"],
+            "card_brand": data["payment"]["brand"],
+            "card_last4": data["payment"]["last4"],
+            "stock_state": "reserved",
+            "created_at": at,
+            "updated_at": at,
+        },
     )
 
 
 def _apply_status(
     conn: Connection, order_id: str, status: str, reason: str | None, at: datetime, live: bool
 ) -> None:
-    # orders.c["items"], not .items: the column collection has an items() method of its own.
-    query = select(orders.c.status, orders.c["items"], orders.c.stock_state)
-    # FOR UPDATE: two of the shop worker's threads may apply PAID and SHIPPED a few ms apart;
-    # the row lock makes the second wait for the first, so a status never moves backwards.
-    # (SQLite has no row locks; its write transactions are serialised whole.)
-    query = query.where(orders.c.id == order_id).with_for_update()
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(_STATUS_FOR_UPDATE, {"order_id": order_id}).mappings().first()
     if row is None or row["status"] in FINAL or RANK[status] <= RANK[row["status"]]:
         return
     changes: dict[str, Any] = {"status": status, "reason": reason}
@@ -110,7 +117,7 @@ def _apply_status(
 
 
 def _update(conn: Connection, order_id: str, at: datetime, **changes: Any) -> None:
-    conn.execute(update(orders).where(orders.c.id == order_id).values(updated_at=at, **changes))
+    conn.execute(_UPDATE, {"key": order_id, "updated_at": at, **changes})
 
 
 def _settle_stock(conn: Connection, items: list[dict[str, Any]], *, sold: bool) -> None:

@@ -26,11 +26,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 LEDGER_FILE = "ledger.db"
 # Requests queue on SQLite's single write lock; a few seconds covers any burst the simulator sees.
 BUSY_TIMEOUT_MS = 10_000
+POOL_SIZE = 4
 
 metadata = MetaData()
 
@@ -240,7 +241,7 @@ def _insert_unless_known(conn: Connection, outcome: Outcome) -> tuple[Outcome, b
     if stored is not None:
         return stored, False
     table = charges if isinstance(outcome, Charge) else outcomes
-    conn.execute(insert(table).values(**asdict(outcome)))
+    conn.execute(insert(table), asdict(outcome))
     return outcome, True
 
 
@@ -260,7 +261,7 @@ def _refund(conn: Connection, charge_id: str, idempotency_key: str) -> tuple[Ref
         idempotency_key=idempotency_key,
         created=_now(),
     )
-    conn.execute(insert(refunds).values(**asdict(refund)))
+    conn.execute(insert(refunds), asdict(refund))
     conn.execute(update(charges).where(charges.c.id == charge_id).values(status="refunded"))
     return refund, True
 
@@ -288,9 +289,14 @@ def _now() -> str:
 
 
 def _sqlite_engine(path: Path) -> Engine:
-    # NullPool: a connection per request is cheap for SQLite and leaves nothing open between them.
+    # A small pool: opening a connection and setting its pragmas costs more than a charge's
+    # transaction. `close()` disposes of it.
     engine = create_engine(
-        f"sqlite:///{path}", poolclass=NullPool, connect_args={"check_same_thread": False}
+        f"sqlite:///{path}",
+        poolclass=QueuePool,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+        connect_args={"check_same_thread": False},
     )
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)

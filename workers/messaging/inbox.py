@@ -21,9 +21,9 @@ def claim(conn: Connection, event_id: str, consumer: str, attempts: int = 1) -> 
         "processed_at": utcnow(),
         "attempts": attempts,
     }
-    stmt = upsert_insert(conn, inbox).values(**values).on_conflict_do_nothing()
+    stmt = upsert_insert(conn, inbox).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
-    return conn.execute(stmt.returning(inbox.c.event_id)).first() is not None
+    return conn.execute(stmt.returning(inbox.c.event_id), values).first() is not None
 
 
 def seen(engine: Engine, event_id: str, consumer: str) -> bool:

@@ -9,7 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Column, Connection, DateTime, Integer, String, Table, delete, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 
 from workers.messaging.database import upsert_insert
 from workers.orders import domain, store
@@ -39,29 +50,36 @@ sales = Table(
     Column("revenue_cents", Integer, nullable=False),
 )
 
+_SET_STATUS = update(order_list).where(order_list.c.order_id == bindparam("key"))
+
 Apply = Callable[[Connection, DomainEvent, Order, datetime], None]
 
 
 def apply_order_list(conn: Connection, event: DomainEvent, after: Order, at: datetime) -> None:
     if isinstance(event, OrderPlaced):
         conn.execute(
-            order_list.insert().values(
-                order_id=after.order_id,
-                status=after.status.value,
-                reason=after.reason,
-                customer_name=after.customer.get("name", ""),
-                pairs=sum(item.quantity for item in after.items),
-                total_cents=after.total_cents,
-                currency=after.currency,
-                placed_at=at,
-                updated_at=at,
-            )
+            order_list.insert(),
+            {
+                "order_id": after.order_id,
+                "status": after.status.value,
+                "reason": after.reason,
+                "customer_name": after.customer.get("name", ""),
+                "pairs": sum(item.quantity for item in after.items),
+                "total_cents": after.total_cents,
+                "currency": after.currency,
+                "placed_at": at,
+                "updated_at": at,
+            },
         )
         return
     conn.execute(
-        update(order_list)
-        .where(order_list.c.order_id == after.order_id)
-        .values(status=after.status.value, reason=after.reason, updated_at=at)
+        _SET_STATUS,
+        {
+            "key": after.order_id,
+            "status": after.status.value,
+            "reason": after.reason,
+            "updated_at": at,
+        },
     )
 
 
@@ -69,18 +87,23 @@ def apply_sales(conn: Connection, event: DomainEvent, after: Order, at: datetime
     """A pair counts as sold when it ships, not when it is ordered."""
     if not isinstance(event, OrderShipped):
         return
+    stmt = upsert_insert(conn, sales)
+    add_up = stmt.on_conflict_do_update(
+        index_elements=[sales.c.sku, sales.c.size],
+        set_={
+            "pairs": sales.c.pairs + stmt.excluded.pairs,
+            "revenue_cents": sales.c.revenue_cents + stmt.excluded.revenue_cents,
+        },
+    )
     for item in after.items:
-        stmt = upsert_insert(conn, sales).values(
-            sku=item.sku, size=item.size, pairs=item.quantity, revenue_cents=item.line_total_cents
-        )
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[sales.c.sku, sales.c.size],
-                set_={
-                    "pairs": sales.c.pairs + item.quantity,
-                    "revenue_cents": sales.c.revenue_cents + item.line_total_cents,
-                },
-            )
+            add_up,
+            {
+                "sku": item.sku,
+                "size": item.size,
+                "pairs": item.quantity,
+                "revenue_cents": item.line_total_cents,
+            },
         )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     select,
@@ -47,13 +48,17 @@ class ConcurrencyConflict(TransientError):
     """Another writer appended to the stream first; retrying re-reads it and decides again."""
 
 
+_LOAD = (
+    select(order_events.c.type, order_events.c.data)
+    .where(order_events.c.stream_id == bindparam("stream_id"))
+    .order_by(order_events.c.version)
+)
+
+
 def load(conn: Connection, stream_id: str) -> list[DomainEvent]:
-    query = (
-        select(order_events.c.type, order_events.c.data)
-        .where(order_events.c.stream_id == stream_id)
-        .order_by(order_events.c.version)
-    )
-    return [from_record(row.type, row.data) for row in conn.execute(query)]
+    return [
+        from_record(row.type, row.data) for row in conn.execute(_LOAD, {"stream_id": stream_id})
+    ]
 
 
 def append(
@@ -99,12 +104,17 @@ payment_deadlines = Table(
 )
 
 
+_CLEAR_DEADLINE = delete(payment_deadlines).where(
+    payment_deadlines.c.order_id == bindparam("order_id")
+)
+
+
 def set_deadline(conn: Connection, order_id: str, due_at: datetime) -> None:
-    conn.execute(insert(payment_deadlines).values(order_id=order_id, due_at=due_at))
+    conn.execute(insert(payment_deadlines), {"order_id": order_id, "due_at": due_at})
 
 
 def clear_deadline(conn: Connection, order_id: str) -> None:
-    conn.execute(delete(payment_deadlines).where(payment_deadlines.c.order_id == order_id))
+    conn.execute(_CLEAR_DEADLINE, {"order_id": order_id})
 
 
 def due_orders(conn: Connection, now: datetime, limit: int = 500) -> list[str]:

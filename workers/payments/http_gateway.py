@@ -21,7 +21,9 @@ class HttpGateway:
     def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
-        self._client = httpx.Client(base_url=base_url, timeout=timeout_s)
+        # A TLS context (~3 MB: the CA bundle) is built only when the gateway speaks HTTPS.
+        tls = httpx.URL(base_url).scheme == "https"
+        self._client = httpx.Client(base_url=base_url, timeout=timeout_s, verify=tls)
 
     def close(self) -> None:
         self._client.close()

@@ -10,6 +10,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     insert,
     select,
     update,
@@ -46,16 +47,17 @@ def record(
     reason: str | None = None,
 ) -> None:
     conn.execute(
-        insert(payments).values(
-            id=payment_id,
-            order_id=order_id,
-            amount_cents=amount_cents,
-            currency=currency,
-            status=status,
-            charge_id=charge_id,
-            reason=reason,
-            created_at=utcnow(),
-        )
+        insert(payments),
+        {
+            "id": payment_id,
+            "order_id": order_id,
+            "amount_cents": amount_cents,
+            "currency": currency,
+            "status": status,
+            "charge_id": charge_id,
+            "reason": reason,
+            "created_at": utcnow(),
+        },
     )
 
 
@@ -71,13 +73,15 @@ refunds = Table(
 )
 
 
+_SET_STATUS = update(payments).where(payments.c.id == bindparam("payment_id"))
+_CHARGE_OF = select(payments.c.charge_id).where(
+    payments.c.id == bindparam("payment_id"), payments.c.charge_id.is_not(None)
+)
+
+
 def charge_of(conn: Connection, payment_id: str) -> str | None:
     """The gateway's charge id for a payment that succeeded, if it did."""
-    row = conn.execute(
-        select(payments.c.charge_id).where(
-            payments.c.id == payment_id, payments.c.charge_id.is_not(None)
-        )
-    ).first()
+    row = conn.execute(_CHARGE_OF, {"payment_id": payment_id}).first()
     return None if row is None else str(row.charge_id)
 
 
@@ -91,16 +95,17 @@ def record_refund(
     amount_cents: int,
 ) -> None:
     conn.execute(
-        insert(refunds).values(
-            id=refund_id,
-            payment_id=payment_id,
-            order_id=order_id,
-            gateway_refund_id=gateway_refund_id,
-            amount_cents=amount_cents,
-            created_at=utcnow(),
-        )
+        insert(refunds),
+        {
+            "id": refund_id,
+            "payment_id": payment_id,
+            "order_id": order_id,
+            "gateway_refund_id": gateway_refund_id,
+            "amount_cents": amount_cents,
+            "created_at": utcnow(),
+        },
     )
-    conn.execute(update(payments).where(payments.c.id == payment_id).values(status="refunded"))
+    conn.execute(_SET_STATUS, {"payment_id": payment_id, "status": "refunded"})
 
 
 database.register("payments", metadata)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     insert,
     select,
     update,
@@ -52,28 +53,29 @@ class Shipment:
     address: dict[str, str] | None
 
 
+_FIND = select(
+    shipments.c.id,
+    shipments.c.order_id,
+    shipments.c.status,
+    shipments.c.carrier,
+    shipments.c.tracking_number,
+    shipments.c.address,
+).where(shipments.c.order_id == bindparam("order_id"))
+# The key is not named after a column: the columns named in the parameters are the ones SET.
+_SET_STATUS = update(shipments).where(shipments.c.id == bindparam("shipment_key"))
+
+
 def find(conn: Connection, order_id: str) -> Shipment | None:
-    row = conn.execute(
-        select(
-            shipments.c.id,
-            shipments.c.order_id,
-            shipments.c.status,
-            shipments.c.carrier,
-            shipments.c.tracking_number,
-            shipments.c.address,
-        ).where(shipments.c.order_id == order_id)
-    ).first()
+    row = conn.execute(_FIND, {"order_id": order_id}).first()
     return None if row is None else Shipment(*row)
 
 
 def add(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(shipments).values(**values))
+    conn.execute(insert(shipments), values)
 
 
 def set_status(conn: Connection, shipment_id: str, status: str, **values: Any) -> None:
-    conn.execute(
-        update(shipments).where(shipments.c.id == shipment_id).values(status=status, **values)
-    )
+    conn.execute(_SET_STATUS, {"shipment_key": shipment_id, "status": status, **values})
 
 
 def ready(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
