@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 import zlib
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from config.settings import COMPONENTS, Settings, get_settings
 from workers.messaging.tables import kit_metadata, operations_metadata
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 
 # SQLite waits this long for another process's write lock before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -72,6 +74,10 @@ def transaction(component: str) -> AbstractContextManager[Connection]:
 def upsert_insert(conn: Connection, table: Table) -> PostgresInsert | SqliteInsert:
     """An INSERT that can take ON CONFLICT clauses, in the dialect this connection speaks."""
     if conn.dialect.name == "postgresql":
+        # Imported here: the PostgreSQL dialect package (it loads every driver's module) costs
+        # each process 2 MB that an SQLite deployment does not need.
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
     return sqlite.insert(table)
 

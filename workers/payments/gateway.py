@@ -1,7 +1,7 @@
 """The payments component's view of the payment gateway: what it asks and what comes back.
 
 The HTTP client is in `http_gateway`, imported only where a gateway is built, so that workers
-which only load the payments tasks (every worker shares one Celery app) do not load httpx.
+which only load the payments tasks (every worker shares one Celery app) load no HTTP client.
 """
 
 from __future__ import annotations
