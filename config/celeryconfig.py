@@ -45,9 +45,10 @@ task_queues = [
     Queue(name, _exchange, routing_key=name, durable=True, queue_arguments=_queue_arguments)
     for name in QUEUES
 ]
-task_routes = {
-    f"{name}.*": {"queue": name, "exchange": "shoeshop", "routing_key": name} for name in QUEUES
-}
+# Routes name the queue only. On a direct exchange (Redis) Celery then sends straight to the
+# queue's list; naming the exchange too made kombu look up its bindings in Redis (SMEMBERS, and
+# a client object) before every message. On RabbitMQ the queue's topic exchange is used.
+task_routes = {f"{name}.*": {"queue": name} for name in QUEUES}
 task_default_queue = "shop"
 task_default_exchange = "shoeshop"
 task_create_missing_queues = False
