@@ -75,3 +75,24 @@ def test_no_card_number_is_published_or_logged(
     for card in CARDS:
         assert card not in published
         assert card not in logged
+
+
+def test_task_arguments_shown_to_flower_name_the_event_not_the_customer(
+    client: FlaskClient, wiretap: Wiretap
+) -> None:
+    body = order_body(sku="BOT-001")
+    response = client.post("/api/orders", json=body)
+    assert response.status_code == 202
+    order_id = response.get_json()["id"]
+    wait_for(lambda: settled(client, order_id), timeout_s=60)
+
+    shown = [
+        json.loads(wire)["headers"]["argsrepr"]
+        for wire in wiretap.messages
+        if order_id in json.loads(wire)["headers"]["argsrepr"]
+    ]
+    assert any("shoeshop.order.placed.v1" in summary for summary in shown)
+    assert any("shoeshop.order.status_changed.v1" in summary for summary in shown)
+    for summary in shown:
+        assert body["customer"]["email"] not in summary
+        assert body["shipping_address"]["line1"] not in summary

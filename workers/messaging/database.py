@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import zlib
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
@@ -31,6 +32,8 @@ _schemas: dict[str, list[MetaData]] = {"operations": [operations_metadata]}
 _engines: dict[str, Engine] = {}
 _declared: dict[str, int] = {}  # how many tables each engine's schema was created with
 _lock = threading.Lock()
+# One writer lock per SQLite file, for the threads of this process (see `_write_turn`).
+_sqlite_writers: dict[str, threading.RLock] = {}
 
 
 def register(component: str, metadata: MetaData) -> None:
@@ -63,12 +66,26 @@ def _table_count(component: str) -> int:
     return sum(len(metadata.tables) for metadata in _schemas.get(component, []))
 
 
-def transaction(component: str) -> AbstractContextManager[Connection]:
+@contextmanager
+def transaction(component: str) -> Iterator[Connection]:
     """A write transaction on the component's database: commits on success, else rolls back.
 
     Use this for every write; ``engine_for(component).connect()`` is for reads.
     """
-    return engine_for(component).execution_options(**{_WRITE_OPTION: True}).begin()
+    engine = engine_for(component)
+    with _write_turn(engine), engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
+        yield conn
+
+
+def _write_turn(engine: Engine) -> AbstractContextManager[object]:
+    """SQLite takes one writer at a time. Threads of one process queue for it on a lock, and
+    the next one starts the moment the last commits; left to SQLite, a thread that finds the
+    database locked sleeps 1, 2, 5, 10… ms between tries, idle while the lock may be free (the
+    long tail of a busy worker's latency). Other processes still meet SQLite's busy handler."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _lock:
+        return _sqlite_writers.setdefault(str(engine.url), threading.RLock())
 
 
 def upsert_insert(conn: Connection, table: Table) -> PostgresInsert | SqliteInsert:

@@ -29,6 +29,10 @@ def task_id_for(event: Envelope, task_name: str) -> str:
     return str(uuid.uuid5(uuid.UUID(event.id), task_name))
 
 
+def _summary(event: Envelope) -> str:
+    return f"[{event.type} id={event.id} order={event.subject}]"
+
+
 def publish(
     app: Celery, events: Sequence[Envelope], retry_policy: dict[str, Any] | None = None
 ) -> None:
@@ -42,6 +46,11 @@ def publish(
                     task_name,
                     args=[event.to_dict()],
                     task_id=task_id_for(event, task_name),
+                    # What Flower and the task events show as the arguments: the event's type,
+                    # id and order, not the whole event. Celery would otherwise build a repr of
+                    # every body (customer, address, sealed card) for each message it sends.
+                    argsrepr=_summary(event),
+                    kwargsrepr="{}",
                     queue=queue_of(task_name),
                     producer=producer,
                     retry=True,
