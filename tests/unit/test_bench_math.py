@@ -121,3 +121,30 @@ def test_the_baseline_runs_in_the_procfiles_layout_on_its_own_app_and_queues() -
     assert "workers.bench.baseline_web:create_app()" in commands["web"]
     assert "shop.gunicorn_conf" not in commands["web"]
     assert "relay" not in commands
+
+
+def test_the_median_of_several_runs_takes_each_figure_on_its_own() -> None:
+    def run(started: str, throughput: float, drain: float | None, rss: float) -> dict[str, object]:
+        return {
+            "started": started,
+            "ratios": {"throughput": throughput, "p99_latency": 2.0, "intake": 0.5},
+            "system": {
+                "orders_per_s": 20 * throughput,
+                "backlog": None if drain is None else {"vs_steady": drain},
+                "rss_mb": {"orders": rss, "flower": 300.0, "web": 90.0},
+            },
+            "baseline": {"orders_per_s": 20.0},
+        }
+
+    summary = report.medians(
+        [run("a", 0.3, 1.1, 79.0), run("b", 0.5, None, 81.0), run("c", 0.4, 0.9, 78.0)]
+    )
+    assert summary["runs"] == ["a", "b", "c"]
+    assert summary["median"]["throughput"] == 0.4
+    assert summary["median"]["backlog_drain_vs_steady"] == 1.0  # of the two runs that had one
+    assert summary["median"]["largest_worker_rss_mb"] == 79.0  # workers only, not Flower
+    assert summary["each"]["throughput"] == [0.3, 0.5, 0.4]
+
+
+def test_the_median_of_nothing_is_none() -> None:
+    assert measure.median([None, None]) is None

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from workers.messaging.logs import (
+    PER_TASK_LOGGERS,
     EventContextFilter,
     JsonFormatter,
     handling,
@@ -94,7 +95,7 @@ def test_the_json_switch_is_read_from_the_environment(
 
 @pytest.fixture()
 def per_task_loggers() -> Iterator[list[logging.Logger]]:
-    loggers = [logging.getLogger(name) for name in ("celery.worker.strategy", "celery.app.trace")]
+    loggers = [logging.getLogger(name) for name in PER_TASK_LOGGERS]
     levels = [logger.level for logger in loggers]
     yield loggers
     for logger, level in zip(loggers, levels, strict=True):
@@ -102,7 +103,7 @@ def per_task_loggers() -> Iterator[list[logging.Logger]]:
 
 
 @pytest.mark.parametrize("loglevel", ["INFO", logging.INFO, "WARNING"])
-def test_an_info_worker_log_leaves_out_celerys_lines_per_task(
+def test_an_info_worker_log_leaves_out_celerys_received_line(
     per_task_loggers: list[logging.Logger], loglevel: str | int
 ) -> None:
     quiet_per_task_lines(loglevel=loglevel)
@@ -111,7 +112,7 @@ def test_an_info_worker_log_leaves_out_celerys_lines_per_task(
         assert logger.isEnabledFor(logging.WARNING)  # retries and failures still show
 
 
-def test_a_debug_worker_log_keeps_celerys_lines_per_task(
+def test_a_debug_worker_log_keeps_celerys_received_line(
     per_task_loggers: list[logging.Logger],
 ) -> None:
     for logger in per_task_loggers:

@@ -53,6 +53,13 @@ DEFAULT_WARMUP = 20
     show_default=True,
 )
 @click.option("--keep", is_flag=True, help="Keep the run's databases, broker data and logs.")
+@click.option(
+    "--runs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Repeat the whole run; with several, also report the median of each ratio.",
+)
 def bench(
     broker_url: str | None,
     target_url: str | None,
@@ -66,6 +73,7 @@ def bench(
     warmup: int,
     out_dir: Path,
     keep: bool,
+    runs: int,
 ) -> None:
     """Place orders over HTTP at the shop and at a raw Celery chain; report both and the ratios."""
     if rate is not None and burst:
@@ -74,9 +82,9 @@ def bench(
         raise click.UsageError("--url needs --broker: the baseline runs on the shop's broker")
     if backlog and (broker_url or target_url):
         raise click.UsageError("--backlog needs the embedded broker, which the bench can stop")
-    from workers.bench.run import Options, run_bench  # heavy imports only when benchmarking
+    from workers.bench.run import Options, run_repeated  # heavy imports only when benchmarking
 
-    run_bench(
+    run_repeated(
         Options(
             broker_url=broker_url,
             target_url=target_url,
@@ -89,5 +97,6 @@ def bench(
             warmup=warmup,
             out_dir=out_dir,
             keep=keep,
-        )
+        ),
+        runs,
     )

@@ -25,6 +25,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def median(values: Iterable[float | None]) -> float | None:
+    """The median of the values present; None when there are none."""
+    present = [value for value in values if value is not None]
+    return round(percentile(present, 50.0), 3) if present else None
+
+
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
     """p50, p95, p99 and max of durations given in seconds, in milliseconds (rounded to 0.1)."""
     if not seconds:

@@ -52,6 +52,34 @@ def ratios(system: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, 
     }
 
 
+def medians(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The median of each ratio and headline figure over several runs, with every run's own."""
+    figures: dict[str, list[float | None]] = {
+        "throughput": [r["ratios"].get("throughput") for r in results],
+        "p99_latency": [r["ratios"].get("p99_latency") for r in results],
+        "intake": [r["ratios"].get("intake") for r in results],
+        "backlog_drain_vs_steady": [
+            (r["system"].get("backlog") or {}).get("vs_steady") for r in results
+        ],
+        "system_orders_per_s": [r["system"].get("orders_per_s") for r in results],
+        "baseline_orders_per_s": [r["baseline"].get("orders_per_s") for r in results],
+        "largest_worker_rss_mb": [_largest_worker_rss(r["system"]) for r in results],
+    }
+    return {
+        "runs": [r["started"] for r in results],
+        "median": {name: measure.median(values) for name, values in figures.items()},
+        "each": figures,
+    }
+
+
+WORKER_KINDS = ("shop", "orders", "payments", "shipping")
+
+
+def _largest_worker_rss(side: Mapping[str, Any]) -> float | None:
+    sizes = [mb for kind, mb in side.get("rss_mb", {}).items() if kind in WORKER_KINDS]
+    return max(sizes) if sizes else None
+
+
 def write_json(result: Mapping[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")

@@ -29,7 +29,7 @@ from workers.bench.scenario import (
 
 # A run that stalls should fail in bounded time: a generous floor plus a second per order.
 TIMEOUT_FLOOR_S = 120.0
-DEFAULT_MESSAGES_PER_ORDER = 9
+DEFAULT_MESSAGES_PER_ORDER = 8
 # Paced sends are scheduled open-loop: enough client threads that a slow answer delays no send.
 PACED_MIN_CLIENTS = 32
 
@@ -76,7 +76,20 @@ class Run:
         return summary
 
 
-def run_bench(options: Options) -> None:
+def run_repeated(options: Options, runs: int) -> None:
+    """Several whole runs, each with its own report; then the median of each, since one run on
+    a shared machine can be moved by whatever else it does meanwhile."""
+    results = [run_bench(options) for _ in range(runs)]
+    if runs < 2:
+        return
+    summary = report.medians(results)
+    path = options.out_dir / f"{results[-1]['started']}-median-of-{runs}.json"
+    report.write_json(summary, path)
+    click.echo(f"\nmedian of {runs} runs: {summary['median']}")
+    click.echo(f"written: {path}")
+
+
+def run_bench(options: Options) -> dict[str, Any]:
     """Run the system's phases, then the baseline's on the same broker, and write the report."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the bar
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -106,6 +119,7 @@ def run_bench(options: Options) -> None:
         )
     if not options.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
+    return result
 
 
 @contextmanager

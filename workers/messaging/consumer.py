@@ -53,7 +53,8 @@ def run_guarded(task: Task, body: object, work: Callable[[Envelope], None]) -> N
     logger = event_logger(log, event, task.name, attempts)
     try:
         work(event)
-        logger.info("handled %s", event.name)
+        # Celery's "succeeded" line that follows carries the same ids at INFO (see logs).
+        logger.debug("handled %s", event.name)
     except PermanentError as exc:
         logger.error("permanent failure, parking: %s", exc)
         deadletters.park(task.name, body, exc, attempts)

@@ -118,15 +118,16 @@ def install(logger: logging.Logger, *, json_lines: bool | None = None) -> None:
             handler.setFormatter(JsonFormatter())
 
 
-# Celery's own line per task received and per task succeeded: with the handler's own line
-# ("handled …", with the order, event, task and attempt) that is three lines per message for the
-# worker to format and the process manager to relay, about a tenth of the CPU of a busy system.
-# Flower shows the same from the task events. `--loglevel DEBUG` brings them back.
-PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+# One line per message at INFO: Celery's "Task … succeeded in …s", which carries the event's
+# ids (EventContextFilter) and the run time. Celery's "Task … received" line, written before the
+# task starts and so without the ids, goes: three lines per message (with the consumer's own
+# "handled", now at DEBUG) cost a tenth of a busy system's CPU in formatting and in the process
+# manager relaying them. Flower shows receipts from the task events. `--loglevel DEBUG` keeps it.
+PER_TASK_LOGGERS = ("celery.worker.strategy",)
 
 
 def quiet_per_task_lines(loglevel: int | str | None = None, **_: Any) -> None:
-    """Keep Celery's per-task received/succeeded lines out of an INFO log; failures still show."""
+    """Keep Celery's per-task "received" line out of an INFO log; failures still show."""
     level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
     if isinstance(level, int) and level <= logging.DEBUG:
         return
