@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workers.bench import measure, report
-from workers.bench.baseline import baseline_commands
+from workers.bench.baseline import baseline_commands, finished
 from workers.bench.baseline_app import hop_queues
 
 PLACED = measure.PLACED
@@ -148,3 +148,10 @@ def test_the_median_of_several_runs_takes_each_figure_on_its_own() -> None:
 
 def test_the_median_of_nothing_is_none() -> None:
     assert measure.median([None, None]) is None
+
+
+def test_a_baseline_chain_counts_as_finished_only_with_both_of_its_marks() -> None:
+    # The last hop's file can be read after the "shipped" hop's file was: "done" alone waits.
+    assert not finished({"done": (1.0, 2.0)})
+    assert not finished({"shipped": (1.0, 1.5)})
+    assert finished({"shipped": (1.0, 1.5), "done": (1.0, 2.0)})

@@ -7,7 +7,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -58,6 +58,13 @@ Records = dict[str, dict[str, tuple[float, float]]]
 
 
 @dataclass
+def finished(marks: Mapping[str, object]) -> bool:
+    """Both marks are there. "done" alone is not enough: the files are read one after another
+    while the workers write them, so a read can catch a chain's last hop but miss its earlier
+    "shipped" hop, written to another worker's file just after that file was read."""
+    return {"shipped", "done"} <= marks.keys()
+
+
 class BaselineStack:
     """The baseline's web server and workers, each in a session of its own."""
 
@@ -125,7 +132,7 @@ class BaselineStack:
         progressed = time.monotonic()
         while True:
             records = self.records()
-            done = sum(1 for chain_id in wanted if "done" in records.get(chain_id, {}))
+            done = sum(1 for chain_id in wanted if finished(records.get(chain_id, {})))
             if done > seen:
                 progress(done - seen)
                 seen, progressed = done, time.monotonic()
