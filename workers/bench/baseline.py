@@ -57,7 +57,6 @@ def baseline_commands(procfile: str) -> dict[str, str]:
 Records = dict[str, dict[str, tuple[float, float]]]
 
 
-@dataclass
 def finished(marks: Mapping[str, object]) -> bool:
     """Both marks are there. "done" alone is not enough: the files are read one after another
     while the workers write them, so a read can catch a chain's last hop but miss its earlier
@@ -65,6 +64,7 @@ def finished(marks: Mapping[str, object]) -> bool:
     return {"shipped", "done"} <= marks.keys()
 
 
+@dataclass
 class BaselineStack:
     """The baseline's web server and workers, each in a session of its own."""
 
