@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select
 
 from tests.support.shop import order_body, wait_for
+from workers.messaging import redelivery
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import Envelope, event_type, utcnow
 from workers.messaging.redelivery import redeliver_unapplied
@@ -61,6 +62,45 @@ def test_a_published_event_no_subscriber_applied_is_sent_again_once(
     wait_for(lambda: applied(lost.id) == 1)
     assert redeliver_unapplied(celery_app, utcnow(), STALL) == 0
     assert client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED"
+
+
+def test_a_window_larger_than_one_chunk_is_swept_chunk_by_chunk(
+    client: FlaskClient, celery_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response = client.post("/api/orders", json=order_body(sku="BOT-001", size="41"))
+    order_id = response.get_json()["id"]
+    wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
+    # Given five lost events, read two at a time
+    monkeypatch.setattr(redelivery, "CHUNK", 2)
+    two_minutes_ago = utcnow() - timedelta(minutes=2)
+    lost = [
+        Envelope(
+            type=event_type("payment.declined"),
+            source="/payments",
+            subject=order_id,
+            correlationid=order_id,
+            data={"order_id": order_id, "payment_id": f"lost-{n}", "reason": "card_declined"},
+        )
+        for n in range(5)
+    ]
+    with transaction("payments") as conn:
+        for event in lost:
+            conn.execute(
+                insert(outbox),
+                {
+                    "id": event.id,
+                    "type": event.type,
+                    "subject": event.subject,
+                    "event": event.to_dict(),
+                    "created_at": two_minutes_ago,
+                    "published_at": two_minutes_ago,
+                },
+            )
+
+    # When the sweep runs, every one of them is sent again and applied
+    assert redeliver_unapplied(celery_app, utcnow(), STALL) >= len(lost)
+    for event in lost:
+        wait_for(lambda event_id=event.id: applied(event_id) == 1)
 
 
 def test_events_younger_than_the_stall_are_left_to_their_first_delivery(

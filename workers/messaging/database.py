@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
@@ -15,10 +15,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from config.settings import COMPONENTS, Settings, get_settings
+from workers.messaging.errors import TransientError
 from workers.messaging.tables import kit_metadata, operations_metadata
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+
+
+class DatabaseBusy(TransientError):
+    """Another thread of this process held the SQLite file's write turn for too long."""
+
 
 # SQLite waits this long for another process's write lock before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -77,15 +83,27 @@ def transaction(component: str) -> Iterator[Connection]:
         yield conn
 
 
-def _write_turn(engine: Engine) -> AbstractContextManager[object]:
+@contextmanager
+def _write_turn(engine: Engine) -> Iterator[None]:
     """SQLite takes one writer at a time. Threads of one process queue for it on a lock, and
     the next one starts the moment the last commits; left to SQLite, a thread that finds the
     database locked sleeps 1, 2, 5, 10… ms between tries, idle while the lock may be free (the
-    long tail of a busy worker's latency). Other processes still meet SQLite's busy handler."""
+    long tail of a busy worker's latency). Other processes still meet SQLite's busy handler.
+
+    The wait is bounded like SQLite's own, so a stuck writer fails the next one (a transient
+    error: its task retries) instead of hanging it.
+    """
     if engine.dialect.name != "sqlite":
-        return nullcontext()
+        yield
+        return
     with _lock:
-        return _sqlite_writers.setdefault(str(engine.url), threading.RLock())
+        turn = _sqlite_writers.setdefault(str(engine.url), threading.RLock())
+    if not turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        raise DatabaseBusy(f"{engine.url.database}: no write turn in {SQLITE_BUSY_TIMEOUT_MS} ms")
+    try:
+        yield
+    finally:
+        turn.release()
 
 
 def upsert_insert(conn: Connection, table: Table) -> PostgresInsert | SqliteInsert:

@@ -29,7 +29,8 @@ def task_id_for(event: Envelope, task_name: str) -> str:
     return str(uuid.uuid5(uuid.UUID(event.id), task_name))
 
 
-def _summary(event: Envelope) -> str:
+def shown_args(event: Envelope) -> str:
+    """What Flower and the task events show as a task's arguments: type, id and order."""
     return f"[{event.type} id={event.id} order={event.subject}]"
 
 
@@ -49,7 +50,7 @@ def publish(
                     # What Flower and the task events show as the arguments: the event's type,
                     # id and order, not the whole event. Celery would otherwise build a repr of
                     # every body (customer, address, sealed card) for each message it sends.
-                    argsrepr=_summary(event),
+                    argsrepr=shown_args(event),
                     kwargsrepr="{}",
                     queue=queue_of(task_name),
                     producer=producer,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from celery import Celery
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from workers.messaging import deadletters
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
-from workers.messaging.publisher import task_id_for
+from workers.messaging.publisher import shown_args, task_id_for
 from workers.messaging.relay import EMITTING_COMPONENTS
 from workers.messaging.subscriptions import queue_of, subscribers_of
 from workers.messaging.tables import inbox, outbox
@@ -31,66 +32,91 @@ log = logging.getLogger(__name__)
 # a re-send to be re-sent should it be lost too, few enough rows to keep a sweep cheap.
 WATCH = timedelta(minutes=10)
 
-Missing = list[tuple[Envelope, str]]
+# Events looked at per query: memory and the number of bound parameters stay bounded however
+# many orders the window holds (a drained backlog of 5,000 orders is 40,000 events).
+CHUNK = 500
+
+Key = tuple[str, str]  # (event id, subscriber task)
 
 
 def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> int:
     """Re-send every event published between ``stall_after + WATCH`` and ``stall_after`` ago
     that one of its subscribers has neither applied nor parked; returns how many were sent."""
-    missing = _unapplied(_stalled_events(now, stall_after))
-    if not missing:
-        return 0
-    with app.producer_or_acquire() as producer:
-        for event, task in missing:
-            app.send_task(
-                task,
-                args=[event.to_dict()],
-                task_id=task_id_for(event, task),
-                queue=queue_of(task),
-                producer=producer,
-            )
-    log.warning(
-        "re-sent %d event(s) that a subscriber had not applied %ds after publishing",
-        len(missing),
-        stall_after.total_seconds(),
-    )
-    return len(missing)
-
-
-def _stalled_events(now: datetime, stall_after: timedelta) -> list[Envelope]:
-    newest, oldest = now - stall_after, now - stall_after - WATCH
-    query = select(outbox.c.event).where(
-        outbox.c.published_at.is_not(None),
-        outbox.c.created_at <= newest,
-        outbox.c.created_at >= oldest,
-    )
-    events: list[Envelope] = []
+    sent = 0
     for component in EMITTING_COMPONENTS:
+        for chunk in _stalled(component, now, stall_after):
+            missing = _unapplied(chunk)
+            if missing:
+                _resend(app, component, missing)
+                sent += len(missing)
+    if sent:
+        log.warning(
+            "re-sent %d event(s) that a subscriber had not applied %ds after publishing",
+            sent,
+            stall_after.total_seconds(),
+        )
+    return sent
+
+
+def _stalled(component: str, now: datetime, stall_after: timedelta) -> Iterator[dict[str, str]]:
+    """The component's events in the window, CHUNK at a time, as event id -> type (no bodies:
+    most are applied, and only the missing ones are read in full)."""
+    newest, oldest = now - stall_after, now - stall_after - WATCH
+    after = -1
+    while True:
+        query = (
+            select(outbox.c.seq, outbox.c.id, outbox.c.type)
+            .where(
+                outbox.c.published_at.is_not(None),
+                outbox.c.created_at <= newest,
+                outbox.c.created_at >= oldest,
+                outbox.c.seq > after,
+            )
+            .order_by(outbox.c.seq)
+            .limit(CHUNK)
+        )
         with engine_for(component).connect() as conn:
-            events.extend(Envelope.from_dict(body) for body in conn.execute(query).scalars())
-    return events
+            rows = conn.execute(query).all()
+        if not rows:
+            return
+        after = rows[-1].seq
+        yield {row.id: row.type for row in rows}
 
 
-def _unapplied(events: list[Envelope]) -> Missing:
-    wanted: dict[str, Missing] = defaultdict(list)  # subscriber component -> (event, task)
-    for event in events:
-        for task in subscribers_of(event.type):
-            wanted[queue_of(task)].append((event, task))
+def _unapplied(types: dict[str, str]) -> list[Key]:
+    wanted: dict[str, list[Key]] = defaultdict(list)  # subscriber component -> keys
+    for event_id, type_ in types.items():
+        for task in subscribers_of(type_):
+            wanted[queue_of(task)].append((event_id, task))
     if not wanted:
         return []
-    parked = deadletters.parked_keys([event.id for event in events])
-    missing: Missing = []
-    for component, pairs in wanted.items():
-        applied = _applied(component, [event.id for event, _task in pairs])
-        missing.extend(
-            (event, task)
-            for event, task in pairs
-            if (event.id, task) not in applied and (event.id, task) not in parked
-        )
+    parked = deadletters.parked_keys(list(types))
+    missing: list[Key] = []
+    for component, keys in wanted.items():
+        applied = _applied(component, sorted({event_id for event_id, _task in keys}))
+        missing.extend(key for key in keys if key not in applied and key not in parked)
     return missing
 
 
-def _applied(component: str, event_ids: list[str]) -> set[tuple[str, str]]:
+def _applied(component: str, event_ids: list[str]) -> set[Key]:
     query = select(inbox.c.event_id, inbox.c.consumer).where(inbox.c.event_id.in_(event_ids))
     with engine_for(component).connect() as conn:
         return {(row.event_id, row.consumer) for row in conn.execute(query)}
+
+
+def _resend(app: Celery, component: str, missing: list[Key]) -> None:
+    query = select(outbox.c.id, outbox.c.event).where(
+        outbox.c.id.in_(sorted({event_id for event_id, _task in missing}))
+    )
+    with engine_for(component).connect() as conn:
+        events = {row.id: Envelope.from_dict(row.event) for row in conn.execute(query)}
+    with app.producer_or_acquire() as producer:
+        for event_id, task in missing:
+            app.send_task(
+                task,
+                args=[events[event_id].to_dict()],
+                argsrepr=shown_args(events[event_id]),
+                task_id=task_id_for(events[event_id], task),
+                queue=queue_of(task),
+                producer=producer,
+            )
