@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery import Celery
 from celery.signals import before_task_publish
 from flask.testing import FlaskClient
 
@@ -21,6 +22,7 @@ from tests.support.shop import (
     wait_for,
 )
 from workers.messaging import deadletters
+from workers.messaging.envelope import Envelope, event_type
 
 pytestmark = pytest.mark.usefixtures("worker")
 CARDS = (GOOD_CARD, DECLINED_CARD, FLAKY_CARD, FAILING_CARD)
@@ -96,3 +98,30 @@ def test_task_arguments_shown_to_flower_name_the_event_not_the_customer(
     for summary in shown:
         assert body["customer"]["email"] not in summary
         assert body["shipping_address"]["line1"] not in summary
+
+
+def test_a_replayed_dead_letter_is_shown_to_flower_by_its_summary_too(
+    client: FlaskClient, celery_app: Celery, wiretap: Wiretap
+) -> None:
+    body = order_body(sku="BOT-001")
+    order_id = client.post("/api/orders", json=body).get_json()["id"]
+    wait_for(lambda: settled(client, order_id), timeout_s=60)
+    parked = Envelope(
+        type=event_type("payment.declined"),
+        source="/payments",
+        subject=order_id,
+        correlationid=order_id,
+        data={"order_id": order_id, "payment_id": "parked", "reason": body["customer"]["email"]},
+    )
+    letter_id = deadletters.park(
+        "orders.on_payment_declined", parked.to_dict(), ValueError("test"), 1
+    )
+
+    assert deadletters.replay(celery_app, letter_id).outcome == "sent"
+
+    replayed = [json.loads(wire) for wire in wiretap.messages if parked.id in wire]
+    assert replayed
+    for message in replayed:
+        summary = message["headers"]["argsrepr"]
+        assert summary == f"[{parked.type} id={parked.id} order={order_id}]"
+        assert body["customer"]["email"] not in summary

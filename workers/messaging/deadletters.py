@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import as_utc, utcnow
+from workers.messaging.publisher import send_to
 from workers.messaging.subscriptions import queue_of
 from workers.messaging.tables import dead_letter_actions, dead_letters
 
@@ -215,7 +216,7 @@ def replay(app: Celery, letter_id: str) -> Action:
     if letter.event is None:
         return _record(letter_id, "replay", "failed: the message was not an event; nothing to send")
     try:
-        app.send_task(letter.task, args=[letter.event], queue=queue_of(letter.task))
+        send_to(app, letter.task, letter.event)
     except Exception as exc:  # broker away or a task no queue serves: recorded, letter stays
         return _record(letter_id, "replay", f"failed: {type(exc).__name__}: {exc}")
     return _record(letter_id, "replay", "sent", status=REPLAYED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery
@@ -29,9 +29,21 @@ def task_id_for(event: Envelope, task_name: str) -> str:
     return str(uuid.uuid5(uuid.UUID(event.id), task_name))
 
 
-def shown_args(event: Envelope) -> str:
-    """What Flower and the task events show as a task's arguments: type, id and order."""
-    return f"[{event.type} id={event.id} order={event.subject}]"
+def send_to(app: Celery, task_name: str, event: Mapping[str, Any], **options: Any) -> None:
+    """Send one event (its JSON) to one subscriber task, on that task's queue.
+
+    What Flower and the task events show as the arguments is the event's type, id and order, not
+    the whole event: Celery would otherwise build a repr of every body (customer, address,
+    sealed card) for each message it sends, and show it.
+    """
+    app.send_task(
+        task_name,
+        args=[event],
+        queue=queue_of(task_name),
+        argsrepr=f"[{event.get('type')} id={event.get('id')} order={event.get('subject')}]",
+        kwargsrepr="{}",
+        **options,
+    )
 
 
 def publish(
@@ -43,16 +55,11 @@ def publish(
     with app.producer_or_acquire() as producer:
         for event in events:
             for task_name in subscribers_of(event.type):
-                app.send_task(
+                send_to(
+                    app,
                     task_name,
-                    args=[event.to_dict()],
+                    event.to_dict(),
                     task_id=task_id_for(event, task_name),
-                    # What Flower and the task events show as the arguments: the event's type,
-                    # id and order, not the whole event. Celery would otherwise build a repr of
-                    # every body (customer, address, sealed card) for each message it sends.
-                    argsrepr=shown_args(event),
-                    kwargsrepr="{}",
-                    queue=queue_of(task_name),
                     producer=producer,
                     retry=True,
                     retry_policy=retry_policy or INLINE_RETRY_POLICY,

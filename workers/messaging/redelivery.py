@@ -21,7 +21,7 @@ from sqlalchemy import select
 from workers.messaging import deadletters
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
-from workers.messaging.publisher import shown_args, task_id_for
+from workers.messaging.publisher import send_to, task_id_for
 from workers.messaging.relay import EMITTING_COMPONENTS
 from workers.messaging.subscriptions import queue_of, subscribers_of
 from workers.messaging.tables import inbox, outbox
@@ -112,11 +112,5 @@ def _resend(app: Celery, component: str, missing: list[Key]) -> None:
         events = {row.id: Envelope.from_dict(row.event) for row in conn.execute(query)}
     with app.producer_or_acquire() as producer:
         for event_id, task in missing:
-            app.send_task(
-                task,
-                args=[events[event_id].to_dict()],
-                argsrepr=shown_args(events[event_id]),
-                task_id=task_id_for(events[event_id], task),
-                queue=queue_of(task),
-                producer=producer,
-            )
+            event = events[event_id]
+            send_to(app, task, event.to_dict(), task_id=task_id_for(event, task), producer=producer)
