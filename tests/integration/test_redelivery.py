@@ -26,6 +26,37 @@ def applied(event_id: str) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def lost_decline(order_id: str, payment_id: str) -> Envelope:
+    """A payment.declined for an order that has shipped: orders records it and ignores it."""
+    return Envelope(
+        type=event_type("payment.declined"),
+        source="/payments",
+        subject=order_id,
+        correlationid=order_id,
+        data={"order_id": order_id, "payment_id": payment_id, "reason": "card_declined"},
+    )
+
+
+def published_two_minutes_ago(events: list[Envelope]) -> None:
+    """In payments' outbox as published two minutes ago: what a message the broker lost leaves."""
+    two_minutes_ago = utcnow() - timedelta(minutes=2)
+    with transaction("payments") as conn:
+        conn.execute(
+            insert(outbox),
+            [
+                {
+                    "id": event.id,
+                    "type": event.type,
+                    "subject": event.subject,
+                    "event": event.to_dict(),
+                    "created_at": two_minutes_ago,
+                    "published_at": two_minutes_ago,
+                }
+                for event in events
+            ],
+        )
+
+
 def test_a_published_event_no_subscriber_applied_is_sent_again_once(
     client: FlaskClient, celery_app: Celery
 ) -> None:
@@ -33,25 +64,8 @@ def test_a_published_event_no_subscriber_applied_is_sent_again_once(
     order_id = response.get_json()["id"]
     wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
     # Given payments published an event two minutes ago that the broker then lost
-    lost = Envelope(
-        type=event_type("payment.declined"),
-        source="/payments",
-        subject=order_id,
-        correlationid=order_id,
-        data={"order_id": order_id, "payment_id": "from-a-lost-message", "reason": "card_declined"},
-    )
-    two_minutes_ago = utcnow() - timedelta(minutes=2)
-    with transaction("payments") as conn:
-        conn.execute(
-            insert(outbox).values(
-                id=lost.id,
-                type=lost.type,
-                subject=lost.subject,
-                event=lost.to_dict(),
-                created_at=two_minutes_ago,
-                published_at=two_minutes_ago,
-            )
-        )
+    lost = lost_decline(order_id, "from-a-lost-message")
+    published_two_minutes_ago([lost])
     assert applied(lost.id) == 0
 
     # When the sweep compares the outboxes with the inboxes
@@ -72,30 +86,8 @@ def test_a_window_larger_than_one_chunk_is_swept_chunk_by_chunk(
     wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
     # Given five lost events, read two at a time
     monkeypatch.setattr(redelivery, "CHUNK", 2)
-    two_minutes_ago = utcnow() - timedelta(minutes=2)
-    lost = [
-        Envelope(
-            type=event_type("payment.declined"),
-            source="/payments",
-            subject=order_id,
-            correlationid=order_id,
-            data={"order_id": order_id, "payment_id": f"lost-{n}", "reason": "card_declined"},
-        )
-        for n in range(5)
-    ]
-    with transaction("payments") as conn:
-        for event in lost:
-            conn.execute(
-                insert(outbox),
-                {
-                    "id": event.id,
-                    "type": event.type,
-                    "subject": event.subject,
-                    "event": event.to_dict(),
-                    "created_at": two_minutes_ago,
-                    "published_at": two_minutes_ago,
-                },
-            )
+    lost = [lost_decline(order_id, f"lost-{n}") for n in range(5)]
+    published_two_minutes_ago(lost)
 
     # When the sweep runs, every one of them is sent again and applied
     assert redeliver_unapplied(celery_app, utcnow(), STALL) >= len(lost)

@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from celery import Task
+from sqlalchemy import Connection
 
 from config.celery import app
 from config.settings import get_settings
@@ -14,6 +15,7 @@ from workers.messaging import inbox
 from workers.messaging.consumer import apply_and_publish, run_guarded
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
+from workers.messaging.outbox import Outbox
 from workers.payments import handlers
 from workers.payments.gateway import PaymentGateway
 
@@ -23,7 +25,7 @@ T = TypeVar("T")
 
 @lru_cache(maxsize=1)
 def gateway() -> PaymentGateway:
-    from workers.payments.http_gateway import HttpGateway  # only the payments worker needs httpx
+    from workers.payments.http_gateway import HttpGateway  # only the payments worker needs it
 
     return HttpGateway(get_settings().gateway_url)
 
@@ -34,14 +36,9 @@ def on_payment_requested(self: Task, event: dict[str, Any]) -> None:
 
 
 def _pay(task: Task, event: Envelope) -> None:
-    result = _unless_applied(task, event, lambda: handlers.charge(gateway(), event))
-    if result is not None:
-        apply_and_publish(
-            task,
-            COMPONENT,
-            event,
-            lambda conn, ev, outbox: handlers.record_outcome(conn, ev, outbox, result),
-        )
+    _call_then_record(
+        task, event, lambda: handlers.charge(gateway(), event), handlers.record_outcome
+    )
 
 
 @app.task(name="payments.on_refund_requested", bind=True)
@@ -54,20 +51,22 @@ def _refund(task: Task, event: Envelope) -> None:
         with engine_for(COMPONENT).connect() as conn:
             return handlers.refund(gateway(), conn, event)
 
-    refund_id = _unless_applied(task, event, call)
-    if refund_id is not None:
-        apply_and_publish(
-            task,
-            COMPONENT,
-            event,
-            lambda conn, ev, outbox: handlers.record_refund(conn, ev, outbox, refund_id),
-        )
+    _call_then_record(task, event, call, handlers.record_refund)
 
 
-def _unless_applied(task: Task, event: Envelope, call: Callable[[], T]) -> T | None:
-    """Call the gateway unless this task already applied the event. The call is outside the
-    transaction (slow and remote) and idempotent by key; the inbox is checked first so a
-    redelivered request does not even reach the gateway."""
+def _call_then_record(
+    task: Task,
+    event: Envelope,
+    call: Callable[[], T],
+    record: Callable[[Connection, Envelope, Outbox, T], None],
+) -> None:
+    """Call the gateway unless this task already applied the event, then record what it said
+    in the component's unit of work. The call is outside the transaction (slow and remote) and
+    idempotent by key; the inbox is checked first so a redelivered request does not even reach
+    the gateway."""
     if inbox.seen(engine_for(COMPONENT), event.id, task.name):
-        return None
-    return call()
+        return
+    said = call()
+    apply_and_publish(
+        task, COMPONENT, event, lambda conn, ev, outbox: record(conn, ev, outbox, said)
+    )
