@@ -60,6 +60,10 @@ def _register_operability(app: Flask) -> None:
 
 def _prepare_database() -> None:
     from shop.seed import seed_if_empty
+    from workers.schema.guard import require_current_schemas
 
+    # Refuse to serve (SchemaNotCurrent names the database and the command) rather than fail
+    # on every request.
+    require_current_schemas(["shop"])
     with transaction("shop") as conn:
         seed_if_empty(conn)

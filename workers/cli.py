@@ -12,7 +12,7 @@ from types import FrameType
 
 import click
 
-from config.settings import get_settings
+from config.settings import COMPONENTS, get_settings
 
 DEFAULT_PORT = 8000
 DEFAULT_FLOWER_PORT = 5555
@@ -37,8 +37,13 @@ def main() -> None:
 @click.option("--gateway-port", default=DEFAULT_GATEWAY_PORT, show_default=True)
 @click.option("--procfile", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def up(port: int, flower_port: int, gateway_port: int, procfile: Path | None) -> None:
-    """Start every process of the Procfile (plus the embedded Redis when no broker is set)."""
+    """Start every process of the Procfile (plus the embedded Redis when no broker is set),
+    after bringing every database to the code's revision (as `shoeshop db upgrade` does)."""
+    from workers.db_cli import upgrade_all
     from workers.launcher import Launcher
+
+    for line in upgrade_all():
+        click.echo(f"database {line}")
 
     launcher = Launcher(
         settings=get_settings(),
@@ -70,7 +75,13 @@ def relay() -> None:
     from workers.messaging import broker_dead, redelivery
     from workers.messaging import relay as outbox_relay
     from workers.messaging.envelope import utcnow
+    from workers.schema.guard import require_current_schemas
+    from workers.schema.revision import SchemaNotCurrent
 
+    try:
+        require_current_schemas(COMPONENTS)
+    except SchemaNotCurrent as exc:
+        raise click.ClickException(f"refusing to start: {exc}") from None
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -100,9 +111,11 @@ def find_procfile() -> Path:
 
 
 def _register_subcommands() -> None:
+    from workers.db_cli import db
     from workers.dlq_cli import dlq
     from workers.replay_cli import replay, report
 
+    main.add_command(db)
     main.add_command(dlq)
     main.add_command(replay)
     main.add_command(report)

@@ -78,19 +78,18 @@ def shop_env(stack: stacks.Stack, **extra: str) -> dict[str, str]:
 
 
 def seed_catalogue(env: dict[str, str]) -> None:
-    """Create the shop's tables and catalogue once, before gunicorn forks its two workers.
+    """Migrate every database (as a deployment does first), then seed the shop's catalogue once,
+    before gunicorn forks its two workers.
 
-    Works around a start-up race (see docs/reliability.md): on a fresh PostgreSQL database both
-    web workers seed the catalogue at once, one fails on the primary key, and gunicorn stops.
+    The seeding works around a start-up race (see docs/reliability.md): on a fresh PostgreSQL
+    database both web workers seed the catalogue at once, one fails on the primary key, and
+    gunicorn stops.
     """
-    subprocess.run(
+    for command in (
+        [str(Path(sys.executable).parent / "shoeshop"), "db", "upgrade"],
         [sys.executable, "-c", "from shop import create_app; create_app()"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    ):
+        subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture

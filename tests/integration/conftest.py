@@ -43,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from config.settings import get_settings
 
     get_settings.cache_clear()
+    from workers.db_cli import upgrade_all
+
+    upgrade_all()
     _state.update(stack=stack, gateway=gateway, base=base)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.engine import make_url
@@ -17,6 +16,7 @@ from sqlalchemy.pool import QueuePool
 from config.settings import COMPONENTS, Settings, get_settings
 from workers.messaging.errors import TransientError
 from workers.messaging.tables import kit_metadata, operations_metadata
+from workers.schema.revision import require_current
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
@@ -36,14 +36,13 @@ SQLITE_CACHE_KIB = 512
 _WRITE_OPTION = "shoeshop_write"
 _schemas: dict[str, list[MetaData]] = {"operations": [operations_metadata]}
 _engines: dict[str, Engine] = {}
-_declared: dict[str, int] = {}  # how many tables each engine's schema was created with
 _lock = threading.Lock()
 # One writer lock per SQLite file, for the threads of this process (see `_write_turn`).
 _sqlite_writers: dict[str, threading.RLock] = {}
 
 
 def register(component: str, metadata: MetaData) -> None:
-    """Declare a component's tables; they are created on first use of its engine."""
+    """Declare a component's tables: what its migrations are compared with (no drift)."""
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}")
     _schemas.setdefault(component, [])
@@ -51,25 +50,36 @@ def register(component: str, metadata: MetaData) -> None:
         _schemas[component].append(metadata)
 
 
+def metadata_of(component: str) -> list[MetaData]:
+    """Every table of the component's database: the kit's and those its modules registered."""
+    return [kit_metadata, *_schemas.get(component, [])]
+
+
 def engine_for(component: str, settings: Settings | None = None) -> Engine:
-    """The component's engine, created (with its tables) the first time it is asked for."""
+    """The component's engine, opened the first time it is asked for.
+
+    Raises workers.schema.revision.SchemaNotCurrent (naming the component and the command to
+    run) when the database is not at the revision this code needs: tables are made and changed
+    only by ``shoeshop db upgrade``, never on the fly.
+    """
     with _lock:
         engine = _engines.get(component)
         if engine is None:
             engine = _create_engine(component, settings or get_settings())
-            ensure_schema(engine, component)
+            try:
+                with engine.connect() as conn:
+                    require_current(conn, component)
+            except BaseException:
+                engine.dispose()
+                raise
             _engines[component] = engine
-            _declared[component] = _table_count(component)
-        elif _declared.get(component) != _table_count(component):
-            # Tables declared after the engine was opened (an operator's read such as /metrics
-            # came first, in a process that also runs the component): create them now.
-            ensure_schema(engine, component)
-            _declared[component] = _table_count(component)
         return engine
 
 
-def _table_count(component: str) -> int:
-    return sum(len(metadata.tables) for metadata in _schemas.get(component, []))
+def open_unchecked(component: str, settings: Settings | None = None) -> Engine:
+    """A new engine on the component's database, not checked against the code's revision:
+    for the migrations themselves and ``shoeshop db current``. Dispose of it when done."""
+    return _create_engine(component, settings or get_settings())
 
 
 @contextmanager
@@ -78,7 +88,13 @@ def transaction(component: str) -> Iterator[Connection]:
 
     Use this for every write; ``engine_for(component).connect()`` is for reads.
     """
-    engine = engine_for(component)
+    with begin_write(engine_for(component)) as conn:
+        yield conn
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction on any engine of ours; on SQLite it takes the write lock up front."""
     with _write_turn(engine), engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
         yield conn
 
@@ -123,7 +139,6 @@ def dispose_all() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
-        _declared.clear()
 
 
 def database_url(component: str, settings: Settings) -> str:
@@ -183,19 +198,3 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
-
-
-def ensure_schema(engine: Engine, component: str) -> None:
-    """Create the component's tables (and its PostgreSQL schema) once, safe under a race."""
-    metadatas = [kit_metadata, *_schemas.get(component, [])]
-    with engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
-        if engine.dialect.name == "postgresql":
-            # Several processes start together: one creates, the others wait on this lock.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(component)})
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{component}"'))
-        for metadata in metadatas:
-            metadata.create_all(conn)
-
-
-def _lock_key(component: str) -> int:
-    return zlib.crc32(f"shoeshop:{component}".encode())

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
-from workers.messaging.database import engine_for, transaction
+from workers.messaging.database import engine_for, transaction, upsert_insert
 from workers.messaging.envelope import as_utc, utcnow
 from workers.messaging.publisher import send_to
 from workers.messaging.subscriptions import queue_of
@@ -98,52 +98,36 @@ def _park(
     event = body if isinstance(body, dict) else None
     failure = {"exception": exception[:200], "message": message, "traceback": detail}
     with transaction("operations") as conn:
-        existing = _open_row(conn, _text(event, "id", 36), task)
-        if existing is not None:
-            # The same event failing again for the same task: one row, attempts add up.
-            conn.execute(
-                update(dead_letters)
-                .where(dead_letters.c.id == existing)
-                .values(
-                    **failure,
-                    attempts=dead_letters.c.attempts + attempts,
-                    last_failed_at=now,
-                    status=PARKED,
-                )
-            )
-            letter_id = existing
-        else:
-            letter_id = str(uuid.uuid4())
-            conn.execute(
-                insert(dead_letters).values(
-                    **failure,
-                    id=letter_id,
-                    event_id=_text(event, "id", 36),
-                    subject=_text(event, "subject"),
-                    task=task,
-                    queue=queue,
-                    event=event,
-                    raw=None if event is not None else _raw(body),
-                    attempts=attempts,
-                    first_failed_at=now,
-                    last_failed_at=now,
-                    status=PARKED,
-                )
-            )
+        stmt = upsert_insert(conn, dead_letters)
+        # The same event failing again for the same task (a replay, or two workers parking it at
+        # once) lands on its one row: attempts add up, the first failure time stays. A body that
+        # is not an event has no event_id, and NULLs never conflict: each is its own row.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[dead_letters.c.event_id, dead_letters.c.task],
+            set_={
+                **failure,
+                "attempts": dead_letters.c.attempts + stmt.excluded.attempts,
+                "last_failed_at": stmt.excluded.last_failed_at,
+                "status": PARKED,
+            },
+        )
+        row = {
+            **failure,
+            "id": str(uuid.uuid4()),
+            "event_id": _text(event, "id", 36),
+            "subject": _text(event, "subject"),
+            "task": task,
+            "queue": queue,
+            "event": event,
+            "raw": None if event is not None else _raw(body),
+            "attempts": attempts,
+            "first_failed_at": now,
+            "last_failed_at": now,
+            "status": PARKED,
+        }
+        letter_id = str(conn.execute(stmt.returning(dead_letters.c.id), row).scalar_one())
     log.error("parked %s for %s after %d attempt(s): %s", letter_id, task, attempts, message)
     return letter_id
-
-
-def _open_row(conn: Connection, event_id: str | None, task: str) -> str | None:
-    if event_id is None:
-        return None  # nothing identifies a body that is not an event: each one is its own row
-    query = select(dead_letters.c.id).where(
-        dead_letters.c.event_id == event_id, dead_letters.c.task == task
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    found = conn.execute(query.order_by(dead_letters.c.first_failed_at).limit(1)).scalar()
-    return None if found is None else str(found)
 
 
 def list_letters(

@@ -51,7 +51,7 @@ dead_letters = Table(
     # parked | replayed | discarded; a row that fails again after a replay is parked again.
     Column("status", String(20), nullable=False, default="parked"),
     # The same event failing again for the same task updates its row instead of adding one.
-    Index("ix_dead_letters_event_task", "event_id", "task"),
+    Index("ux_dead_letters_event_task", "event_id", "task", unique=True),
 )
 
 dead_letter_actions = Table(

@@ -1,0 +1,212 @@
+"""Schemas change only through migrations: built from empty they equal the models, a 0.1.0
+duplicate is merged on the way up, and no process starts against a database behind its code."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, insert, select
+
+from config.settings import COMPONENTS, Settings, get_settings
+from tests.support import stack as stacks
+from workers.db_cli import declare_schemas
+from workers.messaging import database
+from workers.messaging.envelope import as_utc, utcnow
+from workers.messaging.tables import dead_letter_actions, dead_letters
+from workers.schema import migrate
+from workers.schema.revision import head_revision
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture()
+def scratch(tmp_path: Path) -> Iterator[Settings]:
+    """Settings pointing at empty databases of the stack under test: SQLite files in a fresh
+    directory, or a fresh PostgreSQL database (one schema per component) on the services stack."""
+    settings = get_settings()
+    if settings.database_url is None:
+        yield dataclasses.replace(settings, data_dir=tmp_path)
+        return
+    name = f"shoeshop_scratch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(stacks.POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
+        yield dataclasses.replace(settings, data_dir=tmp_path, database_url=url)
+    finally:
+        with psycopg.connect(stacks.POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def opened(settings: Settings, component: str) -> Engine:
+    return database.open_unchecked(component, settings)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_a_database_migrated_from_empty_equals_the_models(
+    scratch: Settings, component: str
+) -> None:
+    declare_schemas()
+    engine = opened(scratch, component)
+    try:
+        migrate.upgrade(engine, component, database.metadata_of(component))
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            drift = compare_metadata(context, database.metadata_of(component))
+            assert migrate.status(engine, component).state == "current"
+    finally:
+        engine.dispose()
+    assert drift == [], f"{component}: the models and the migrations differ: {drift}"
+
+
+def test_an_older_revision_is_told_apart_from_the_models(scratch: Settings) -> None:
+    # The comparison above can fail: operations at 0001 lacks 0002's unique index.
+    engine = opened(scratch, "operations")
+    try:
+        migrate.upgrade(engine, "operations", database.metadata_of("operations"), to="0001")
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            drift = compare_metadata(context, database.metadata_of("operations"))
+        assert migrate.status(engine, "operations").state == "behind"
+    finally:
+        engine.dispose()
+    assert any("ux_dead_letters_event_task" in str(change) for change in drift), drift
+
+
+def test_dead_letters_that_0_1_0_duplicated_are_merged_by_the_upgrade(scratch: Settings) -> None:
+    engine = opened(scratch, "operations")
+    event_id, first = str(uuid.uuid4()), utcnow() - timedelta(minutes=5)
+    rows = [
+        letter_row(event_id, attempts=3, failed_at=first, message="first"),
+        letter_row(event_id, attempts=2, failed_at=first + timedelta(minutes=1), message="last"),
+        letter_row(str(uuid.uuid4()), attempts=1, failed_at=first, message="another event"),
+    ]
+    try:
+        migrate.upgrade(engine, "operations", database.metadata_of("operations"), to="0001")
+        with database.begin_write(engine) as conn:
+            conn.execute(insert(dead_letters), rows)
+            conn.execute(
+                insert(dead_letter_actions),
+                {"dead_letter_id": rows[1]["id"], "action": "replay", "at": first, "outcome": "ok"},
+            )
+        migrate.upgrade(engine, "operations", database.metadata_of("operations"))
+        with engine.connect() as conn:
+            letters = conn.execute(select(dead_letters).order_by(dead_letters.c.attempts)).all()
+            actions = conn.execute(select(dead_letter_actions.c.dead_letter_id)).scalars().all()
+    finally:
+        engine.dispose()
+    assert [(row.message, row.attempts) for row in letters] == [("another event", 1), ("last", 5)]
+    merged = letters[1]
+    assert merged.id == rows[0]["id"], "the earliest row keeps its id"
+    assert as_utc(merged.first_failed_at) == first
+    assert actions == [rows[0]["id"]], "the operators' actions follow the merged row"
+
+
+def letter_row(
+    event_id: str, *, attempts: int, failed_at: object, message: str
+) -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "event_id": event_id,
+        "subject": str(uuid.uuid4()),
+        "task": "payments.on_payment_requested",
+        "queue": "payments",
+        "event": {"id": event_id},
+        "raw": None,
+        "exception": "GatewayUnavailable",
+        "message": message,
+        "traceback": "Traceback ...",
+        "attempts": attempts,
+        "first_failed_at": failed_at,
+        "last_failed_at": failed_at,
+        "status": "parked",
+    }
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SHOESHOP_")}
+    env["SHOESHOP_DATA_DIR"] = str(settings.data_dir)
+    env["SHOESHOP_BROKER_URL"] = os.environ["SHOESHOP_BROKER_URL"]
+    if settings.database_url:
+        env["SHOESHOP_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture()
+def behind(scratch: Settings) -> dict[str, str]:
+    """Every database current but operations, left at its first revision."""
+    declare_schemas()
+    for component in COMPONENTS:
+        engine = opened(scratch, component)
+        try:
+            to = "0001" if component == "operations" else "head"
+            migrate.upgrade(engine, component, database.metadata_of(component), to=to)
+        finally:
+            engine.dispose()
+    return env_for(scratch)
+
+
+STARTS = {
+    "worker": [
+        str(BIN / "celery"),
+        "-A",
+        "config.celery",
+        "worker",
+        "-Q",
+        "payments",
+        "-n",
+        "payments-behind@%h",
+        "--pool",
+        "threads",
+        "-c",
+        "1",
+    ],
+    "relay": [str(BIN / "shoeshop"), "relay"],
+    "web": [sys.executable, "-c", "from shop import create_app; create_app()"],
+}
+
+
+@pytest.mark.parametrize("process", list(STARTS))
+def test_a_process_refuses_to_start_against_a_database_behind_its_code(
+    behind: dict[str, str], process: str
+) -> None:
+    started = run(STARTS[process], behind)
+    output = started.stdout + started.stderr
+    assert started.returncode != 0, output
+    assert "the operations database is at revision 0001" in output, output
+    assert f"needs revision {head_revision('operations')}" in output
+    assert "shoeshop db upgrade" in output
+
+
+def test_db_current_shows_who_is_behind_and_upgrade_brings_it_forward(
+    behind: dict[str, str],
+) -> None:
+    before = run([str(BIN / "shoeshop"), "db", "current"], behind)
+    assert before.returncode == 1
+    lines = {line.split()[0]: line for line in before.stdout.splitlines()[1:]}
+    assert "behind" in lines["operations"] and "shoeshop db upgrade" in lines["operations"]
+    assert all(lines[c].split()[3] == "current" for c in COMPONENTS if c != "operations")
+
+    assert run([str(BIN / "shoeshop"), "db", "upgrade"], behind).returncode == 0
+
+    after = run([str(BIN / "shoeshop"), "db", "current"], behind)
+    assert after.returncode == 0, after.stdout
+    assert run(STARTS["web"], behind).returncode == 0

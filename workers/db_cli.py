@@ -1,0 +1,109 @@
+"""``shoeshop db``: bring each component's database to its code's revision, or show where it is."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+
+import click
+
+from config.settings import COMPONENTS, get_settings
+from workers.messaging import database
+from workers.schema.revision import UPGRADE_COMMAND
+
+# The modules that declare each component's tables (workers.messaging.database.register); the
+# kit's outbox, inbox and dead letters need no import.
+SCHEMA_MODULES = (
+    "shop.tables",
+    "workers.orders.store",
+    "workers.orders.projections",
+    "workers.payments.store",
+    "workers.shipping.store",
+)
+
+
+def declare_schemas() -> None:
+    """Import every module that declares tables, so each component's metadata is complete."""
+    for module in SCHEMA_MODULES:
+        importlib.import_module(module)
+
+
+def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
+    """Migrate each component's database to the head revision (creating it if new); returns one
+    line per component, e.g. ``orders: 0001 -> 0002``."""
+    from workers.schema import migrate
+
+    # Alembic announces each plugin it loads at INFO; the revisions applied are worth keeping.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    declare_schemas()
+    lines = []
+    for component in components:
+        engine = database.open_unchecked(component, get_settings())
+        try:
+            before = migrate.status(engine, component).current
+            migrate.upgrade(engine, component, database.metadata_of(component))
+            after = migrate.status(engine, component).current
+        finally:
+            engine.dispose()
+        lines.append(f"{component}: {before or 'empty'} -> {after}")
+    return lines
+
+
+@click.group()
+def db() -> None:
+    """Each component's database schema (Alembic migrations, one history per component)."""
+
+
+@db.command()
+@click.option(
+    "--component",
+    "components",
+    multiple=True,
+    type=click.Choice(COMPONENTS),
+    help="Only this component (repeatable); every component by default.",
+)
+def upgrade(components: tuple[str, ...]) -> None:
+    """Bring every component's database to the revision this code needs; create new ones."""
+    for line in upgrade_all(components or COMPONENTS):
+        click.echo(line)
+
+
+@db.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per component.")
+def current(as_json: bool) -> None:
+    """Show each component's revision, the one this code needs, and whether it is behind.
+
+    Exits with status 1 when any database is not current, so a deployment can check first.
+    """
+    from workers.schema import migrate
+
+    statuses = []
+    for component in COMPONENTS:
+        engine = database.open_unchecked(component, get_settings())
+        try:
+            statuses.append(migrate.status(engine, component))
+        finally:
+            engine.dispose()
+    if as_json:
+        for status in statuses:
+            click.echo(
+                json.dumps(
+                    {
+                        "component": status.component,
+                        "revision": status.current,
+                        "head": status.head,
+                        "state": status.state,
+                    }
+                )
+            )
+    else:
+        click.echo(f"{'component':<12}{'revision':<10}{'head':<8}state")
+        for status in statuses:
+            hint = f" (run `{UPGRADE_COMMAND}`)" if status.state in ("behind", "empty") else ""
+            click.echo(
+                f"{status.component:<12}{status.current or '-':<10}{status.head:<8}"
+                f"{status.state}{hint}"
+            )
+    if any(status.state != "current" for status in statuses):
+        raise SystemExit(1)

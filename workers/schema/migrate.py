@@ -1,0 +1,84 @@
+"""Bringing a component's database to the revision its code needs, with Alembic.
+
+Imported by the ``shoeshop db`` commands and by tests only: a running worker checks its schema
+with workers.schema.revision, which does not load Alembic.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, MetaData, text
+
+from workers.messaging.database import begin_write
+from workers.schema.revision import VERSIONS, current_revision, head_revision
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Status:
+    """One line of ``shoeshop db current``: where a component's database is and what it needs."""
+
+    component: str
+    current: str | None
+    head: str
+
+    @property
+    def state(self) -> str:
+        """``current``, ``behind`` (run ``shoeshop db upgrade``), ``empty`` or ``unknown`` (a
+        revision this code does not know: a newer release migrated it)."""
+        if self.current == self.head:
+            return "current"
+        if self.current is None:
+            return "empty"
+        history = ScriptDirectory.from_config(_config(self.component)).get_revision(self.current)
+        return "unknown" if history is None else "behind"
+
+
+def alembic_config(component: str, conn: Connection, metadata: list[MetaData]) -> Config:
+    """An Alembic configuration for one component's history, bound to an open connection."""
+    config = _config(component)
+    config.attributes.update(connection=conn, component=component, target_metadata=metadata)
+    return config
+
+
+def _config(component: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    config.set_main_option("version_locations", str(VERSIONS / component))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def upgrade(engine: Engine, component: str, metadata: list[MetaData], to: str = "head") -> None:
+    """Migrate ``component``'s database (its SQLite file, or its PostgreSQL schema) to ``to``.
+
+    A database that release 0.1.0 made (its tables, no version table) is adopted by the first
+    revision, which creates only the tables that are missing. Safe when several processes
+    upgrade at once: on PostgreSQL they queue on an advisory lock, on SQLite on the write lock.
+    """
+    with _migration_connection(engine, component) as conn:
+        command.upgrade(alembic_config(component, conn, metadata), to)
+
+
+def status(engine: Engine, component: str) -> Status:
+    with engine.connect() as conn:
+        return Status(component, current_revision(conn), head_revision(component))
+
+
+@contextmanager
+def _migration_connection(engine: Engine, component: str) -> Iterator[Connection]:
+    with begin_write(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            key = zlib.crc32(f"shoeshop:{component}".encode())
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{component}"'))
+        yield conn
