@@ -39,18 +39,21 @@ class Status:
             return "current"
         if self.current is None:
             return "empty"
-        history = ScriptDirectory.from_config(_config(self.component)).get_revision(self.current)
+        history = ScriptDirectory.from_config(history_config(self.component)).get_revision(
+            self.current
+        )
         return "unknown" if history is None else "behind"
 
 
 def alembic_config(component: str, conn: Connection, metadata: list[MetaData]) -> Config:
     """An Alembic configuration for one component's history, bound to an open connection."""
-    config = _config(component)
+    config = history_config(component)
     config.attributes.update(connection=conn, component=component, target_metadata=metadata)
     return config
 
 
-def _config(component: str) -> Config:
+def history_config(component: str) -> Config:
+    """Alembic's view of one component's history (``workers/schema/versions/<component>``)."""
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.set_main_option("version_locations", str(VERSIONS / component))
