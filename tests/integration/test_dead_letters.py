@@ -151,6 +151,29 @@ def test_parking_the_same_event_again_adds_up_its_attempts_on_one_row() -> None:
     assert after.last_failed_at >= before.last_failed_at
 
 
+def test_workers_parking_one_event_at_the_same_moment_make_one_row() -> None:
+    body = payment_request(str(uuid.uuid4()), amount_cents=100, token="t")
+    parkers = 8
+    start = threading.Barrier(parkers)
+    ids: list[str] = []
+
+    def park_at_once() -> None:
+        start.wait()
+        ids.append(deadletters.park("payments.on_payment_requested", body, RuntimeError("x"), 1))
+
+    threads = [threading.Thread(target=park_at_once) for _ in range(parkers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    rows = [
+        letter for letter in deadletters.list_letters(status=None) if letter.event_id == body["id"]
+    ]
+    assert len(set(ids)) == 1 and len(rows) == 1
+    assert rows[0].attempts == parkers
+
+
 @contextmanager
 def runs_of(event_id: str) -> Iterator[list[str]]:
     """Every finished task run that was handed this event."""
