@@ -70,6 +70,18 @@ def upgrade(components: tuple[str, ...]) -> None:
 
 
 @db.command()
+@click.argument("component", type=click.Choice(COMPONENTS))
+@click.argument("message")
+def revision(component: str, message: str) -> None:
+    """Write the next migration of COMPONENT from its models (for developers; review it)."""
+    from workers.schema import migrate
+
+    declare_schemas()
+    path = migrate.new_revision(component, message, database.metadata_of(component))
+    click.echo(f"wrote {path}: read it, fix what autogenerate cannot know, commit it")
+
+
+@db.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per component.")
 def current(as_json: bool) -> None:
     """Show each component's revision, the one this code needs, and whether it is behind.

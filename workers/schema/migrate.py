@@ -6,6 +6,7 @@ with workers.schema.revision, which does not load Alembic.
 
 from __future__ import annotations
 
+import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, MetaData, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, text
 
 from workers.messaging.database import begin_write
 from workers.schema.revision import VERSIONS, current_revision, head_revision
@@ -70,6 +71,24 @@ def upgrade(engine: Engine, component: str, metadata: list[MetaData], to: str = 
     """
     with _migration_connection(engine, component) as conn:
         command.upgrade(alembic_config(component, conn, metadata), to)
+
+
+def new_revision(component: str, message: str, metadata: list[MetaData]) -> Path:
+    """Write the next numbered revision of ``component``: what the models have that its head
+    lacks, as Alembic's autogenerate finds it on a scratch SQLite database (batch mode, so the
+    same file runs on SQLite and PostgreSQL). Read and edit it before committing: a rename looks
+    like a drop and an add, and data moves are never guessed. Returns the file's path."""
+    number = f"{int(head_revision(component)) + 1:04d}"
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = create_engine(f"sqlite:///{scratch}/{component}.db")
+        try:
+            with engine.begin() as conn:
+                config = alembic_config(component, conn, metadata)
+                command.upgrade(config, "head")
+                command.revision(config, message=message, autogenerate=True, rev_id=number)
+        finally:
+            engine.dispose()
+    return next((VERSIONS / component).glob(f"{number}_*.py"))
 
 
 def status(engine: Engine, component: str) -> Status:
