@@ -41,15 +41,19 @@ def request_cancellation(order_id: str) -> bool:
             raise TooLateToCancel(row.status)
         if row.cancel_requested_at is not None:
             return False
-        event = Envelope(
-            type=event_type("order.cancellation_requested"),
-            source=SOURCE,
-            subject=order_id,
-            correlationid=order_id,
-            data={"order_id": order_id, "reason": CUSTOMER_REQUEST},
-        )
+        event = _cancellation_requested(order_id)
         readmodel.remember(conn, event)
         readmodel.apply(conn, event, live=True)
         outbox.emit(event)
     publish_committed(celery_app, "shop", outbox.emitted)
     return True
+
+
+def _cancellation_requested(order_id: str) -> Envelope:
+    return Envelope(
+        type=event_type("order.cancellation_requested"),
+        source=SOURCE,
+        subject=order_id,
+        correlationid=order_id,
+        data={"order_id": order_id, "reason": CUSTOMER_REQUEST},
+    )

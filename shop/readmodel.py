@@ -16,6 +16,7 @@ from shop.tables import heard_events, orders, stock
 from workers.messaging import saga
 from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import Envelope, as_utc
+from workers.messaging.versions import upcast
 
 # A status only moves forward; SHIPPED and CANCELLED are final. An older status arriving late
 # (a retried event overtaken by a newer one) is ignored.
@@ -59,7 +60,8 @@ def rebuild(conn: Connection) -> int:
     conn.execute(delete(orders))
     replayed = 0
     for row in conn.execute(select(heard_events.c.event).order_by(heard_events.c.seq)):
-        apply(conn, Envelope.from_dict(row.event), live=False)
+        # The log keeps each event in the version it was heard in; apply reads the current one.
+        apply(conn, upcast(Envelope.from_dict(row.event)), live=False)
         replayed += 1
     return replayed
 

@@ -1,4 +1,4 @@
-"""Runs a subscriber task: decode, apply once, publish; retries transient faults, parks the rest."""
+"""Runs a subscriber task: parse, apply once, publish; retries transient faults, parks the rest."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from workers.messaging.errors import PermanentError, TransientError, UnknownEven
 from workers.messaging.logs import event_logger
 from workers.messaging.subscriptions import subscribers_of
 from workers.messaging.unit_of_work import Handler, apply_once, publish_committed
+from workers.messaging.versions import parse
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,18 @@ def consume(task: Task, body: object, component: str, handler: Handler) -> None:
 
 
 def run_guarded(task: Task, body: object, work: Callable[[Envelope], None]) -> None:
-    """Decode the event and run ``work``; turn each failure into a retry or a dead letter."""
+    """Decode the event, read it as its current version and run ``work`` with it; turn each
+    failure into a retry or a dead letter.
+
+    ``work`` gets the envelope with the current type and data validated by that type's model
+    (see versions.parse). A body that is no event, a type this task does not hear, or data that
+    breaks the model (InvalidEvent, UnknownEventType) is parked at once, as it was received.
+    """
     attempts = attempt_of(task)
     try:
         event = Envelope.from_dict(body)
         _expect_subscriber(event, task.name)
+        event = parse(event)
     except PermanentError as exc:
         deadletters.park(task.name, body, exc, attempts)
         return

@@ -116,10 +116,3 @@ def _check_uuid(value: object, name: str) -> None:
         uuid.UUID(str(value))
     except ValueError:
         raise InvalidEvent(f"{name} {value!r} is not a UUID") from None
-
-
-def require(data: dict[str, Any], *fields: str) -> None:
-    """Raise InvalidEvent naming every field of ``fields`` that ``data`` lacks."""
-    missing = [name for name in fields if data.get(name) in (None, "")]
-    if missing:
-        raise InvalidEvent(f"event data is missing {', '.join(missing)}")

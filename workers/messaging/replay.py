@@ -11,7 +11,7 @@ from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
 from workers.messaging.publisher import task_id_for
 from workers.messaging.relay import EMITTING_COMPONENTS
-from workers.messaging.subscriptions import SUBSCRIPTIONS, queue_of
+from workers.messaging.subscriptions import queue_of, types_heard_by
 from workers.messaging.tables import outbox
 
 
@@ -19,9 +19,10 @@ def history_for(task_name: str, components: Iterable[str] = EMITTING_COMPONENTS)
     """Every stored event of the types ``task_name`` subscribes to, oldest first.
 
     Each component keeps what it emitted in its outbox (published rows are kept, not deleted),
-    so the outboxes together are the log of every event that ever crossed the broker.
+    so the outboxes together are the log of every event that ever crossed the broker. Events
+    come back as they were written, older versions included; the task upcasts them on receipt.
     """
-    types = [type_ for type_, tasks in SUBSCRIPTIONS.items() if task_name in tasks]
+    types = types_heard_by(task_name)
     if not types:
         raise ValueError(f"{task_name!r} subscribes to no event; see the subscription table")
     found: list[tuple[str, int, Envelope]] = []

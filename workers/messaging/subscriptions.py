@@ -5,8 +5,10 @@ from __future__ import annotations
 from config.settings import QUEUES
 from workers.messaging.envelope import event_type
 from workers.messaging.errors import UnknownEventType
+from workers.messaging.versions import UPCASTERS, current_type
 
-# Task names are strings so a publisher never imports its subscribers.
+# Task names are strings so a publisher never imports its subscribers. Keyed by the current
+# version of each event; an older version is heard by the same tasks (see subscribers_of).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     event_type("order.placed"): ("orders.on_order_placed",),
     event_type("payment.requested"): ("payments.on_payment_requested",),
@@ -25,11 +27,23 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
 
 
 def subscribers_of(type_: str) -> tuple[str, ...]:
-    """The tasks to send an event of this type to; an unknown type is a bug, never dropped."""
+    """The tasks to send an event of this type to, in any version ever published (an old one
+    is heard by the subscribers of its current version). Raises UnknownEventType for a type
+    nobody subscribes to: a bug, never a silent drop."""
     try:
-        return SUBSCRIPTIONS[type_]
+        return SUBSCRIPTIONS[current_type(type_)]
     except KeyError:
         raise UnknownEventType(f"no subscriber is registered for {type_!r}") from None
+
+
+def types_heard_by(task_name: str) -> list[str]:
+    """Every wire type whose events go to ``task_name``: the current versions it subscribes to
+    and every older version upcast to one of them (what a replay must look for)."""
+    return [
+        type_
+        for type_ in (*SUBSCRIPTIONS, *UPCASTERS)
+        if task_name in SUBSCRIPTIONS.get(current_type(type_), ())
+    ]
 
 
 def queue_of(task_name: str) -> str:

@@ -1,0 +1,610 @@
+"""Event contracts: one model per event, old versions upcast to the current one, schemas
+generated from the models and checked for breaking changes."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import pytest
+from celery import Celery
+from pydantic import ValidationError
+from sqlalchemy import Connection, create_engine
+
+from shop import readmodel
+from shop.cancel import _cancellation_requested
+from shop.checkout import _placed_event
+from shop.validation import parse_checkout
+from tests.support.shop import order_body
+from workers.messaging import schemas
+from workers.messaging.consumer import run_guarded
+from workers.messaging.contracts import MODELS, OrderStatus, PaymentSucceeded, Shape
+from workers.messaging.envelope import Envelope, event_type
+from workers.messaging.errors import InvalidEvent, UnknownEventType
+from workers.messaging.outbox import Outbox
+from workers.messaging.schemas import ADVICE, Schema, breaking_changes, generated, render
+from workers.messaging.subscriptions import SUBSCRIPTIONS, subscribers_of, types_heard_by
+from workers.messaging.tables import kit_metadata
+from workers.messaging.versions import UPCASTERS, Data, current_type, parse, upcast
+from workers.orders import domain
+from workers.orders.announcements import announcements, parse_placed
+from workers.orders.domain import Order
+from workers.orders.events import DomainEvent
+from workers.payments import handlers as payments
+from workers.payments import store as payments_store
+from workers.payments.gateway import Charged, Declined
+from workers.shipping import handlers as shipping
+from workers.shipping import store as shipping_store
+
+ORDER_ID = "3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11"
+PAY, REFUND = "pay-1", "refund-1"
+PLACED = event_type("order.placed")
+STATUS_CHANGED = event_type("order.status_changed")
+
+
+def wire(event: Envelope) -> Envelope:
+    """The event as a consumer receives it: through JSON and the envelope's own check."""
+    return Envelope.from_dict(json.loads(json.dumps(event.to_dict())))
+
+
+# --- the registries agree with each other -------------------------------------------------
+
+
+def test_every_subscribed_event_type_has_a_contract_and_every_contract_a_subscriber() -> None:
+    assert set(MODELS) == set(SUBSCRIPTIONS)
+
+
+def test_every_upcaster_leads_from_an_old_version_to_a_current_one() -> None:
+    for old in UPCASTERS:
+        assert old not in MODELS, f"{old} is current and cannot also be upcast"
+        assert current_type(old) in MODELS, f"{old} is upcast to {current_type(old)}, unknown"
+
+
+def test_the_shop_ranks_every_status_the_contract_allows() -> None:
+    assert set(get_args(OrderStatus)) == set(readmodel.RANK)
+
+
+def test_a_parsed_contract_cannot_be_changed() -> None:
+    succeeded = PaymentSucceeded(order_id=ORDER_ID, payment_id=PAY, charge_id="ch_1")
+    with pytest.raises(ValidationError):
+        succeeded.charge_id = "ch_2"
+
+
+# --- (a) the committed schemas -------------------------------------------------------------
+
+COMMITTED = sorted(schemas.EVENTS_DIR.glob("*.json"))
+
+
+@pytest.mark.parametrize("type_", sorted(MODELS))
+def test_the_committed_schema_of_each_current_version_is_what_its_model_generates(
+    type_: str,
+) -> None:
+    path = schemas.path_of(type_)
+    regenerate = "regenerate it: python -m workers.messaging.schemas"
+    assert path.exists(), f"{path} is missing; {regenerate}"
+    assert path.read_text(encoding="utf-8") == render(generated()[type_]), (
+        f"{path} is not what the model generates; {regenerate}"
+    )
+
+
+@pytest.mark.parametrize(
+    "path", [path for path in COMMITTED if path.stem in MODELS], ids=lambda path: path.stem
+)
+def test_the_current_model_of_a_version_breaks_nothing_its_committed_schema_promised(
+    path: Path,
+) -> None:
+    committed = json.loads(path.read_text(encoding="utf-8"))
+    breaks = breaking_changes(committed, generated()[path.stem])
+    assert not breaks, f"{path.stem} changed in a breaking way ({'; '.join(breaks)}): {ADVICE}"
+
+
+def test_every_committed_schema_is_of_a_version_consumers_still_read() -> None:
+    unread = [path.name for path in COMMITTED if path.stem not in {*MODELS, *UPCASTERS}]
+    assert not unread, f"no model or upcaster reads {unread}: consumers read every version"
+
+
+def test_regenerating_refuses_to_overwrite_a_schema_with_a_breaking_change(tmp_path: Path) -> None:
+    # Given a published payment.succeeded that had a field the model has since lost
+    type_ = event_type("payment.succeeded")
+    published = copy.deepcopy(generated()[type_])
+    published["properties"]["gateway"] = {"type": "string"}
+    schemas.path_of(type_, tmp_path).write_text(render(published), encoding="utf-8")
+    # When the schemas are regenerated
+    refused = schemas.write(tmp_path)
+    # Then that one is kept as published and the reason given; the others are written
+    assert refused == {type_: ["gateway: removed (or renamed)"]}
+    assert json.loads(schemas.path_of(type_, tmp_path).read_text(encoding="utf-8")) == published
+    assert schemas.path_of(PLACED, tmp_path).exists()
+
+
+# --- (b) what breaks and what does not ------------------------------------------------------
+
+
+def schema_of(type_: str) -> Schema:
+    return copy.deepcopy(generated()[type_])
+
+
+def placed_with(edit: Callable[[Schema], object]) -> Schema:
+    schema = schema_of(PLACED)
+    edit(schema)
+    return schema
+
+
+def item_field(schema: Schema, name: str) -> dict[str, Any]:
+    field: dict[str, Any] = schema["$defs"]["PricedItem"]["properties"][name]
+    return field
+
+
+def add_field(schema: Schema, name: str, *, required: bool) -> None:
+    schema["properties"][name] = {"type": "string"}
+    if required:
+        schema["required"].append(name)
+
+
+def remove_field(schema: Schema, name: str) -> None:
+    del schema["properties"][name]
+    schema["required"].remove(name)
+
+
+def rename_email(schema: Schema) -> None:
+    customer = schema["$defs"]["Customer"]
+    customer["properties"]["mail"] = customer["properties"].pop("email")
+    customer["required"] = ["name", "mail"]
+
+
+def test_an_unchanged_schema_breaks_nothing() -> None:
+    assert breaking_changes(schema_of(PLACED), schema_of(PLACED)) == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "breaks"),
+    [
+        (lambda s: remove_field(s, "currency"), ["currency: removed (or renamed)"]),
+        (
+            lambda s: add_field(s, "gift_note", required=True),
+            ["gift_note: a new required field"],
+        ),
+        (
+            rename_email,
+            ["customer.email: removed (or renamed)", "customer.mail: a new required field"],
+        ),
+        (
+            lambda s: item_field(s, "quantity").update(maximum=5),
+            ["items[].quantity: maximum narrowed from none to 5"],
+        ),
+        (
+            lambda s: s["properties"]["total_cents"].update(type="string"),
+            ["total_cents: type narrowed, integer no longer accepted (now string)"],
+        ),
+        (
+            lambda s: item_field(s, "sku").update(maxLength=8),
+            ["items[].sku: maxLength narrowed from none to 8"],
+        ),
+        (
+            lambda s: s["properties"]["items"].update(minItems=2),
+            ["items: minItems narrowed from 1 to 2"],
+        ),
+        (
+            lambda s: s["$defs"]["Address"]["properties"]["country"].update(pattern="^[A-Z]{2}$"),
+            ["shipping_address.country: pattern added: '^[A-Z]{2}$'"],
+        ),
+    ],
+    ids=[
+        "field removed",
+        "required field added",
+        "field renamed",
+        "smaller maximum",
+        "integer to string",
+        "shorter maximum length",
+        "more items needed",
+        "pattern added",
+    ],
+)
+def test_a_breaking_edit_of_order_placed_is_reported_at_its_path(
+    edit: Callable[[Schema], object], breaks: list[str]
+) -> None:
+    assert breaking_changes(schema_of(PLACED), placed_with(edit)) == breaks
+
+
+def test_a_maximum_lowered_below_the_old_one_breaks() -> None:
+    old = placed_with(lambda s: item_field(s, "quantity").update(maximum=10))
+    new = placed_with(lambda s: item_field(s, "quantity").update(maximum=5))
+    assert breaking_changes(old, new) == ["items[].quantity: maximum narrowed from 10 to 5"]
+
+
+def test_a_nullable_field_that_is_no_longer_nullable_breaks() -> None:
+    new = schema_of(STATUS_CHANGED)
+    new["properties"]["reason"] = {"type": "string"}
+    assert breaking_changes(schema_of(STATUS_CHANGED), new) == [
+        "reason: type narrowed, null no longer accepted (now string)"
+    ]
+
+
+def test_an_optional_field_made_required_breaks() -> None:
+    new = schema_of(STATUS_CHANGED)
+    new["required"].append("shipment")
+    assert breaking_changes(schema_of(STATUS_CHANGED), new) == ["shipment: now required"]
+
+
+def test_an_enum_that_loses_a_value_breaks() -> None:
+    new = schema_of(STATUS_CHANGED)
+    new["properties"]["status"]["enum"].remove("CANCELLED")
+    assert breaking_changes(schema_of(STATUS_CHANGED), new) == [
+        "status: no longer allows the values ['CANCELLED']"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (lambda s: None, lambda s: add_field(s, "gift_note", required=False)),
+        (
+            lambda s: item_field(s, "quantity").update(maximum=10),
+            lambda s: item_field(s, "quantity").update(maximum=20),
+        ),
+        (lambda s: None, lambda s: item_field(s, "unit_price_cents").update(minimum=-1)),
+        (lambda s: None, lambda s: s["properties"]["total_cents"].update(type="number")),
+        (
+            lambda s: s["$defs"]["Address"]["properties"]["country"].update(pattern="^NL$"),
+            lambda s: None,
+        ),
+        (
+            lambda s: None,
+            lambda s: s["properties"].update(
+                currency={"anyOf": [{"type": "string"}, {"type": "null"}]}
+            ),
+        ),
+    ],
+    ids=[
+        "optional field added",
+        "larger maximum",
+        "lower minimum",
+        "integer to number",
+        "pattern dropped",
+        "made nullable",
+    ],
+)
+def test_a_compatible_edit_of_order_placed_breaks_nothing(
+    before: Callable[[Schema], object], after: Callable[[Schema], object]
+) -> None:
+    assert breaking_changes(placed_with(before), placed_with(after)) == []
+
+
+def test_a_changed_pattern_breaks() -> None:
+    old = placed_with(lambda s: item_field(s, "sku").update(pattern="^[A-Z]+$"))
+    new = placed_with(lambda s: item_field(s, "sku").update(pattern="^[A-Z]+-[0-9]+$"))
+    assert breaking_changes(old, new) == [
+        "items[].sku: pattern changed from '^[A-Z]+$' to '^[A-Z]+-[0-9]+$'"
+    ]
+
+
+def test_an_enum_that_gains_a_value_breaks_nothing() -> None:
+    new = schema_of(STATUS_CHANGED)
+    new["properties"]["status"]["enum"].append("RETURNED")
+    assert breaking_changes(schema_of(STATUS_CHANGED), new) == []
+
+
+# --- (c) upcasting: a made-up v2 (and v3) of order.cancellation_requested -------------------
+
+V1 = event_type("order.cancellation_requested")
+V2 = event_type("order.cancellation_requested", 2)
+V3 = event_type("order.cancellation_requested", 3)
+
+
+class CancellationRequestedV2(Shape):
+    """Test only: the reason became a code, and who asked is said."""
+
+    order_id: str
+    reason_code: str
+    requested_by: Literal["customer", "operator"]
+
+
+class CancellationRequestedV3(CancellationRequestedV2):
+    """Test only: v2 plus the channel the request came through."""
+
+    channel: str
+
+
+def v1_to_v2(data: Data) -> Data:
+    return {"order_id": data["order_id"], "reason_code": data["reason"], "requested_by": "customer"}
+
+
+def v2_to_v3(data: Data) -> Data:
+    return {**data, "channel": "web"}
+
+
+def without_v1(**models: type[Shape]) -> dict[str, type[Shape]]:
+    return {**{type_: model for type_, model in MODELS.items() if type_ != V1}, **models}
+
+
+def cancellation_v1(data: dict[str, Any] | None = None) -> Envelope:
+    """A v1 body as the shop builds it, or with other data."""
+    event = _cancellation_requested(ORDER_ID)
+    return wire(event if data is None else dataclasses.replace(event, data=data))
+
+
+def test_a_v1_event_is_upcast_then_validated_against_the_v2_model() -> None:
+    event = cancellation_v1()
+
+    read = parse(event, without_v1(**{V2: CancellationRequestedV2}), {V1: v1_to_v2})
+
+    assert read.type == V2
+    assert read.data == {
+        "order_id": ORDER_ID,
+        "reason_code": "customer_request",
+        "requested_by": "customer",
+    }
+    assert (read.id, read.subject, read.time) == (event.id, event.subject, event.time)
+
+
+def test_upcasters_chain_from_every_old_version_to_the_current_one() -> None:
+    models = without_v1(**{V3: CancellationRequestedV3})
+    upcasters = {V1: v1_to_v2, V2: v2_to_v3}
+    v2 = Envelope(
+        type=V2,
+        source="/shop",
+        subject=ORDER_ID,
+        data={"order_id": ORDER_ID, "reason_code": "customer_request", "requested_by": "operator"},
+    )
+
+    from_v1 = parse(cancellation_v1(), models, upcasters)
+    from_v2 = parse(v2, models, upcasters)
+
+    assert (from_v1.type, from_v1.data["channel"], from_v1.data["requested_by"]) == (
+        V3,
+        "web",
+        "customer",
+    )
+    assert (from_v2.type, from_v2.data["requested_by"]) == (V3, "operator")
+
+
+def test_an_event_already_in_its_current_version_is_not_upcast() -> None:
+    event = Envelope(type=V2, source="/shop", subject=ORDER_ID, data={"order_id": ORDER_ID})
+    assert upcast(event, {V1: v1_to_v2}) == event
+
+
+def test_an_old_body_its_upcaster_cannot_read_is_an_invalid_event() -> None:
+    event = cancellation_v1({"order_id": ORDER_ID})  # no reason
+    with pytest.raises(InvalidEvent, match=r"order\.cancellation_requested\.v1 .*cannot be upcast"):
+        parse(event, without_v1(**{V2: CancellationRequestedV2}), {V1: v1_to_v2})
+
+
+def test_upcast_data_the_new_model_refuses_is_an_invalid_event_naming_the_field() -> None:
+    event = cancellation_v1({"order_id": ORDER_ID, "reason": 7})
+    with pytest.raises(InvalidEvent, match="reason_code: Input should be a valid string"):
+        parse(event, without_v1(**{V2: CancellationRequestedV2}), {V1: v1_to_v2})
+
+
+def test_the_made_up_v2_is_a_breaking_change_that_needed_its_version() -> None:
+    breaks = breaking_changes(schema_of(V1), schemas.schema_of(CancellationRequestedV2))
+    assert "reason: removed (or renamed)" in breaks
+    assert "reason_code: a new required field" in breaks
+
+
+@pytest.fixture
+def v2_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The made-up v2 as it would be released: its model and subscribers keyed by v2, the
+    upcaster from v1; monkeypatch puts the real tables back after the test."""
+    monkeypatch.setitem(SUBSCRIPTIONS, V2, SUBSCRIPTIONS[V1])
+    monkeypatch.delitem(SUBSCRIPTIONS, V1)
+    monkeypatch.setitem(MODELS, V2, CancellationRequestedV2)
+    monkeypatch.delitem(MODELS, V1)
+    monkeypatch.setitem(UPCASTERS, V1, v1_to_v2)
+
+
+@pytest.mark.usefixtures("v2_in_production")
+def test_a_stored_v1_event_is_sent_to_the_subscribers_of_v2() -> None:
+    assert subscribers_of(V1) == ("orders.on_cancellation_requested",)
+
+
+@pytest.mark.usefixtures("v2_in_production")
+def test_a_replay_looks_for_every_version_its_task_hears() -> None:
+    assert sorted(types_heard_by("orders.on_cancellation_requested")) == [V1, V2]
+
+
+@pytest.mark.usefixtures("v2_in_production")
+def test_a_subscriber_task_hands_its_handler_a_v1_event_as_v2() -> None:
+    # Given a task that subscribes to the event, and a v1 body as an old outbox row holds it
+    app = Celery("contracts-test", set_as_current=False)
+    heard: list[Envelope] = []
+
+    @app.task(bind=True, name="orders.on_cancellation_requested")  # type: ignore[untyped-decorator]
+    def on_cancellation_requested(self: Any, body: dict[str, Any]) -> None:
+        run_guarded(self, body, heard.append)
+
+    body = cancellation_v1().to_dict()
+    # When the task runs
+    on_cancellation_requested(body)
+    # Then its handler hears it in the current version; the body itself is left as it was
+    assert [(event.type, event.data["reason_code"]) for event in heard] == [
+        (V2, "customer_request")
+    ]
+    assert body["type"] == V1
+
+
+# --- (d) every event the producers build parses ---------------------------------------------
+
+
+def placed_by_the_shop() -> Envelope:
+    request = parse_checkout(order_body(quantity=2), date(2026, 11, 26))
+    lines = [  # as checkout._price_lines prices them from the catalogue
+        {
+            "sku": "RUN-001",
+            "name": "Road Runner",
+            "size": "42",
+            "quantity": 2,
+            "unit_price_cents": 12900,
+            "currency": "EUR",
+        }
+    ]
+    return _placed_event(ORDER_ID, request, lines, "sealed-card-token")
+
+
+Decision = Callable[[Order | None], list[DomainEvent]]
+
+
+def announced_by_orders(*decisions: Decision) -> list[Envelope]:
+    """What orders emits along one path of the saga, built as handlers.decide builds it."""
+    cause = placed_by_the_shop()
+    history: list[DomainEvent] = []
+    emitted: list[Envelope] = []
+    for decision in decisions:
+        before = domain.fold(history)
+        new_events = decision(before)
+        history += new_events
+        after = domain.fold(history)
+        assert after is not None
+        for name, data in announcements(before, after, new_events, "sealed-card-token"):
+            emitted.append(cause.caused(name, "/orders", data))
+    return emitted
+
+
+def every_saga_path() -> list[Envelope]:
+    placed = parse_placed(parse(wire(placed_by_the_shop())).data)
+    due = placed_by_the_shop().occurred_at + timedelta(minutes=15)
+
+    def place(order: Order | None) -> list[DomainEvent]:
+        return domain.place(order, placed, PAY, due)
+
+    def pay(order: Order | None) -> list[DomainEvent]:
+        return domain.record_payment(order, PAY, "ch_1", REFUND)
+
+    return [
+        *announced_by_orders(
+            place, pay, lambda o: domain.record_dispatch(o, "s-1", "PostNL", "3SABC")
+        ),
+        *announced_by_orders(place, lambda o: domain.record_decline(o, PAY, "card_declined")),
+        *announced_by_orders(
+            place,
+            pay,
+            lambda o: domain.request_cancellation(o, "customer_request"),
+            lambda o: domain.record_shipment_stopped(o, REFUND),
+            lambda o: domain.record_refund(o, REFUND),
+        ),
+        *announced_by_orders(
+            place, lambda o: domain.expire_payment(o, due + timedelta(seconds=1)), pay
+        ),
+    ]
+
+
+def emitted_by(handler: Callable[[Connection, Outbox], object]) -> list[Envelope]:
+    """What a component's handler emits, run against a throwaway database of its tables."""
+    engine = create_engine("sqlite://")
+    for metadata in (kit_metadata, payments_store.metadata, shipping_store.metadata):
+        metadata.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            outbox = Outbox(conn)
+            handler(conn, outbox)
+    finally:
+        engine.dispose()
+    return outbox.emitted
+
+
+def first(events: list[Envelope], name: str) -> Envelope:
+    return parse(wire(next(event for event in events if event.name == name)))
+
+
+@pytest.fixture(scope="module")
+def produced() -> list[Envelope]:
+    """One of every event the producers emit, each built by its producer's own code."""
+    orders = every_saga_path()
+    payment, refund = first(orders, "payment.requested"), first(orders, "refund.requested")
+    parcel, stop = (
+        first(orders, "shipment.requested"),
+        first(orders, "shipment.cancellation_requested"),
+    )
+    return [
+        placed_by_the_shop(),
+        _cancellation_requested(ORDER_ID),
+        *orders,
+        *emitted_by(lambda c, box: payments.record_outcome(c, payment, box, Charged("ch_1"))),
+        *emitted_by(
+            lambda c, box: payments.record_outcome(c, payment, box, Declined("do_not_honor"))
+        ),
+        *emitted_by(lambda c, box: payments.record_refund(c, refund, box, "re_1")),
+        *emitted_by(lambda c, box: shipping.on_shipment_requested(c, parcel, box)),
+        *emitted_by(lambda c, box: shipping.on_shipment_cancellation_requested(c, stop, box)),
+    ]
+
+
+def test_the_producers_emit_every_event_type_there_is(produced: list[Envelope]) -> None:
+    assert {event.type for event in produced} == set(MODELS)
+
+
+def test_every_event_a_producer_builds_parses_with_every_field_it_carries(
+    produced: list[Envelope],
+) -> None:
+    for event in produced:
+        read = parse(wire(event))
+        # Nothing the producer sends is unknown to the model (it would be dropped) or changed.
+        assert {key: read.data.get(key) for key in event.data} == event.data, event.type
+
+
+def test_the_status_change_to_shipped_carries_its_parcel_through_the_contract(
+    produced: list[Envelope],
+) -> None:
+    shipped = [e for e in produced if e.name == "order.status_changed" and "shipment" in e.data]
+    assert [parse(wire(event)).data["shipment"] for event in shipped] == [
+        {"carrier": "PostNL", "tracking_number": "3SABC"}
+    ]
+
+
+# --- (e) invalid data is refused, naming each field -----------------------------------------
+
+
+def placed_data(edit: Callable[[dict[str, Any]], object]) -> Envelope:
+    event = placed_by_the_shop()
+    data = copy.deepcopy(event.data)
+    edit(data)
+    return Envelope(type=event.type, source=event.source, subject=event.subject, data=data)
+
+
+def test_a_missing_field_is_an_invalid_event_naming_its_path() -> None:
+    event = placed_data(lambda data: data["payment"].pop("token"))
+    with pytest.raises(
+        InvalidEvent, match=r"placed\.v1 data is invalid: payment\.token: Field required"
+    ):
+        parse(event)
+
+
+def test_a_field_of_the_wrong_type_is_an_invalid_event_naming_its_path() -> None:
+    event = placed_data(lambda data: data["items"][0].update(quantity="2"))
+    with pytest.raises(
+        InvalidEvent, match=r"items\[0\]\.quantity: Input should be a valid integer"
+    ):
+        parse(event)
+
+
+def test_every_failing_field_is_named_at_once() -> None:
+    def break_two(data: dict[str, Any]) -> None:
+        del data["order_id"]
+        data["items"][0]["quantity"] = 0
+
+    with pytest.raises(InvalidEvent) as refused:
+        parse(placed_data(break_two))
+    assert "order_id: Field required" in str(refused.value)
+    assert "items[0].quantity: Input should be greater than or equal to 1" in str(refused.value)
+
+
+def test_a_refusal_names_the_field_but_never_quotes_its_value() -> None:
+    event = placed_data(lambda data: data["payment"].update(token=4242424242424242))
+    with pytest.raises(InvalidEvent, match=r"payment\.token") as refused:
+        parse(event)
+    assert "4242" not in str(refused.value)
+
+
+def test_a_field_the_contract_does_not_know_is_ignored() -> None:
+    event = placed_data(lambda data: data.update(gift_note="happy birthday"))
+    assert "gift_note" not in parse(event).data
+
+
+def test_a_type_no_contract_reads_is_an_unknown_event_type() -> None:
+    event = Envelope(type=event_type("order.vanished"), source="/x", subject=ORDER_ID, data={})
+    with pytest.raises(UnknownEventType):
+        parse(event)
