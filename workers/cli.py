@@ -9,6 +9,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -23,7 +24,20 @@ BROKER_DRAIN_INTERVAL_S = 5.0
 REDELIVERY_INTERVAL_S = 15.0
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; a database this code cannot use ends a command with its reason (which
+    database, what to run), not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from workers.schema.revision import SchemaError
+
+        try:
+            return super().invoke(ctx)
+        except SchemaError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """An event-driven shoe shop on Celery."""
     logging.basicConfig(
@@ -76,12 +90,8 @@ def relay() -> None:
     from workers.messaging import relay as outbox_relay
     from workers.messaging.envelope import utcnow
     from workers.schema.guard import require_current_schemas
-    from workers.schema.revision import SchemaNotCurrent
 
-    try:
-        require_current_schemas(COMPONENTS)
-    except SchemaNotCurrent as exc:
-        raise click.ClickException(f"refusing to start: {exc}") from None
+    require_current_schemas(COMPONENTS)  # refuses to start against an old database
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
+from sqlalchemy import Engine
 
 from config.settings import COMPONENTS, get_settings
 from workers.messaging import database
-from workers.schema.revision import UPGRADE_COMMAND
+from workers.schema.revision import UPGRADE_COMMAND, SchemaNotCurrent, Status, read_status
 
 # The modules that declare each component's tables (workers.messaging.database.register); the
 # kit's outbox, inbox and dead letters need no import.
@@ -31,23 +34,45 @@ def declare_schemas() -> None:
 
 def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
     """Migrate each component's database to the head revision (creating it if new); returns one
-    line per component, e.g. ``orders: 0001 -> 0002``."""
-    from workers.schema import migrate
+    line per component, e.g. ``orders: 0001 -> 0002``.
 
+    Raises SchemaNotCurrent, before any database is touched, when one of them is at a revision
+    this code does not know (a newer release migrated it).
+    """
     # Alembic announces each plugin it loads at INFO; the revisions applied are worth keeping.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from workers.schema import migrate
+
     declare_schemas()
-    lines = []
+    before = statuses(components)
+    for status in before:
+        if status.state == "unknown":
+            raise SchemaNotCurrent(status.component, status.current, status.head)
     for component in components:
-        engine = database.open_unchecked(component, get_settings())
-        try:
-            before = migrate.status(engine, component).current
+        with opened(component) as engine:
             migrate.upgrade(engine, component, database.metadata_of(component))
-            after = migrate.status(engine, component).current
-        finally:
-            engine.dispose()
-        lines.append(f"{component}: {before or 'empty'} -> {after}")
-    return lines
+    return [
+        f"{old.component}: {old.current or 'empty'} -> {new.current}"
+        for old, new in zip(before, statuses(components), strict=True)
+    ]
+
+
+def statuses(components: tuple[str, ...] = COMPONENTS) -> list[Status]:
+    """Where each component's database is, read without opening it for work."""
+    found = []
+    for component in components:
+        with opened(component) as engine:
+            found.append(read_status(engine, component))
+    return found
+
+
+@contextmanager
+def opened(component: str) -> Iterator[Engine]:
+    engine = database.open_unchecked(component, get_settings())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @click.group()
@@ -88,17 +113,9 @@ def current(as_json: bool) -> None:
 
     Exits with status 1 when any database is not current, so a deployment can check first.
     """
-    from workers.schema import migrate
-
-    statuses = []
-    for component in COMPONENTS:
-        engine = database.open_unchecked(component, get_settings())
-        try:
-            statuses.append(migrate.status(engine, component))
-        finally:
-            engine.dispose()
+    found = statuses()
     if as_json:
-        for status in statuses:
+        for status in found:
             click.echo(
                 json.dumps(
                     {
@@ -111,11 +128,11 @@ def current(as_json: bool) -> None:
             )
     else:
         click.echo(f"{'component':<12}{'revision':<10}{'head':<8}state")
-        for status in statuses:
+        for status in found:
             hint = f" (run `{UPGRADE_COMMAND}`)" if status.state in ("behind", "empty") else ""
             click.echo(
                 f"{status.component:<12}{status.current or '-':<10}{status.head:<8}"
                 f"{status.state}{hint}"
             )
-    if any(status.state != "current" for status in statuses):
+    if any(status.state != "current" for status in found):
         raise SystemExit(1)

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from config.settings import COMPONENTS, Settings, get_settings
 from tests.support import stack as stacks
@@ -25,7 +25,7 @@ from workers.messaging import database
 from workers.messaging.envelope import as_utc, utcnow
 from workers.messaging.tables import dead_letter_actions, dead_letters
 from workers.schema import migrate
-from workers.schema.revision import head_revision
+from workers.schema.revision import head_revision, read_status
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -65,7 +65,7 @@ def test_a_database_migrated_from_empty_equals_the_models(
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             drift = compare_metadata(context, database.metadata_of(component))
-            assert migrate.status(engine, component).state == "current"
+            assert read_status(engine, component).state == "current"
     finally:
         engine.dispose()
     assert drift == [], f"{component}: the models and the migrations differ: {drift}"
@@ -79,7 +79,7 @@ def test_an_older_revision_is_told_apart_from_the_models(scratch: Settings) -> N
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             drift = compare_metadata(context, database.metadata_of("operations"))
-        assert migrate.status(engine, "operations").state == "behind"
+        assert read_status(engine, "operations").state == "behind"
     finally:
         engine.dispose()
     assert any("ux_dead_letters_event_task" in str(change) for change in drift), drift
@@ -210,3 +210,26 @@ def test_db_current_shows_who_is_behind_and_upgrade_brings_it_forward(
     after = run([str(BIN / "shoeshop"), "db", "current"], behind)
     assert after.returncode == 0, after.stdout
     assert run(STARTS["web"], behind).returncode == 0
+
+
+def test_an_upgrade_refuses_a_database_a_newer_release_migrated_and_touches_none(
+    behind: dict[str, str], scratch: Settings
+) -> None:
+    newer = opened(scratch, "orders")
+    try:
+        with database.begin_write(newer) as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        newer.dispose()
+
+    refused = run([str(BIN / "shoeshop"), "db", "upgrade"], behind)
+
+    assert refused.returncode == 1
+    assert "the orders database is at revision 9999, which this code does not know" in (
+        refused.stderr
+    )
+    operations = opened(scratch, "operations")
+    try:
+        assert read_status(operations, "operations").current == "0001", "nothing was migrated"
+    finally:
+        operations.dispose()

@@ -10,40 +10,16 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, create_engine, text
 
 from workers.messaging.database import begin_write
-from workers.schema.revision import VERSIONS, current_revision, head_revision
+from workers.schema.revision import VERSIONS, head_revision
 
 HERE = Path(__file__).parent
-
-
-@dataclass(frozen=True)
-class Status:
-    """One line of ``shoeshop db current``: where a component's database is and what it needs."""
-
-    component: str
-    current: str | None
-    head: str
-
-    @property
-    def state(self) -> str:
-        """``current``, ``behind`` (run ``shoeshop db upgrade``), ``empty`` or ``unknown`` (a
-        revision this code does not know: a newer release migrated it)."""
-        if self.current == self.head:
-            return "current"
-        if self.current is None:
-            return "empty"
-        history = ScriptDirectory.from_config(history_config(self.component)).get_revision(
-            self.current
-        )
-        return "unknown" if history is None else "behind"
 
 
 def alembic_config(component: str, conn: Connection, metadata: list[MetaData]) -> Config:
@@ -89,11 +65,6 @@ def new_revision(component: str, message: str, metadata: list[MetaData]) -> Path
         finally:
             engine.dispose()
     return next((VERSIONS / component).glob(f"{number}_*.py"))
-
-
-def status(engine: Engine, component: str) -> Status:
-    with engine.connect() as conn:
-        return Status(component, current_revision(conn), head_revision(component))
 
 
 @contextmanager

@@ -6,8 +6,10 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, inspect
 
+from workers.schema.revision import SchemaError
 
-class NotARelease010Database(Exception):
+
+class NotARelease010Database(SchemaError):
     """A table of the first revision exists with other columns than release 0.1.0 gave it."""
 
 

@@ -9,9 +9,10 @@ revision ``0002``), so the head is the highest number; a test checks that Alembi
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 VERSIONS = Path(__file__).with_name("versions")
 VERSION_TABLE = "alembic_version"
@@ -19,7 +20,12 @@ _REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 UPGRADE_COMMAND = "shoeshop db upgrade"
 
 
-class SchemaNotCurrent(Exception):
+class SchemaError(Exception):
+    """A database's schema is not one this code can run against or migrate; the message says
+    which database and what to do."""
+
+
+class SchemaNotCurrent(SchemaError):
     """A database is not at the revision its code needs; the message names the component, both
     revisions and the command to run. Not retried: no process should run against it."""
 
@@ -58,6 +64,30 @@ def current_revision(conn: Connection) -> str | None:
     if not inspect(conn).has_table(VERSION_TABLE):
         return None
     return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Status:
+    """One line of ``shoeshop db current``: where a component's database is and what it needs."""
+
+    component: str
+    current: str | None
+    head: str
+
+    @property
+    def state(self) -> str:
+        """``current``; ``behind`` or ``empty`` (run ``shoeshop db upgrade``); ``unknown`` (a
+        revision this code does not know: a newer release migrated it)."""
+        if self.current == self.head:
+            return "current"
+        if self.current is None:
+            return "empty"
+        return "behind" if self.current in known_revisions(self.component) else "unknown"
+
+
+def read_status(engine: Engine, component: str) -> Status:
+    with engine.connect() as conn:
+        return Status(component, current_revision(conn), head_revision(component))
 
 
 def require_current(conn: Connection, component: str) -> None:
