@@ -6,8 +6,11 @@ from itertools import pairwise
 
 import pytest
 from alembic.script import ScriptDirectory
+from sqlalchemy import Column, Integer, MetaData, Table
 
 from config.settings import COMPONENTS
+from workers.db_cli import declare_schemas
+from workers.messaging import database
 from workers.schema import migrate
 from workers.schema.revision import SchemaNotCurrent, head_revision, known_revisions
 
@@ -39,3 +42,24 @@ def test_the_refusal_names_the_component_both_revisions_and_the_command() -> Non
     assert "no schema revision" in str(SchemaNotCurrent("shop", None, "0001"))
     ahead = str(SchemaNotCurrent("shop", "0099", "0001"))
     assert "does not know" in ahead and "shoeshop db upgrade" not in ahead
+
+
+def test_a_new_revision_is_numbered_after_the_head_and_holds_what_the_models_added() -> None:
+    declare_schemas()
+    head = head_revision("shipping")
+    extra = MetaData()
+    Table("gift_cards", extra, Column("id", Integer, primary_key=True))
+
+    path = migrate.new_revision(
+        "shipping", "gift cards", [*database.metadata_of("shipping"), extra]
+    )
+
+    try:
+        text = path.read_text()
+        assert path.name == f"{int(head) + 1:04d}_gift_cards.py"
+        assert f"down_revision = '{head}'" in text
+        assert "op.create_table('gift_cards'" in text
+        assert "drop_table" not in text, "only what the models added"
+    finally:
+        path.unlink()
+    assert head_revision("shipping") == head
