@@ -11,22 +11,25 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from config.settings import COMPONENTS
+from config.settings import COMPONENTS, get_settings
 from tests.support import stack as stacks
 from tests.support.invariants import ShopUnderTest, observe, views
 from tests.support.processes import Processes
 from tests.support.shop import GOOD_CARD, order_body, wait_for
 from tests.upgrade import load
+from workers.db_cli import declare_schemas
+from workers.messaging import database
 from workers.messaging.embedded_redis import EmbeddedRedis
 from workers.messaging.envelope import Envelope
 from workers.messaging.versions import parse
+from workers.schema import migrate
 from workers.schema.revision import head_revision
 
 FIXTURE = Path(__file__).parent / "v0_1_0"
@@ -241,3 +244,28 @@ def outbox_events(data: Path) -> list[dict[str, Any]]:
 def dead_letter_events(data: Path) -> list[dict[str, Any]]:
     with read_only(data / "operations.db") as conn:
         return [json.loads(row[0]) for row in conn.execute("SELECT event FROM dead_letters")]
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_the_first_revision_makes_exactly_the_tables_0_1_0_made(
+    component: str, tmp_path: Path
+) -> None:
+    declare_schemas()
+    engine = database.open_unchecked(component, replace(get_settings(), data_dir=tmp_path))
+    try:
+        migrate.upgrade(engine, component, database.metadata_of(component), to="0001")
+    finally:
+        engine.dispose()
+
+    made = schema_of(tmp_path / f"{component}.db")
+
+    assert made == schema_of(BUILDS["embedded"] / "data" / f"{component}.db")
+
+
+def schema_of(path: Path) -> set[tuple[str, str, str]]:
+    """Every table and index of an SQLite file as (kind, name, CREATE statement)."""
+    with read_only(path) as conn:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name != ?", ("alembic_version",)
+        )
+        return {(kind, name, sql or "") for kind, name, sql in rows}
