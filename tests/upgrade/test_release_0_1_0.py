@@ -265,7 +265,6 @@ def test_the_first_revision_makes_exactly_the_tables_0_1_0_made(
 def schema_of(path: Path) -> set[tuple[str, str, str]]:
     """Every table and index of an SQLite file as (kind, name, CREATE statement)."""
     with read_only(path) as conn:
-        rows = conn.execute(
-            "SELECT type, name, sql FROM sqlite_master WHERE name != ?", ("alembic_version",)
-        )
+        query = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name != 'alembic_version'"
+        rows = conn.execute(query)
         return {(kind, name, sql or "") for kind, name, sql in rows}
