@@ -2,7 +2,7 @@
 
 Read without Alembic: every process checks its databases at start, and importing Alembic would
 cost each worker about 12 MB (measured on this project's workers). The history of a component is
-linear and its files are numbered (``versions/<component>/0002_unique_dead_letters.py`` holds
+linear and its files are numbered (``versions/operations/0002_one_dead_letter_….py`` holds
 revision ``0002``), so the head is the highest number; a test checks that Alembic agrees.
 """
 
@@ -31,16 +31,20 @@ class SchemaNotCurrent(SchemaError):
 
     def __init__(self, component: str, current: str | None, needed: str) -> None:
         self.component, self.current, self.needed = component, current, needed
+        known = current is None or current in known_revisions(component)
         if current is None:
-            state, remedy = "has no schema revision (new, or made by release 0.1.0)", ""
-        elif current in known_revisions(component):
-            state, remedy = f"is at revision {current}", ""
+            state = "has no schema revision (new, or made by release 0.1.0)"
+        elif known:
+            state = f"is at revision {current}"
         else:
             state = f"is at revision {current}, which this code does not know"
-            remedy = " (a newer release migrated it: run that release, or restore a backup)"
+        remedy = (
+            f"Run `{UPGRADE_COMMAND}`."
+            if known
+            else "A newer release migrated it: run that release, or restore a backup."
+        )
         super().__init__(
-            f"the {component} database {state}; this code needs revision {needed}. "
-            + (remedy.strip(" ()").capitalize() + "." if remedy else f"Run `{UPGRADE_COMMAND}`.")
+            f"the {component} database {state}; this code needs revision {needed}. {remedy}"
         )
 
 
