@@ -289,6 +289,41 @@ def test_an_enum_that_gains_a_value_breaks_nothing() -> None:
     assert breaking_changes(schema_of(STATUS_CHANGED), new) == []
 
 
+def untyped(enum: dict[str, Any]) -> dict[str, Any]:
+    """A literal as msgspec writes it: the enum alone, its type left to its values."""
+    return {key: value for key, value in enum.items() if key != "type"}
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (lambda status: status, untyped),
+        (untyped, lambda status: status),
+        (untyped, lambda status: {"type": "string"}),
+        (untyped, lambda status: {"anyOf": [untyped(status), {"type": "null"}]}),
+    ],
+    ids=["type left out", "type written out", "widened to any string", "made nullable"],
+)
+def test_a_literal_compares_by_its_values_whether_its_type_is_written_or_not(
+    before: Callable[[dict[str, Any]], dict[str, Any]],
+    after: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    old, new = schema_of(STATUS_CHANGED), schema_of(STATUS_CHANGED)
+    status = old["properties"]["status"]
+    old["properties"]["status"], new["properties"]["status"] = before(status), after(status)
+    assert breaking_changes(old, new) == []
+
+
+def test_an_untyped_literal_that_changes_its_type_breaks() -> None:
+    old = schema_of(STATUS_CHANGED)
+    old["properties"]["status"] = untyped(old["properties"]["status"])
+    new = schema_of(STATUS_CHANGED)
+    new["properties"]["status"] = {"enum": [1, 2]}
+    assert breaking_changes(old, new) == [
+        "status: type narrowed, string no longer accepted (now integer)"
+    ]
+
+
 # --- (c) upcasting: a made-up v2 (and v3) of order.cancellation_requested -------------------
 
 V1 = event_type("order.cancellation_requested")

@@ -81,7 +81,8 @@ def breaking_changes(old: Schema, new: Schema) -> list[str]:
     the same way. Adding an optional field or widening a limit is not breaking.
 
     Both schemas are JSON Schemas as pydantic writes them: local ``#/$defs/`` references,
-    unions as ``anyOf``. Raises ValueError on any other reference, or a recursive one.
+    unions as ``anyOf``; a literal as an ``enum``, with or without its ``type``. Raises
+    ValueError on any other reference, or a recursive one.
     """
     return _compare(_inline(old), _inline(new), "")
 
@@ -135,7 +136,26 @@ def _branches(node: Schema) -> list[Schema]:
     types = node.get("type")
     if isinstance(types, list):
         return [{**node, "type": type_} for type_ in types]
+    values = _allowed(node)
+    if types is None and values is not None:
+        # A literal as msgspec writes it: an enum without a type, which its values give.
+        of_type: dict[str, list[Any]] = {}
+        for value in values:
+            of_type.setdefault(_json_type(value), []).append(value)
+        rest = {key: value for key, value in node.items() if key not in ("enum", "const")}
+        return [{**rest, "type": type_, "enum": same} for type_, same in of_type.items()]
     return [node]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    for python, json_type in ((int, "integer"), (float, "number"), (str, "string")):
+        if isinstance(value, python):
+            return json_type
+    return "array" if isinstance(value, list) else "object"
 
 
 def _kind(branch: Schema) -> str:
