@@ -1,4 +1,4 @@
-"""The data of every event on the wire, one typed model per current version of each event.
+"""The data of every event on the wire: one typed model, a msgspec Struct, per current version.
 
 Each model says what its producer emits today: a field the producer always sends is required,
 with the type the producer sends (strict: no string is read as a number, no number as a
@@ -15,28 +15,31 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from workers.messaging.envelope import event_type
 
-Text = Annotated[str, Field(min_length=1)]
+Text = Annotated[str, msgspec.Meta(min_length=1)]
 """A string a handler keys on or acts on (an id, a reason, a currency): never empty."""
 
 OrderStatus = Literal["PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED", "CANCELLED"]
 
 
-class Shape(BaseModel):
-    """Base of every event's data and of the objects inside it."""
+class Shape(msgspec.Struct, frozen=True):
+    """Base of every event's data and of the objects inside it: frozen, and ignoring the fields
+    it does not name (msgspec's default). Strict types are asked for where the data is read
+    (``versions.parse``): msgspec checks types and limits when it converts data, never when a
+    model is built in code. Each model says ``frozen=True`` again: msgspec would inherit it, a
+    type checker does not.
+    """
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
 
-
-class Customer(Shape):
+class Customer(Shape, frozen=True):
     name: str
     email: str
 
 
-class Address(Shape):
+class Address(Shape, frozen=True):
     line1: str
     city: str
     postal_code: str
@@ -44,17 +47,17 @@ class Address(Shape):
     country: Text
 
 
-class PricedItem(Shape):
+class PricedItem(Shape, frozen=True):
     """One line of an order, priced from the catalogue at checkout."""
 
     sku: str
     name: str
     size: str
-    quantity: Annotated[int, Field(ge=1)]
-    unit_price_cents: Annotated[int, Field(ge=0)]
+    quantity: Annotated[int, msgspec.Meta(ge=1)]
+    unit_price_cents: Annotated[int, msgspec.Meta(ge=0)]
 
 
-class SealedCard(Shape):
+class SealedCard(Shape, frozen=True):
     """The card as the shop passes it on: sealed for the gateway alone, plus brand and last four."""
 
     token: Text
@@ -62,29 +65,29 @@ class SealedCard(Shape):
     last4: str
 
 
-class OrderPlaced(Shape):
+class OrderPlaced(Shape, frozen=True):
     """shop → orders: the whole order (event-carried state transfer)."""
 
     order_id: Text
     customer: Customer
     shipping_address: Address
-    items: Annotated[list[PricedItem], Field(min_length=1)]
+    items: Annotated[list[PricedItem], msgspec.Meta(min_length=1)]
     total_cents: int
     currency: Text
     payment: SealedCard
 
 
-class PaymentRequested(Shape):
+class PaymentRequested(Shape, frozen=True):
     """orders → payments: what payments needs to charge the card."""
 
     order_id: Text
     payment_id: Text
-    amount_cents: Annotated[int, Field(gt=0)]
+    amount_cents: Annotated[int, msgspec.Meta(gt=0)]
     currency: Text
     token: Text
 
 
-class PaymentSucceeded(Shape):
+class PaymentSucceeded(Shape, frozen=True):
     """payments → orders: the charge went through."""
 
     order_id: Text
@@ -92,7 +95,7 @@ class PaymentSucceeded(Shape):
     charge_id: Text
 
 
-class PaymentDeclined(Shape):
+class PaymentDeclined(Shape, frozen=True):
     """payments → orders: the gateway refused the charge, and why."""
 
     order_id: Text
@@ -100,7 +103,7 @@ class PaymentDeclined(Shape):
     reason: Text
 
 
-class ShipmentItem(Shape):
+class ShipmentItem(Shape, frozen=True):
     """One line of a parcel: what to pack, without its price."""
 
     sku: str
@@ -109,7 +112,7 @@ class ShipmentItem(Shape):
     quantity: int
 
 
-class ShipmentRequested(Shape):
+class ShipmentRequested(Shape, frozen=True):
     """orders → shipping: where to send what (event-carried state transfer)."""
 
     order_id: Text
@@ -117,7 +120,7 @@ class ShipmentRequested(Shape):
     items: list[ShipmentItem]
 
 
-class ShipmentDispatched(Shape):
+class ShipmentDispatched(Shape, frozen=True):
     """shipping → orders: the parcel left with a carrier."""
 
     order_id: Text
@@ -126,12 +129,12 @@ class ShipmentDispatched(Shape):
     tracking_number: Text
 
 
-class Parcel(Shape):
+class Parcel(Shape, frozen=True):
     carrier: Text
     tracking_number: Text
 
 
-class OrderStatusChanged(Shape):
+class OrderStatusChanged(Shape, frozen=True):
     """orders → shop: the order's new status (a thin notification); SHIPPED names the parcel."""
 
     order_id: Text
@@ -140,27 +143,27 @@ class OrderStatusChanged(Shape):
     shipment: Parcel | None = None
 
 
-class OrderCancellationRequested(Shape):
+class OrderCancellationRequested(Shape, frozen=True):
     """shop → orders: the customer asked to cancel."""
 
     order_id: Text
     reason: Text
 
 
-class ShipmentCancellationRequested(Shape):
+class ShipmentCancellationRequested(Shape, frozen=True):
     """orders → shipping: stop the parcel of a paid order if it has not left."""
 
     order_id: Text
     reason: str
 
 
-class ShipmentCancelled(Shape):
+class ShipmentCancelled(Shape, frozen=True):
     """shipping → orders: the parcel was stopped before it left."""
 
     order_id: Text
 
 
-class RefundRequested(Shape):
+class RefundRequested(Shape, frozen=True):
     """orders → payments: give the payment back; the refund id is the idempotency key."""
 
     order_id: Text
@@ -169,7 +172,7 @@ class RefundRequested(Shape):
     refund_id: Text
 
 
-class PaymentRefunded(Shape):
+class PaymentRefunded(Shape, frozen=True):
     """payments → orders: the money went back."""
 
     order_id: Text

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+import msgspec
 
 from workers.messaging.contracts import MODELS
 
@@ -34,12 +34,13 @@ _LOWER_LIMITS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minPro
 _EXACT_LIMITS = ("pattern", "format", "multipleOf")
 
 
-def schema_of(model: type[BaseModel]) -> Schema:
-    """The JSON Schema of what a consumer of the model accepts."""
-    return {"$schema": DIALECT, **model.model_json_schema(mode="validation")}
+def schema_of(model: type[msgspec.Struct]) -> Schema:
+    """The JSON Schema of what a consumer of the model accepts: msgspec's, a reference to the
+    model's own definition among ``$defs`` (``{"$ref": "#/$defs/OrderPlaced", "$defs": …}``)."""
+    return {"$schema": DIALECT, **msgspec.json.schema(model)}
 
 
-def generated(models: Mapping[str, type[BaseModel]] = MODELS) -> dict[str, Schema]:
+def generated(models: Mapping[str, type[msgspec.Struct]] = MODELS) -> dict[str, Schema]:
     """Wire type of each current version → its schema."""
     return {type_: schema_of(model) for type_, model in models.items()}
 
@@ -80,15 +81,16 @@ def breaking_changes(old: Schema, new: Schema) -> list[str]:
     format new or changed; an enum losing values). Nested objects and array items are compared
     the same way. Adding an optional field or widening a limit is not breaking.
 
-    Both schemas are JSON Schemas as pydantic writes them: local ``#/$defs/`` references,
-    unions as ``anyOf``; a literal as an ``enum``, with or without its ``type``. Raises
-    ValueError on any other reference, or a recursive one.
+    Both schemas are JSON Schemas as msgspec or pydantic write them: local ``#/$defs/``
+    references, the root one included; unions as ``anyOf``; a literal as an ``enum``, with or
+    without its ``type``. Raises ValueError on any other reference, or a recursive one.
     """
     return _compare(_inline(old), _inline(new), "")
 
 
 def _inline(schema: Schema) -> Schema:
-    """The schema with every ``$ref`` replaced by what it points to."""
+    """The schema with every ``$ref`` replaced by what it points to, the root's included (msgspec
+    writes the model itself as a reference to its definition)."""
     defs: Mapping[str, Any] = schema.get("$defs", {})
 
     def resolve(node: Any, seen: frozenset[str]) -> Any:

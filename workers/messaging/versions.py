@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+import msgspec
 
 from workers.messaging.contracts import MODELS
 from workers.messaging.envelope import Envelope
@@ -58,39 +58,54 @@ def upcast(event: Envelope, upcasters: Mapping[str, Upcaster] = UPCASTERS) -> En
 
 def parse(
     event: Envelope,
-    models: Mapping[str, type[BaseModel]] = MODELS,
+    models: Mapping[str, type[msgspec.Struct]] = MODELS,
     upcasters: Mapping[str, Upcaster] = UPCASTERS,
 ) -> Envelope:
     """The event upcast to its current version, its data validated by that version's model and
     given back as plain JSON (a dict shaped exactly like the model; unknown fields dropped).
 
-    Raises UnknownEventType when no model reads the type, InvalidEvent naming every field path
-    that breaks the model and why.
+    Raises UnknownEventType when no model reads the type, InvalidEvent naming the field path
+    that breaks the model and why. msgspec stops at the first field that breaks it: only that one
+    is named (the message is parked whole, so the others show when it is looked at).
     """
     current = upcast(event, upcasters)
     model = models.get(current.type)
     if model is None:
         raise UnknownEventType(f"no contract reads events of type {event.type!r}")
     try:
-        valid = model.model_validate(current.data)
-    except ValidationError as exc:
-        # from None: pydantic's own message quotes the values, and a dead letter keeps the
-        # traceback; describe() names the fields without them.
+        valid = msgspec.convert(current.data, type=model, strict=True)
+    except msgspec.ValidationError as exc:
+        # from None: a message of msgspec's may quote the value, and a dead letter keeps the
+        # traceback; describe() names the field without it.
         raise InvalidEvent(f"{current.type} data is invalid: {describe(exc)}") from None
-    return dataclasses.replace(current, data=valid.model_dump(mode="json"))
+    data: Data = msgspec.to_builtins(valid)
+    return dataclasses.replace(current, data=data)
 
 
-def describe(error: ValidationError) -> str:
-    """Each failure as ``path: what is wrong`` (e.g. ``items[0].quantity: Input should be
-    greater than or equal to 1``), without the values: a body may carry a sealed card."""
-    return "; ".join(f"{_path(item['loc'])}: {item['msg']}" for item in error.errors())
+_MISSING = "Object missing required field `"
+# The messages of msgspec's that quote the value refused ("Invalid enum value 'Z'", "Invalid
+# value 5") are cut after these words.
+_QUOTES_VALUE = ("Invalid enum value", "Invalid value")
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path or "data"
+def describe(error: msgspec.ValidationError) -> str:
+    """The failure as ``path: what is wrong`` (e.g. ``items[0].quantity: Expected `int` >= 1``,
+    ``payment.token: Object missing required field``), without the value: a body may carry a
+    sealed card."""
+    # msgspec ends its message with where the failure is, "$" being the data itself:
+    # "… - at `$.items[0].quantity`", or "… - at `key` in `$.x`" when a key of a mapping failed;
+    # no suffix when it is the data itself.
+    what, at, where = str(error).rpartition(" - at ")
+    if not at:
+        what, where = where, "`$`"
+    if where.startswith("`key` in "):
+        what, where = f"{what} (a key)", where.removeprefix("`key` in ")
+    path = where.strip("`").removeprefix("$")
+    if what.startswith(_MISSING):
+        path += "." + what.removeprefix(_MISSING).rstrip("`")
+        what = _MISSING.rstrip(" `")
+    for words in _QUOTES_VALUE:
+        if what.startswith(words):
+            what = words
+            break
+    return f"{path.removeprefix('.') or 'data'}: {what}"
