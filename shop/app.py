@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from config.settings import ConfigurationError, get_settings
+from config.settings import COMPONENTS, ConfigurationError, get_settings
 from workers.messaging.database import transaction
 
 # Checkout bodies are small; anything larger is refused before it is read.
@@ -63,7 +63,7 @@ def _prepare_database() -> None:
     from workers.schema.guard import require_current_schemas
 
     # Refuse to serve (SchemaNotCurrent names the database and the command) rather than fail
-    # on every request.
-    require_current_schemas(["shop"])
+    # on every request: an order's timeline and the admin pages read every component's tables.
+    require_current_schemas(COMPONENTS)
     with transaction("shop") as conn:
         seed_if_empty(conn)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
-from config.settings import get_settings
+from config.settings import COMPONENTS, get_settings
 
 # gunicorn --workers 2 runs two Python processes; the checkout histogram of each lives in files
 # under this directory (prometheus_client's multiprocess mode) and /metrics adds them up.
@@ -15,7 +16,10 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def on_starting(server: Any) -> None:
-    """Before any worker forks: a fresh directory for this server, inherited by its workers."""
+    """Before any worker forks: refuse to serve from databases behind this code (one line,
+    instead of a traceback from every worker), then a fresh metrics directory for this server,
+    inherited by its workers."""
+    refuse_outdated_schemas(server)
     if os.environ.get(MULTIPROC_ENV):
         return  # the operator chose one
     parent = get_settings().data_dir / "metrics"
@@ -24,6 +28,20 @@ def on_starting(server: Any) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     os.environ[MULTIPROC_ENV] = str(directory)
+
+
+def refuse_outdated_schemas(server: Any) -> None:
+    from workers.messaging.database import dispose_all
+    from workers.schema.guard import require_current_schemas
+    from workers.schema.revision import SchemaError
+
+    try:
+        require_current_schemas(COMPONENTS)
+    except SchemaError as exc:
+        server.log.error("refusing to start: %s", exc)
+        sys.exit(1)
+    finally:
+        dispose_all()  # the workers open their own connections after the fork
 
 
 def child_exit(server: Any, worker: Any) -> None:

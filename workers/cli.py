@@ -90,8 +90,12 @@ def relay() -> None:
     from workers.messaging import relay as outbox_relay
     from workers.messaging.envelope import utcnow
     from workers.schema.guard import require_current_schemas
+    from workers.schema.revision import SchemaError
 
-    require_current_schemas(COMPONENTS)  # refuses to start against an old database
+    try:
+        require_current_schemas(COMPONENTS)
+    except SchemaError as exc:
+        raise click.ClickException(f"refusing to start: {exc}") from None
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -7,13 +7,26 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import COMPONENTS, get_settings
 from workers.messaging import database
-from workers.schema.revision import UPGRADE_COMMAND, SchemaNotCurrent, Status, read_status
+from workers.schema.release_0_1_0 import NotARelease010Database
+from workers.schema.revision import (
+    UPGRADE_COMMAND,
+    DatabaseUnreadable,
+    MigrationFailed,
+    SchemaNotCurrent,
+    Status,
+    first_line,
+    head_revision,
+    read_status,
+)
 
 # The modules that declare each component's tables (workers.messaging.database.register); the
 # kit's outbox, inbox and dead letters need no import.
@@ -39,8 +52,8 @@ def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
     Raises SchemaNotCurrent, before any database is touched, when one of them is at a revision
     this code does not know (a newer release migrated it).
     """
-    # Alembic announces each plugin it loads at INFO; the revisions applied are worth keeping.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Alembic tells of every plugin and step at INFO; the lines returned here say what changed.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from workers.schema import migrate
 
     declare_schemas()
@@ -48,31 +61,59 @@ def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
     for status in before:
         if status.state == "unknown":
             raise SchemaNotCurrent(status.component, status.current, status.head)
-    for component in components:
-        with opened(component) as engine:
-            migrate.upgrade(engine, component, database.metadata_of(component))
+    for status in before:
+        with opened(status.component) as engine:
+            try:
+                migrate.upgrade(engine, status.component, database.metadata_of(status.component))
+            except (SQLAlchemyError, NotARelease010Database) as exc:
+                raise MigrationFailed(status.component, status.revision, first_line(exc)) from None
     return [
-        f"{old.component}: {old.current or 'empty'} -> {new.current}"
+        f"{old.component}: {'new' if old.state == 'empty' else old.revision} -> {new.revision}"
         for old, new in zip(before, statuses(components), strict=True)
     ]
 
 
 def statuses(components: tuple[str, ...] = COMPONENTS) -> list[Status]:
-    """Where each component's database is, read without opening it for work."""
+    """Where each component's database is. Reads only: an SQLite file that is not there is
+    reported empty, not created.
+
+    Raises DatabaseUnreadable for a database that cannot be opened or read.
+    """
+    settings = get_settings()
     found = []
     for component in components:
+        if settings.database_url is None and not sqlite_file(component).exists():
+            found.append(Status(component, None, head_revision(component), has_tables=False))
+            continue
         with opened(component) as engine:
             found.append(read_status(engine, component))
     return found
 
 
+def sqlite_file(component: str) -> Path:
+    return get_settings().data_dir / f"{component}.db"
+
+
 @contextmanager
 def opened(component: str) -> Iterator[Engine]:
-    engine = database.open_unchecked(component, get_settings())
+    """A component's engine for the migrations; DatabaseUnreadable when it cannot be made."""
+    try:
+        engine = database.open_unchecked(component, get_settings())
+    except OSError as exc:  # the data directory cannot be made
+        raise DatabaseUnreadable(component, str(exc)) from None
     try:
         yield engine
     finally:
         engine.dispose()
+
+
+def where() -> str:
+    """Where the databases are, for people: the PostgreSQL URL without its password, or the
+    SQLite files' directory."""
+    settings = get_settings()
+    if settings.database_url is None:
+        return f"SQLite files under {settings.data_dir.resolve()}"
+    return f"PostgreSQL {make_url(settings.database_url).render_as_string(hide_password=True)}"
 
 
 @click.group()
@@ -127,12 +168,13 @@ def current(as_json: bool) -> None:
                 )
             )
     else:
+        click.echo(where())
         click.echo(f"{'component':<12}{'revision':<10}{'head':<8}state")
         for status in found:
-            hint = f" (run `{UPGRADE_COMMAND}`)" if status.state in ("behind", "empty") else ""
+            needs = status.state in ("behind", "empty", "unversioned")
+            hint = f" (run `{UPGRADE_COMMAND}`)" if needs else ""
             click.echo(
-                f"{status.component:<12}{status.current or '-':<10}{status.head:<8}"
-                f"{status.state}{hint}"
+                f"{status.component:<12}{status.revision:<10}{status.head:<8}{status.state}{hint}"
             )
     if any(status.state != "current" for status in found):
         raise SystemExit(1)

@@ -20,6 +20,8 @@ from sqlalchemy import Engine, insert, select, text
 
 from config.settings import COMPONENTS, Settings, get_settings
 from tests.support import stack as stacks
+from tests.support.processes import free_port
+from tests.support.shop import db_current
 from workers.db_cli import declare_schemas
 from workers.messaging import database
 from workers.messaging.envelope import as_utc, utcnow
@@ -166,21 +168,16 @@ def behind(scratch: Settings) -> dict[str, str]:
 
 STARTS = {
     "worker": [
-        str(BIN / "celery"),
-        "-A",
-        "config.celery",
-        "worker",
-        "-Q",
-        "payments",
-        "-n",
-        "payments-behind@%h",
-        "--pool",
-        "threads",
-        "-c",
-        "1",
+        *(str(BIN / "celery"), "-A", "config.celery", "worker", "-Q", "payments"),
+        *("-n", "payments-behind@%h", "--pool", "threads", "-c", "1"),
     ],
     "relay": [str(BIN / "shoeshop"), "relay"],
-    "web": [sys.executable, "-c", "from shop import create_app; create_app()"],
+    # The Procfile's web line, on a port of its own.
+    "web": [
+        *(str(BIN / "gunicorn"), "--config", "python:shop.gunicorn_conf", "--workers", "2"),
+        *("--bind", f"127.0.0.1:{free_port()}", "shop:create_app()"),
+    ],
+    "web app": [sys.executable, "-c", "from shop import create_app; create_app()"],
 }
 
 
@@ -194,6 +191,26 @@ def test_a_process_refuses_to_start_against_a_database_behind_its_code(
     assert "the operations database is at revision 0001" in output, output
     assert f"needs revision {head_revision('operations')}" in output
     assert "shoeshop db upgrade" in output
+    if process != "web app":
+        assert "Traceback" not in output and output.count("refusing to start") == 1, output
+
+
+def test_a_worker_refuses_a_database_whose_version_table_was_edited_by_hand(
+    behind: dict[str, str], scratch: Settings
+) -> None:
+    engine = opened(scratch, "payments")
+    try:
+        with database.begin_write(engine) as conn:
+            conn.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
+    finally:
+        engine.dispose()
+
+    started = run(STARTS["worker"], behind)
+
+    assert started.returncode != 0
+    assert "refusing to start: the payments database cannot be read: its alembic_version" in (
+        started.stderr
+    ), started.stderr
 
 
 def test_db_current_shows_who_is_behind_and_upgrade_brings_it_forward(
@@ -201,15 +218,29 @@ def test_db_current_shows_who_is_behind_and_upgrade_brings_it_forward(
 ) -> None:
     before = run([str(BIN / "shoeshop"), "db", "current"], behind)
     assert before.returncode == 1
-    lines = {line.split()[0]: line for line in before.stdout.splitlines()[1:]}
-    assert "behind" in lines["operations"] and "shoeshop db upgrade" in lines["operations"]
-    assert all(lines[c].split()[3] == "current" for c in COMPONENTS if c != "operations")
+    rows = db_current(before.stdout)
+    assert rows["operations"][:3] == ["0001", head_revision("operations"), "behind"]
+    assert "shoeshop db upgrade" in " ".join(rows["operations"])
+    assert all(rows[c][2] == "current" for c in COMPONENTS if c != "operations")
 
     assert run([str(BIN / "shoeshop"), "db", "upgrade"], behind).returncode == 0
 
     after = run([str(BIN / "shoeshop"), "db", "current"], behind)
     assert after.returncode == 0, after.stdout
-    assert run(STARTS["web"], behind).returncode == 0
+    assert run(STARTS["web app"], behind).returncode == 0
+
+
+def test_db_current_on_a_directory_with_no_shop_creates_nothing(tmp_path: Path) -> None:
+    if get_settings().database_url is not None:
+        pytest.skip("SQLite files only")
+    env = {**env_for(dataclasses.replace(get_settings(), data_dir=tmp_path / "typo"))}
+
+    shown = run([str(BIN / "shoeshop"), "db", "current"], env)
+
+    assert shown.returncode == 1
+    assert all(row[2] == "empty" for row in db_current(shown.stdout).values())
+    assert f"SQLite files under {tmp_path / 'typo'}" in shown.stdout
+    assert not (tmp_path / "typo").exists()
 
 
 def test_an_upgrade_refuses_a_database_a_newer_release_migrated_and_touches_none(

@@ -40,3 +40,11 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float = 30.0, every_s: fl
             return last
         time.sleep(every_s)
     raise AssertionError(f"gave up after {timeout_s}s; last value: {last!r}")
+
+
+def db_current(output: str) -> dict[str, list[str]]:
+    """The rows of `shoeshop db current`'s table by component: [revision, head, state, …]."""
+    from config.settings import COMPONENTS
+
+    rows = (line.split() for line in output.splitlines())
+    return {row[0]: row[1:] for row in rows if row and row[0] in COMPONENTS}

@@ -22,7 +22,7 @@ from config.settings import COMPONENTS, get_settings
 from tests.support import stack as stacks
 from tests.support.invariants import ShopUnderTest, observe, views
 from tests.support.processes import Processes
-from tests.support.shop import GOOD_CARD, order_body, wait_for
+from tests.support.shop import GOOD_CARD, db_current, order_body, wait_for
 from tests.upgrade import load
 from workers.db_cli import declare_schemas
 from workers.messaging import database
@@ -140,16 +140,16 @@ def test_db_current_sees_0_1_0s_databases_and_upgrade_brings_each_to_its_head(
     upgraded: Upgraded,
 ) -> None:
     # 0.1.0's SQLite files have no version table; its rows loaded into PostgreSQL sit at 0001.
-    revision_before = "-" if upgraded.stack == "embedded" else "0001"
+    revision_before = "0.1.0" if upgraded.stack == "embedded" else "0001"
     before = upgraded.current_before
     assert before.returncode == 1, "operations is behind, at least"
-    revisions = {line.split()[0]: line.split()[1] for line in before.stdout.splitlines()[1:]}
+    revisions = {component: row[0] for component, row in db_current(before.stdout).items()}
     assert revisions == dict.fromkeys(COMPONENTS, revision_before)
 
     after = shoeshop(upgraded.processes.env, "db", "current")
 
     assert after.returncode == 0, after.stdout
-    revisions = {line.split()[0]: line.split()[1] for line in after.stdout.splitlines()[1:]}
+    revisions = {component: row[0] for component, row in db_current(after.stdout).items()}
     assert revisions == {component: head_revision(component) for component in COMPONENTS}
 
 

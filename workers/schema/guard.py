@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
+import sys
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from config.settings import COMPONENTS
 from workers.messaging.database import engine_for
-from workers.schema.revision import SchemaNotCurrent
-
-log = logging.getLogger(__name__)
+from workers.schema.revision import DatabaseUnreadable, first_line
 
 # Every worker may park a message, and dead letters live in the operations database.
 ALWAYS = ("operations",)
@@ -19,20 +19,28 @@ ALWAYS = ("operations",)
 def require_current_schemas(components: Iterable[str]) -> None:
     """Open each component's database, which checks its revision (workers.messaging.database).
 
-    Raises SchemaNotCurrent for the first database that is behind (or ahead of) this code.
+    Raises SchemaNotCurrent for the first database that is behind (or ahead of) this code, and
+    DatabaseUnreadable for one that cannot be opened or read (server down, not a database).
     """
     for component in dict.fromkeys([*components, *ALWAYS]):
-        engine_for(component)
+        try:
+            engine_for(component)
+        except SQLAlchemyError as exc:
+            raise DatabaseUnreadable(component, first_line(exc)) from None
+        except OSError as exc:  # the data directory cannot be made
+            raise DatabaseUnreadable(component, str(exc)) from None
 
 
 def refuse_to_start_worker(options: dict[str, Any] | None = None, **_: Any) -> None:
-    """Celery's ``celeryd_init`` receiver: a worker whose databases are not current exits at
-    once, with the reason, instead of failing (and parking) every message it takes."""
+    """Celery's ``celeryd_init`` receiver: a worker whose databases are not current, or cannot
+    be read, exits at once with the reason instead of failing (and parking) every message.
+
+    SystemExit, because Celery logs any other exception of a receiver and starts anyway.
+    """
     queues = (options or {}).get("queues") or COMPONENTS
     if isinstance(queues, str):
         queues = queues.split(",")
     try:
         require_current_schemas(q for q in queues if q in COMPONENTS)
-    except SchemaNotCurrent as exc:
-        log.critical("refusing to start: %s", exc)
-        raise SystemExit(f"refusing to start: {exc}") from None
+    except Exception as exc:  # whatever it is, the worker must not start past it
+        sys.exit(f"refusing to start: {exc}")

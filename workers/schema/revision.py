@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 VERSIONS = Path(__file__).with_name("versions")
 VERSION_TABLE = "alembic_version"
@@ -23,6 +24,26 @@ UPGRADE_COMMAND = "shoeshop db upgrade"
 class SchemaError(Exception):
     """A database's schema is not one this code can run against or migrate; the message says
     which database and what to do."""
+
+
+class DatabaseUnreadable(SchemaError):
+    """A component's database could not be opened or read (server down, no such database, not
+    an SQLite file, a version table that holds more than one revision)."""
+
+    def __init__(self, component: str, reason: str) -> None:
+        self.component = component
+        super().__init__(f"the {component} database cannot be read: {reason}")
+
+
+class MigrationFailed(SchemaError):
+    """A migration step failed; it ran in one transaction, so nothing of it was kept."""
+
+    def __init__(self, component: str, revision: str, reason: str) -> None:
+        self.component = component
+        super().__init__(
+            f"migrating the {component} database from revision {revision} failed, and nothing "
+            f"of that step was kept: {reason}"
+        )
 
 
 class SchemaNotCurrent(SchemaError):
@@ -62,12 +83,21 @@ def head_revision(component: str) -> str:
     return known_revisions(component)[-1]
 
 
-def current_revision(conn: Connection) -> str | None:
+def current_revision(conn: Connection, component: str) -> str | None:
     """The revision recorded in this connection's database (its schema on PostgreSQL), or None
-    when it has no version table."""
+    when it has no version table.
+
+    Raises DatabaseUnreadable when the version table holds more than one revision (a history
+    of this project is linear: someone edited it by hand).
+    """
     if not inspect(conn).has_table(VERSION_TABLE):
         return None
-    return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one_or_none()
+    found = list(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+    if len(found) > 1:
+        raise DatabaseUnreadable(
+            component, f"its {VERSION_TABLE} table holds {len(found)} revisions {found}, not one"
+        )
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -77,25 +107,46 @@ class Status:
     component: str
     current: str | None
     head: str
+    has_tables: bool = True
 
     @property
     def state(self) -> str:
-        """``current``; ``behind`` or ``empty`` (run ``shoeshop db upgrade``); ``unknown`` (a
-        revision this code does not know: a newer release migrated it)."""
+        """``current``; ``behind``, ``unversioned`` (tables but no revision: made by release
+        0.1.0) or ``empty`` (run ``shoeshop db upgrade``); ``unknown`` (a revision this code does
+        not know: a newer release migrated it)."""
         if self.current == self.head:
             return "current"
         if self.current is None:
-            return "empty"
+            return "unversioned" if self.has_tables else "empty"
         return "behind" if self.current in known_revisions(self.component) else "unknown"
+
+    @property
+    def revision(self) -> str:
+        """The revision for people to read: ``0.1.0`` for an unversioned database."""
+        if self.current is not None:
+            return self.current
+        return "0.1.0" if self.has_tables else "-"
 
 
 def read_status(engine: Engine, component: str) -> Status:
-    with engine.connect() as conn:
-        return Status(component, current_revision(conn), head_revision(component))
+    """Raises DatabaseUnreadable when the database cannot be opened or read."""
+    try:
+        with engine.connect() as conn:
+            current = current_revision(conn, component)
+            has_tables = bool(inspect(conn).get_table_names())
+    except SQLAlchemyError as exc:
+        raise DatabaseUnreadable(component, first_line(exc)) from None
+    return Status(component, current, head_revision(component), has_tables)
+
+
+def first_line(exc: BaseException) -> str:
+    """What a database driver said, without SQLAlchemy's statement and background link."""
+    reason = getattr(exc, "orig", None) or exc
+    return str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
 
 
 def require_current(conn: Connection, component: str) -> None:
     """Raise SchemaNotCurrent unless the database is at the head revision of ``component``."""
-    current, needed = current_revision(conn), head_revision(component)
+    current, needed = current_revision(conn, component), head_revision(component)
     if current != needed:
         raise SchemaNotCurrent(component, current, needed)
