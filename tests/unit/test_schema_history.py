@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -12,7 +14,7 @@ from config.settings import COMPONENTS
 from workers.db_cli import declare_schemas
 from workers.messaging import database
 from workers.schema import migrate
-from workers.schema.revision import SchemaNotCurrent, head_revision, known_revisions
+from workers.schema.revision import VERSIONS, SchemaNotCurrent, head_revision, known_revisions
 
 
 def history(component: str) -> ScriptDirectory:
@@ -44,23 +46,22 @@ def test_the_refusal_names_the_component_both_revisions_and_the_command() -> Non
     assert "does not know" in ahead and "shoeshop db upgrade" not in ahead
 
 
-def test_a_new_revision_is_numbered_after_the_head_and_holds_what_the_models_added() -> None:
+def test_a_new_revision_is_numbered_after_the_head_and_holds_what_the_models_added(
+    tmp_path: Path,
+) -> None:
+    # A copy of the history: the real one never sees the made-up revision, even if this fails.
+    shutil.copytree(VERSIONS / "shipping", tmp_path / "shipping")
     declare_schemas()
     head = head_revision("shipping")
     extra = MetaData()
     Table("gift_cards", extra, Column("id", Integer, primary_key=True))
+    models = [*database.metadata_of("shipping"), extra]
 
-    path = migrate.new_revision(
-        "shipping", "gift cards", [*database.metadata_of("shipping"), extra]
-    )
+    path = migrate.new_revision("shipping", "gift cards", models, versions=tmp_path)
 
-    try:
-        text = path.read_text()
-        upgrade = text.split("def downgrade")[0]
-        assert path.name == f"{int(head) + 1:04d}_gift_cards.py"
-        assert f"down_revision = '{head}'" in text
-        assert "op.create_table('gift_cards'" in upgrade
-        assert "drop_table" not in upgrade, "only what the models added"
-    finally:
-        path.unlink()
+    upgrade = path.read_text().split("def downgrade")[0]
+    assert path.name == f"{int(head) + 1:04d}_gift_cards.py"
+    assert f"down_revision = '{head}'" in upgrade
+    assert "op.create_table('gift_cards'" in upgrade
+    assert "drop_table" not in upgrade, "only what the models added"
     assert head_revision("shipping") == head

@@ -22,18 +22,20 @@ from workers.schema.revision import VERSIONS, head_revision
 HERE = Path(__file__).parent
 
 
-def alembic_config(component: str, conn: Connection, metadata: list[MetaData]) -> Config:
+def alembic_config(
+    component: str, conn: Connection, metadata: list[MetaData], versions: Path = VERSIONS
+) -> Config:
     """An Alembic configuration for one component's history, bound to an open connection."""
-    config = history_config(component)
+    config = history_config(component, versions)
     config.attributes.update(connection=conn, component=component, target_metadata=metadata)
     return config
 
 
-def history_config(component: str) -> Config:
+def history_config(component: str, versions: Path = VERSIONS) -> Config:
     """Alembic's view of one component's history (``workers/schema/versions/<component>``)."""
     config = Config()
     config.set_main_option("script_location", str(HERE))
-    config.set_main_option("version_locations", str(VERSIONS / component))
+    config.set_main_option("version_locations", str(versions / component))
     config.set_main_option("path_separator", "os")
     return config
 
@@ -49,22 +51,24 @@ def upgrade(engine: Engine, component: str, metadata: list[MetaData], to: str = 
         command.upgrade(alembic_config(component, conn, metadata), to)
 
 
-def new_revision(component: str, message: str, metadata: list[MetaData]) -> Path:
+def new_revision(
+    component: str, message: str, metadata: list[MetaData], versions: Path = VERSIONS
+) -> Path:
     """Write the next numbered revision of ``component``: what the models have that its head
     lacks, as Alembic's autogenerate finds it on a scratch SQLite database (batch mode, so the
     same file runs on SQLite and PostgreSQL). Read and edit it before committing: a rename looks
     like a drop and an add, and data moves are never guessed. Returns the file's path."""
-    number = f"{int(head_revision(component)) + 1:04d}"
+    number = f"{int(head_revision(component, versions)) + 1:04d}"
     with tempfile.TemporaryDirectory() as scratch:
         engine = create_engine(f"sqlite:///{scratch}/{component}.db")
         try:
             with engine.begin() as conn:
-                config = alembic_config(component, conn, metadata)
+                config = alembic_config(component, conn, metadata, versions)
                 command.upgrade(config, "head")
                 command.revision(config, message=message, autogenerate=True, rev_id=number)
         finally:
             engine.dispose()
-    return next((VERSIONS / component).glob(f"{number}_*.py"))
+    return next((versions / component).glob(f"{number}_*.py"))
 
 
 @contextmanager

@@ -69,18 +69,18 @@ class SchemaNotCurrent(SchemaError):
         )
 
 
-def known_revisions(component: str) -> list[str]:
+def known_revisions(component: str, versions: Path = VERSIONS) -> list[str]:
     """The component's revisions, oldest first, e.g. ``["0001", "0002"]``."""
-    folder = VERSIONS / component
+    folder = versions / component
     numbers = [m.group(1) for p in folder.iterdir() if (m := _REVISION_FILE.match(p.name))]
     if not numbers:
         raise LookupError(f"no schema revisions under {folder}")
     return sorted(numbers)
 
 
-def head_revision(component: str) -> str:
+def head_revision(component: str, versions: Path = VERSIONS) -> str:
     """The revision the current code of ``component`` needs."""
-    return known_revisions(component)[-1]
+    return known_revisions(component, versions)[-1]
 
 
 def current_revision(conn: Connection, component: str) -> str | None:
