@@ -85,10 +85,10 @@ def breaking_changes(old: Schema, new: Schema) -> list[str]:
     references, the root one included; unions as ``anyOf``; a literal as an ``enum``, with or
     without its ``type``. Raises ValueError on any other reference, or a recursive one.
     """
-    return _compare(_inline(old), _inline(new), "")
+    return _compare(inlined(old), inlined(new), "")
 
 
-def _inline(schema: Schema) -> Schema:
+def inlined(schema: Schema) -> Schema:
     """The schema with every ``$ref`` replaced by what it points to, the root's included (msgspec
     writes the model itself as a reference to its definition)."""
     defs: Mapping[str, Any] = schema.get("$defs", {})
