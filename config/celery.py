@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 from celery.signals import celeryd_init
-
-from workers.schema.guard import refuse_to_start_worker
 
 app = Celery(
     "shoeshop",
@@ -17,5 +17,14 @@ app = Celery(
     ],
 )
 app.config_from_object("config.celeryconfig")
-# A worker started against a database behind its code exits at once (workers.schema.guard).
-celeryd_init.connect(refuse_to_start_worker, weak=False)
+
+
+def _refuse_outdated_schemas(**kwargs: Any) -> None:
+    """A worker started against a database behind its code exits at once. Imported here, when a
+    worker starts: beat and Flower, which share this module, open no database."""
+    from workers.schema.guard import refuse_to_start_worker
+
+    refuse_to_start_worker(**kwargs)
+
+
+celeryd_init.connect(_refuse_outdated_schemas, weak=False)
