@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import sys
 import threading
 from datetime import timedelta
@@ -53,11 +54,13 @@ def main() -> None:
 def up(port: int, flower_port: int, gateway_port: int, procfile: Path | None) -> None:
     """Start every process of the Procfile (plus the embedded Redis when no broker is set),
     after bringing every database to the code's revision (as `shoeshop db upgrade` does)."""
-    from workers.db_cli import upgrade_all
     from workers.launcher import Launcher
 
-    for line in upgrade_all():
-        click.echo(f"database {line}")
+    # In a process of its own: Alembic and every component's tables need not stay in the
+    # launcher's memory while the shop runs. Its error, if any, is already printed.
+    upgraded = subprocess.run([str(Path(sys.executable).parent / "shoeshop"), "db", "upgrade"])
+    if upgraded.returncode != 0:
+        sys.exit(upgraded.returncode)
 
     launcher = Launcher(
         settings=get_settings(),

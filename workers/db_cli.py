@@ -16,11 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import COMPONENTS, get_settings
 from workers.messaging import database
-from workers.schema.release_0_1_0 import NotARelease010Database
 from workers.schema.revision import (
     UPGRADE_COMMAND,
     DatabaseUnreadable,
     MigrationFailed,
+    SchemaError,
     SchemaNotCurrent,
     Status,
     first_line,
@@ -65,7 +65,7 @@ def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
         with opened(status.component) as engine:
             try:
                 migrate.upgrade(engine, status.component, database.metadata_of(status.component))
-            except (SQLAlchemyError, NotARelease010Database) as exc:
+            except (SQLAlchemyError, SchemaError) as exc:  # a 0.1.0 table with other columns
                 raise MigrationFailed(status.component, status.revision, first_line(exc)) from None
     return [
         f"{old.component}: {'new' if old.state == 'empty' else old.revision} -> {new.revision}"
