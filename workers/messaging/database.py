@@ -160,7 +160,8 @@ def _create_engine(component: str, settings: Settings) -> Engine:
         url,
         pool_pre_ping=True,
         pool_size=5,
-        connect_args={"options": f"-c search_path={component}"},
+        # UTC sessions: times come back with a +00:00 offset whatever the server's own zone.
+        connect_args={"options": f"-c search_path={component} -c timezone=UTC"},
     )
 
 
