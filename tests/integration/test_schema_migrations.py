@@ -192,6 +192,16 @@ def behind(scratch: Settings) -> dict[str, str]:
     return env_for(scratch)
 
 
+def by_hand(settings: Settings, component: str, statement: str) -> None:
+    """What an operator's hand, or a newer release, does to a version table."""
+    engine = opened(settings, component)
+    try:
+        with database.begin_write(engine) as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
 STARTS = {
     "worker": [
         *(str(BIN / "celery"), "-A", "config.celery", "worker", "-Q", "payments"),
@@ -224,12 +234,7 @@ def test_a_process_refuses_to_start_against_a_database_behind_its_code(
 def test_a_worker_refuses_a_database_whose_version_table_was_edited_by_hand(
     behind: dict[str, str], scratch: Settings
 ) -> None:
-    engine = opened(scratch, "payments")
-    try:
-        with database.begin_write(engine) as conn:
-            conn.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
-    finally:
-        engine.dispose()
+    by_hand(scratch, "payments", "INSERT INTO alembic_version VALUES ('0000')")
 
     started = run(STARTS["worker"], behind)
 
@@ -259,7 +264,7 @@ def test_db_current_shows_who_is_behind_and_upgrade_brings_it_forward(
 def test_db_current_on_a_directory_with_no_shop_creates_nothing(tmp_path: Path) -> None:
     if get_settings().database_url is not None:
         pytest.skip("SQLite files only")
-    env = {**env_for(dataclasses.replace(get_settings(), data_dir=tmp_path / "typo"))}
+    env = env_for(dataclasses.replace(get_settings(), data_dir=tmp_path / "typo"))
 
     shown = run([str(BIN / "shoeshop"), "db", "current"], env)
 
@@ -272,12 +277,7 @@ def test_db_current_on_a_directory_with_no_shop_creates_nothing(tmp_path: Path) 
 def test_an_upgrade_refuses_a_database_a_newer_release_migrated_and_touches_none(
     behind: dict[str, str], scratch: Settings
 ) -> None:
-    newer = opened(scratch, "orders")
-    try:
-        with database.begin_write(newer) as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    finally:
-        newer.dispose()
+    by_hand(scratch, "orders", "UPDATE alembic_version SET version_num = '9999'")
 
     refused = run([str(BIN / "shoeshop"), "db", "upgrade"], behind)
 
