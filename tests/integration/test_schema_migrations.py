@@ -231,17 +231,25 @@ def test_a_process_refuses_to_start_against_a_database_behind_its_code(
         assert "Traceback" not in output and output.count("refusing to start") == 1, output
 
 
+@pytest.mark.parametrize(
+    ("edit", "holds"),
+    [
+        ("INSERT INTO alembic_version VALUES ('0000')", "2 revisions"),
+        ("DELETE FROM alembic_version", "no revision"),
+    ],
+)
 def test_a_worker_refuses_a_database_whose_version_table_was_edited_by_hand(
-    behind: dict[str, str], scratch: Settings
+    behind: dict[str, str], scratch: Settings, edit: str, holds: str
 ) -> None:
-    by_hand(scratch, "payments", "INSERT INTO alembic_version VALUES ('0000')")
+    by_hand(scratch, "payments", edit)
 
     started = run(STARTS["worker"], behind)
+    shown = run([str(BIN / "shoeshop"), "db", "current"], behind)
 
     assert started.returncode != 0
-    assert "refusing to start: the payments database cannot be read: its alembic_version" in (
-        started.stderr
-    ), started.stderr
+    refusal = f"the payments database cannot be read: its alembic_version table holds {holds}"
+    assert f"refusing to start: {refusal}" in started.stderr, started.stderr
+    assert shown.returncode == 1 and refusal in shown.stderr, shown.stderr
 
 
 def test_db_current_shows_who_is_behind_and_upgrade_brings_it_forward(

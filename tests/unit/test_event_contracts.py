@@ -150,7 +150,9 @@ def test_a_contract_checks_nothing_its_schema_does_not_say(model: type[msgspec.S
 
 
 @pytest.mark.parametrize(
-    "path", [path for path in COMMITTED if path.stem in MODELS], ids=lambda path: path.stem
+    "path",
+    [path for path in COMMITTED if path.stem in {*MODELS, *UPCASTERS}],
+    ids=lambda path: path.stem,
 )
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
@@ -158,7 +160,8 @@ def test_every_body_a_committed_schema_allows_is_read_by_the_current_model(
     path: Path, data: st.DataObject
 ) -> None:
     # What the schema promised to consumers of this version, the model still takes: the check
-    # behind the breaking-change rule, from the other side.
+    # behind the breaking-change rule, from the other side. An old version's bodies go through
+    # its upcasters first, so an upcaster that cannot read some of them fails here.
     schema = schemas.inlined(json.loads(path.read_text(encoding="utf-8")))
     body = data.draw(values_of(schema), label="data")
     event = Envelope(type=path.stem, source="/test", subject=ORDER_ID, data=body)

@@ -87,17 +87,16 @@ def current_revision(conn: Connection, component: str) -> str | None:
     """The revision recorded in this connection's database (its schema on PostgreSQL), or None
     when it has no version table.
 
-    Raises DatabaseUnreadable when the version table holds more than one revision (a history
-    of this project is linear: someone edited it by hand).
+    Raises DatabaseUnreadable when the version table holds no revision or more than one (a
+    history of this project is linear, and Alembic writes exactly one row: someone edited it).
     """
     if not inspect(conn).has_table(VERSION_TABLE):
         return None
     found = list(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
-    if len(found) > 1:
-        raise DatabaseUnreadable(
-            component, f"its {VERSION_TABLE} table holds {len(found)} revisions {found}, not one"
-        )
-    return found[0] if found else None
+    if len(found) != 1:
+        holds = f"{len(found)} revisions {found}" if found else "no revision"
+        raise DatabaseUnreadable(component, f"its {VERSION_TABLE} table holds {holds}, not one")
+    return str(found[0])
 
 
 @dataclass(frozen=True)
