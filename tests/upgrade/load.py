@@ -17,35 +17,45 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import amqp
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, insert, select, text
 from sqlalchemy.pool import NullPool
 
 from config.settings import COMPONENTS, Settings, get_settings
-from workers.db_cli import declare_schemas
 from workers.messaging import database
 from workers.schema import migrate
 
 
 def sqlite_into_postgres(data_dir: Path, database_url: str) -> dict[str, int]:
-    """Copy every row of each component's SQLite file under ``data_dir`` into the same table of
-    its PostgreSQL schema, made at revision 0001 first. Returns the rows copied per component.
+    """Make in PostgreSQL what release 0.1.0 made there (each component's schema and its tables
+    by ``create_all``, no version table), then copy into it every row of the component's SQLite
+    file under ``data_dir``. Returns the rows copied per component.
 
     What an operator moving a 0.1.0 shop from SQLite to PostgreSQL would do: naive SQLite times
     are UTC, and each serial column's sequence is moved past the ids copied, or the next insert
     would collide with a copied row.
     """
-    declare_schemas()
     copied = {}
     for component in COMPONENTS:
         source = create_engine(f"sqlite:///{data_dir / f'{component}.db'}", poolclass=NullPool)
         target = database.open_unchecked(component, _postgres_settings(database_url))
         try:
-            migrate.upgrade(target, component, database.metadata_of(component), to="0001")
+            with database.begin_write(target) as conn:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{component}"'))
+                release_0_1_0_tables(component).create_all(conn)
             copied[component] = _copy_rows(source, target)
         finally:
             source.dispose()
             target.dispose()
     return copied
+
+
+def release_0_1_0_tables(component: str) -> MetaData:
+    """The component's tables as release 0.1.0 declared them: its first revision's, frozen."""
+    first = ScriptDirectory.from_config(migrate.history_config(component)).get_revision("0001")
+    assert first is not None
+    tables: MetaData = first.module.metadata
+    return tables
 
 
 def _postgres_settings(database_url: str) -> Settings:
