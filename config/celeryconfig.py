@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from kombu.entity import Exchange, Queue
 
-from config.settings import QUEUES, get_settings
+from config.settings import QUEUES, ConfigurationError, get_settings
 from workers.messaging.broker_dead import component_queue_arguments, is_amqp
 
-_settings = get_settings()
+try:
+    _settings = get_settings()
+except ConfigurationError as exc:
+    # Every Celery process (worker, beat, Flower) loads this module first: one line, no traceback.
+    raise SystemExit(f"refusing to start: {exc}") from None
 
 broker_url = _settings.effective_broker_url
 _rabbitmq = is_amqp(broker_url)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 COMPONENTS = ("shop", "orders", "payments", "shipping", "operations")
 """Every component that owns a database (operations keeps the dead letters)."""
@@ -34,6 +36,64 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 120
 # past a whole retry budget, so a delivery still retrying is not doubled.
 DEFAULT_REDELIVER_AFTER_S = 300
 GATEWAY_TIMEOUT_S = 5.0
+
+
+class Bounds(NamedTuple):
+    """The values a numeric setting may take, both ends included, and what it counts."""
+
+    low: float
+    high: float
+    unit: str
+
+    def describe(self, kind: str) -> str:
+        of = f" of {self.unit}" if self.unit else ""
+        return f"a {kind} number{of} between {self.low} and {self.high}"
+
+
+ONE_HOUR_S = 60 * 60
+ONE_DAY_S = 24 * ONE_HOUR_S
+# At least a second. At most ten years: what the 0.1.0 upgrade fixture sets to mean "never",
+# and far from where placing time + timeout stops being a datetime (10**30 s is no timedelta).
+PAYMENT_TIMEOUT_BOUNDS_S = Bounds(1, 10 * 365 * ONE_DAY_S, "seconds")
+# 0 parks a message at its first transient fault. 100 retries at the longest delay are already
+# four days of retrying; 2**attempt in the backoff stays far from a float's limit (2**1024).
+MAX_RETRIES_BOUNDS = Bounds(0, 100, "retries")
+# Both delays above zero: 0 or less turns the backoff into a tight loop against a failing
+# service; under 10 ms it is no backoff at all. At most an hour: on Redis a waiting retry is
+# held unacknowledged, so the visibility timeout (at most a day, below) must exceed it. A base
+# above the max delay would never be used (Settings refuses it: the two are likely swapped).
+RETRY_DELAY_BOUNDS_S = Bounds(0.01, ONE_HOUR_S, "seconds")
+# A probability.
+GATEWAY_FAULT_RATE_BOUNDS = Bounds(0, 1, "")
+# Up to a minute: past the payments client's GATEWAY_TIMEOUT_S, so a hanging gateway can be
+# simulated, without holding the simulator's request threads for longer than that.
+GATEWAY_LATENCY_BOUNDS_MS = Bounds(0, 60_000, "milliseconds")
+# 0 ships at once. At most a day of packing: longer, a paid order's stock waits on the shelf.
+PACKING_DELAY_BOUNDS_S = Bounds(0, ONE_DAY_S, "seconds")
+# At least a second; at most a day, the longest a killed worker's taken messages (visibility
+# timeout) or an event the broker lost (redeliver-after) should wait to be handed on again. The
+# visibility timeout must also exceed the longest retry delay plus a gateway call (Settings).
+VISIBILITY_TIMEOUT_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
+REDELIVER_AFTER_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
+
+NUMERIC_SETTINGS: dict[str, Bounds] = {
+    "SHOESHOP_PAYMENT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
+    "SHOESHOP_MAX_RETRIES": MAX_RETRIES_BOUNDS,
+    "SHOESHOP_RETRY_BASE_DELAY": RETRY_DELAY_BOUNDS_S,
+    "SHOESHOP_RETRY_MAX_DELAY": RETRY_DELAY_BOUNDS_S,
+    "SHOESHOP_GATEWAY_FAULT_RATE": GATEWAY_FAULT_RATE_BOUNDS,
+    "SHOESHOP_GATEWAY_LATENCY_MS": GATEWAY_LATENCY_BOUNDS_MS,
+    "SHOESHOP_PACKING_DELAY": PACKING_DELAY_BOUNDS_S,
+    "SHOESHOP_VISIBILITY_TIMEOUT": VISIBILITY_TIMEOUT_BOUNDS_S,
+    "SHOESHOP_REDELIVER_AFTER": REDELIVER_AFTER_BOUNDS_S,
+}
+"""Every numeric setting and its allowed values; a value outside them stops the process."""
+
+# ASCII digits only: int() and float() also take "1_0", "١٢" and "nan", which no one means.
+# Eighteen digits are far above every bound and keep int() away from its 4300-digit limit.
+_WHOLE = re.compile(r"[+-]?[0-9]{1,18}")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_Number = TypeVar("_Number", int, float)
 
 
 class ConfigurationError(Exception):
@@ -82,6 +142,11 @@ class Settings:
         return f"redis+socket://{self.redis_socket}"
 
     def __post_init__(self) -> None:
+        if self.retry_base_delay_s > self.retry_max_delay_s:
+            raise ConfigurationError(
+                f"SHOESHOP_RETRY_BASE_DELAY ({self.retry_base_delay_s}s) must not exceed "
+                f"SHOESHOP_RETRY_MAX_DELAY ({self.retry_max_delay_s}s)"
+            )
         longest_wait = self.retry_max_delay_s + GATEWAY_TIMEOUT_S
         if self.visibility_timeout_s <= longest_wait:
             raise ConfigurationError(
@@ -121,23 +186,25 @@ class Settings:
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
+    raw = env.get(name, "")
+    if raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    return _checked(name, raw, int(raw) if _WHOLE.fullmatch(raw.strip()) else None, "whole")
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
+    raw = env.get(name, "")
+    if raw == "":
         return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
+    # "1e999" matches and reads as inf, which no bound allows.
+    return _checked(name, raw, float(raw) if _DECIMAL.fullmatch(raw.strip()) else None, "finite")
+
+
+def _checked(name: str, raw: str, value: _Number | None, kind: str) -> _Number:
+    bounds = NUMERIC_SETTINGS[name]
+    if value is None or not bounds.low <= value <= bounds.high:
+        raise ConfigurationError(f"{name} must be {bounds.describe(kind)}, not {raw!r}")
+    return value
 
 
 @lru_cache(maxsize=1)

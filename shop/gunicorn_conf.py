@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from config.settings import COMPONENTS, get_settings
+from config.settings import COMPONENTS, ConfigurationError, get_settings
 
 # gunicorn --workers 2 runs two Python processes; the checkout histogram of each lives in files
 # under this directory (prometheus_client's multiprocess mode) and /metrics adds them up.
@@ -31,13 +31,14 @@ def on_starting(server: Any) -> None:
 
 
 def refuse_outdated_schemas(server: Any) -> None:
+    """Stop gunicorn with one line when a setting is out of range or a database is not current."""
     from workers.messaging.database import dispose_all
     from workers.schema.guard import require_current_schemas
     from workers.schema.revision import SchemaError
 
     try:
         require_current_schemas(COMPONENTS)
-    except SchemaError as exc:
+    except (SchemaError, ConfigurationError) as exc:
         server.log.error("refusing to start: %s", exc)
         sys.exit(1)
     finally:

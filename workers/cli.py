@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from config.settings import COMPONENTS, get_settings
+from config.settings import COMPONENTS, ConfigurationError, get_settings
 
 DEFAULT_PORT = 8000
 DEFAULT_FLOWER_PORT = 5555
@@ -26,15 +26,15 @@ REDELIVERY_INTERVAL_S = 15.0
 
 
 class _Commands(click.Group):
-    """The command group; a database this code cannot use ends a command with its reason (which
-    database, what to run), not a traceback."""
+    """The command group; a setting out of its range, or a database this code cannot use, ends a
+    command with its reason (which variable or database, what to do), not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         from workers.schema.revision import SchemaError
 
         try:
             return super().invoke(ctx)
-        except SchemaError as exc:
+        except (SchemaError, ConfigurationError) as exc:
             raise click.ClickException(str(exc)) from None
 
 
