@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -11,14 +14,22 @@ from sqlalchemy import Connection, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from config.celery import app as celery_app
+from config.settings import get_settings
 from shop import readmodel
 from shop.sealing import Sealer
 from shop.tables import checkouts, products, stock
-from shop.validation import CheckoutRequest, ValidationFailed, parse_checkout
+from shop.validation import (
+    CheckoutRequest,
+    IdempotencyKeyReused,
+    ValidationFailed,
+    parse_checkout,
+)
 from workers.messaging.envelope import Envelope, event_type, utcnow
 from workers.messaging.unit_of_work import publish_committed, unit_of_work
 
 SOURCE = "/shop"
+# Mixed into the secret key so this HMAC never equals one Flask or CSRF computes with it.
+_HMAC_PURPOSE = b"shoeshop checkout body v1"
 
 
 class OutOfStock(Exception):
@@ -36,36 +47,71 @@ class Placed:
     events: tuple[Envelope, ...]
 
 
-def place_order(request: CheckoutRequest, token: str, idempotency_key: str | None) -> Placed:
-    """Accept the order or raise (ValidationFailed, OutOfStock) having changed nothing."""
+def body_hmac(request: CheckoutRequest, secret_key: str) -> str:
+    """HMAC-SHA256 (hex) of what the request asks for, under a key derived from the app's secret.
+
+    Computed on the validated request in a canonical form, so a retry that only reorders keys,
+    respaces the JSON or sends 12 for "12" still matches. Never a plain hash: the request holds
+    a card number, and a plain hash of one is undone by trying the numbers that end in its last
+    four digits.
+    """
+    canonical = json.dumps(asdict(request), sort_keys=True, separators=(",", ":"))
+    key = hmac.new(secret_key.encode(), _HMAC_PURPOSE, hashlib.sha256).digest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def same_body(stored: str | None, computed: str) -> bool:
+    """Whether a checkout stored with the HMAC ``stored`` answers a request whose HMAC is
+    ``computed``. None, a checkout made before the shop kept HMACs, is taken as matching."""
+    return stored is None or hmac.compare_digest(stored, computed)
+
+
+def place_order(
+    request: CheckoutRequest, token: str, idempotency_key: str | None, fingerprint: str
+) -> Placed:
+    """Accept the order or raise (ValidationFailed, OutOfStock) having changed nothing.
+
+    ``fingerprint`` is the body's HMAC (body_hmac): an order already placed under the same
+    ``idempotency_key`` is the answer if its HMAC matches, IdempotencyKeyReused if not.
+    """
     try:
         with unit_of_work("shop") as outbox:
             conn = outbox.conn
-            if idempotency_key and (existing := _order_for_key(conn, idempotency_key)):
-                return Placed(existing, created=False, events=())
+            if existing := _answer_for_key(conn, idempotency_key, fingerprint):
+                return existing
             lines = _price_lines(conn, request)
             _reserve(conn, request)
             order_id = str(uuid.uuid4())
             event = _placed_event(order_id, request, lines, token)
-            _record(conn, order_id, idempotency_key, event)
+            _record(conn, order_id, idempotency_key, fingerprint, event)
             outbox.emit(event)
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its order.
         if idempotency_key is None:
             raise
         with unit_of_work("shop") as outbox:
-            existing = _order_for_key(outbox.conn, idempotency_key)
+            existing = _answer_for_key(outbox.conn, idempotency_key, fingerprint)
         if existing is None:
             raise
-        return Placed(existing, created=False, events=())
+        return existing
     return Placed(order_id, created=True, events=tuple(outbox.emitted))
 
 
-def _order_for_key(conn: Connection, key: str) -> str | None:
+def _answer_for_key(conn: Connection, key: str | None, fingerprint: str) -> Placed | None:
+    """The order placed under ``key`` for this body, None if there is none; raises
+    IdempotencyKeyReused if the key placed an order for another body."""
+    if not key:
+        return None
     row = conn.execute(
-        select(checkouts.c.order_id).where(checkouts.c.idempotency_key == key)
+        select(checkouts.c.order_id, checkouts.c.body_hmac).where(
+            checkouts.c.idempotency_key == key
+        )
     ).first()
-    return None if row is None else str(row.order_id)
+    if row is None:
+        return None
+    if not same_body(row.body_hmac, fingerprint):
+        raise IdempotencyKeyReused()
+    return Placed(str(row.order_id), created=False, events=())
 
 
 def _price_lines(conn: Connection, request: CheckoutRequest) -> list[dict[str, Any]]:
@@ -152,12 +198,17 @@ def _placed_event(
     )
 
 
-def _record(conn: Connection, order_id: str, idempotency_key: str | None, event: Envelope) -> None:
+def _record(
+    conn: Connection, order_id: str, idempotency_key: str | None, fingerprint: str, event: Envelope
+) -> None:
     """The order enters the shop's log and view like any event it hears; the key is state."""
     readmodel.remember(conn, event)
     readmodel.apply(conn, event, live=True)
     if idempotency_key:
-        conn.execute(insert(checkouts), {"idempotency_key": idempotency_key, "order_id": order_id})
+        conn.execute(
+            insert(checkouts),
+            {"idempotency_key": idempotency_key, "order_id": order_id, "body_hmac": fingerprint},
+        )
 
 
 def checkout(
@@ -165,11 +216,13 @@ def checkout(
 ) -> Placed:
     """The whole checkout: validate, seal the card, place the order, publish order.placed.
 
-    Raises ValidationFailed, OutOfStock or PaymentProviderUnavailable with nothing changed.
-    Publishing is tried once right after the commit; if the broker is away, the relay sends it.
+    Raises ValidationFailed (IdempotencyKeyReused among them), OutOfStock or
+    PaymentProviderUnavailable with nothing changed. Publishing is tried once right after the
+    commit; if the broker is away, the relay sends it.
     """
     request = parse_checkout(raw, today or utcnow().date())
     token = sealer.seal(request.card)
-    placed = place_order(request, token, idempotency_key)
+    fingerprint = body_hmac(request, get_settings().secret_key)
+    placed = place_order(request, token, idempotency_key, fingerprint)
     publish_committed(celery_app, "shop", placed.events)
     return placed

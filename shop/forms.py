@@ -11,7 +11,7 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, StopValidation
 
-from shop.validation import MAX_QUANTITY
+from shop.validation import KEY_PATH, MAX_QUANTITY, is_ascii_digits
 
 # checkout() names problems by their place in the JSON body; the form has flat fields. A path
 # missing here (say "body" or "payment") has no field of its own and goes to the error summary.
@@ -32,6 +32,12 @@ FIELD_FOR_PATH: dict[str, str] = {
     "payment.exp_month": "exp_month",
     "payment.exp_year": "exp_year",
     "payment.cvc": "cvc",
+}
+
+# What a shopper reads about a problem that has no field of their own to show it at.
+SUMMARY_FOR_PATH: dict[str, str] = {
+    KEY_PATH: "This form has already placed an order with other details. Press “Place order and"
+    " pay” again to place this one as a new order.",
 }
 
 # checkout()'s messages are fragments written to follow a field's name ("is required");
@@ -62,7 +68,7 @@ def place_errors(
     for path, message in fields.items():
         name = form_field_for(path)
         if name is None or name not in labels:
-            elsewhere.append(sentence(path, message))
+            elsewhere.append(SUMMARY_FOR_PATH.get(path) or sentence(path, message))
         else:
             at_field.setdefault(name, []).append(sentence(labels[name], message))
     return at_field, elsewhere
@@ -97,6 +103,17 @@ def size_choices(sizes: list[dict[str, Any]]) -> list[SelectChoice]:
     return choices
 
 
+class WholeNumberField(IntegerField):  # type: ignore[misc]  # wtforms ships no type hints
+    """An IntegerField that reads the ASCII digits 0-9 only, as checkout() does. int() alone
+    takes "٣" (Arabic-Indic three) for 3, "1_0" for 10 and " +3" for 3."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist and not is_ascii_digits(str(valuelist[0]).strip()):
+            self.data = None
+            raise ValueError(self.invalid_value_message)
+        super().process_formdata(valuelist)
+
+
 def _stop_if_unreadable(form: Any, field: Any) -> None:
     """Skip the other checks when the input was not a number: one error says it all."""
     if field.process_errors:
@@ -115,7 +132,7 @@ class CheckoutForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type 
     """
 
     size = SelectField("Size", validators=[DataRequired(message="Choose a size")])
-    quantity = IntegerField(
+    quantity = WholeNumberField(
         "Quantity",
         default=1,
         invalid_value_message=f"Enter a whole number of pairs, 1 to {MAX_QUANTITY}",
@@ -195,6 +212,9 @@ class CheckoutForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type 
         for name, messages in at_field.items():
             # WTForms leaves errors as a tuple when validate() was not run on a field.
             self[name].errors = [*self[name].errors, *messages]
+        if KEY_PATH in fields:
+            # The shopper was told; a fresh key lets the next press place this order.
+            self.idempotency_key.data = _new_key()
         return elsewhere
 
 

@@ -115,7 +115,12 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "card_number": {"type": "string", "pattern": "^[0-9 -]{12,23}$"},
                     "exp_month": {"type": "integer", "minimum": 1, "maximum": 12},
-                    "exp_year": {"type": "integer", "minimum": 2000, "maximum": 2100},
+                    "exp_year": {
+                        "type": "integer",
+                        "minimum": 2000,
+                        "maximum": 2100,
+                        "description": "This year to 20 years ahead; an earlier year has expired.",
+                    },
                     "cvc": {"type": "string", "pattern": "^[0-9]{3,4}$"},
                 },
             },
@@ -252,17 +257,26 @@ PATHS: dict[str, Any] = {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                    "description": "A retried request with the same key returns the same order.",
+                    "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,200}$"},
+                    "description": "A retried request with the same key and body returns the same "
+                    "order; the same key with another body is refused (422, "
+                    "`idempotency_key_reuse`).",
                 }
             ],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref("NewOrder")}}},
             "responses": {
                 "202": _body(_ref("Accepted"), "Accepted; the order goes on by events."),
-                "400": _error("The body is not JSON."),
+                "400": _error(
+                    "The body is not UTF-8 JSON, nests more than 10 levels, uses NaN or "
+                    "Infinity, or repeats a key."
+                ),
                 "409": _error("Not enough stock; nothing was reserved."),
                 "413": _error("The body is larger than 64 KiB."),
-                "422": _error("Some fields are invalid; each is named in `fields`."),
+                "422": _error(
+                    "Some fields are invalid, each named in `fields` (text with control "
+                    "characters or unpaired surrogates, digits other than ASCII 0-9, numbers "
+                    "out of range); or `idempotency_key_reuse`."
+                ),
                 "503": _error("Card payments are unavailable for a moment."),
             },
         }

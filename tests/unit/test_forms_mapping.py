@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from werkzeug.datastructures import MultiDict
+from wtforms import Form
 
-from shop.forms import FIELD_FOR_PATH, checkout_body, form_field_for, place_errors, sentence
+from shop.forms import (
+    FIELD_FOR_PATH,
+    SUMMARY_FOR_PATH,
+    WholeNumberField,
+    checkout_body,
+    form_field_for,
+    place_errors,
+    sentence,
+)
+from shop.validation import IdempotencyKeyReused
 
 LABELS = {"email": "Email", "card_number": "Card number", "size": "Size", "quantity": "Quantity"}
 
@@ -112,3 +123,31 @@ def test_the_form_data_becomes_the_json_api_body_for_one_line() -> None:
             "cvc": "123",
         },
     }
+
+
+def test_a_key_reused_for_other_details_is_told_in_the_shoppers_words() -> None:
+    at_field, elsewhere = place_errors(IdempotencyKeyReused().fields, LABELS)
+
+    assert at_field == {}
+    assert elsewhere == [SUMMARY_FOR_PATH["Idempotency-Key"]]
+    assert elsewhere[0].startswith("This form has already placed an order")
+
+
+class QuantityForm(Form):
+    quantity = WholeNumberField(invalid_value_message="Enter a whole number")
+
+
+@pytest.mark.parametrize("typed", ["٣", "\uff13", "³", "1_0", "+3", "-1", "3.0", "", "three"])
+def test_a_whole_number_field_reads_ascii_digits_only(typed: str) -> None:
+    form = QuantityForm(MultiDict({"quantity": typed}))
+
+    assert form.quantity.data is None
+    assert form.quantity.process_errors == ["Enter a whole number"]
+
+
+@pytest.mark.parametrize(("typed", "number"), [("3", 3), (" 10 ", 10), ("007", 7)])
+def test_a_whole_number_field_reads_ascii_digits(typed: str, number: int) -> None:
+    form = QuantityForm(MultiDict({"quantity": typed}))
+
+    assert form.quantity.data == number
+    assert form.quantity.process_errors == []

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
 import pytest
 
-from shop.validation import ValidationFailed, luhn_ok, parse_checkout
+from shop.validation import (
+    MAX_JSON_DEPTH,
+    UnreadableBody,
+    ValidationFailed,
+    is_order_id,
+    luhn_ok,
+    parse_checkout,
+    read_json,
+)
 from tests.support.shop import order_body
 
 TODAY = date(2026, 11, 26)
@@ -17,6 +26,15 @@ def errors_for(body: Any) -> dict[str, str]:
     with pytest.raises(ValidationFailed) as caught:
         parse_checkout(body, TODAY)
     return caught.value.fields
+
+
+def errors_in(body: Any) -> dict[str, str]:
+    """The errors parse_checkout() finds in ``body``, none if it accepts it."""
+    try:
+        parse_checkout(body, TODAY)
+    except ValidationFailed as exc:
+        return exc.fields
+    return {}
 
 
 def test_a_complete_order_is_accepted() -> None:
@@ -54,7 +72,9 @@ def test_the_current_month_has_not_expired() -> None:
     parse_checkout(body, TODAY)
 
 
-@pytest.mark.parametrize("quantity", [0, 11, -1, "two", 2.5, True])
+@pytest.mark.parametrize(
+    "quantity", [0, 11, -1, "two", 2.5, True, 1.0, 1e300, float("nan"), float("inf"), "٣", 10**30]
+)
 def test_a_quantity_outside_one_to_ten_is_named(quantity: Any) -> None:
     body = order_body()
     body["items"][0]["quantity"] = quantity
@@ -89,3 +109,201 @@ def test_a_body_that_is_not_an_object_is_refused() -> None:
 )
 def test_luhn(number: str, valid: bool) -> None:
     assert luhn_ok(number) is valid
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    """The valid order_body() with the field at ``path`` ("payment.cvc", "items[0].size") set."""
+    body = order_body()
+    *parents, name = path.replace("[0]", ".0").split(".")
+    target: Any = body
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[name] = value
+    return body
+
+
+# Digits: ASCII 0-9 only. "²" passes str.isdigit() and makes int() raise; Arabic-Indic and
+# fullwidth digits pass it and int() reads them; none is something the gateway takes.
+@pytest.mark.parametrize("digits", ["²", "١٢", "\uff11\uff12", "1²"])
+@pytest.mark.parametrize(
+    "path", ["payment.exp_month", "payment.exp_year", "payment.cvc", "items[0].quantity"]
+)
+def test_a_digit_field_refuses_digits_that_are_not_ascii(path: str, digits: str) -> None:
+    assert set(errors_for(with_change(path, digits))) == {path}
+
+
+@pytest.mark.parametrize(
+    "number", ["4242424242424²42", "\uff14\uff12" * 8, "\uff14242424242424242"]
+)
+def test_a_card_number_is_ascii_digits_only(number: str) -> None:
+    assert errors_for(order_body(card=number)) == {"payment.card_number": "must be 12 to 19 digits"}
+
+
+def test_digits_come_as_text_or_as_json_integers() -> None:
+    body = with_change("payment.exp_month", " 09 ")
+    body["payment"].update(exp_year="2031", cvc=123)
+    body["items"][0]["quantity"] = "2"
+
+    request = parse_checkout(body, TODAY)
+
+    assert (request.card.exp_month, request.card.exp_year, request.card.cvc) == (9, 2031, "123")
+    assert request.lines[0].quantity == 2
+
+
+TEXT_PATHS = [
+    "customer.name",
+    "customer.email",
+    "shipping_address.line1",
+    "shipping_address.city",
+    "shipping_address.postal_code",
+    "shipping_address.country",
+    "items[0].sku",
+    "items[0].size",
+]
+
+
+# Text: no C0 or C1 control character (NUL among them) and no lone surrogate, anywhere in the
+# text that is kept.
+@pytest.mark.parametrize(
+    "bad", ["\x00", "\t", "\n", "\x1b", "\x7f", "\x85", "\x9f", "\ud83d", "\udc00"]
+)
+@pytest.mark.parametrize("path", TEXT_PATHS)
+def test_every_text_field_refuses_control_characters_and_lone_surrogates(
+    path: str, bad: str
+) -> None:
+    assert errors_for(with_change(path, f"A{bad}B")) == {
+        path: "must not contain control characters or unpaired surrogates"
+    }
+
+
+def test_a_surrogate_pair_is_one_character_and_welcome() -> None:
+    request = parse_checkout(with_change("customer.name", "Ada 😀 Lovelace"), TODAY)
+
+    assert request.name == "Ada 😀 Lovelace"
+
+
+def test_whitespace_around_text_is_trimmed_not_refused() -> None:
+    request = parse_checkout(with_change("customer.name", "\t Ada Lovelace \n"), TODAY)
+
+    assert request.name == "Ada Lovelace"
+
+
+@pytest.mark.parametrize("value", [42, "42"])
+def test_a_size_may_be_a_number_or_text(value: Any) -> None:
+    assert parse_checkout(with_change("items[0].size", value), TODAY).lines[0].size == "42"
+
+
+@pytest.mark.parametrize("value", [True, 42.0, -42, 10**8, ["42"]])
+def test_a_size_is_neither_a_boolean_a_float_nor_out_of_reach(value: Any) -> None:
+    assert set(errors_for(with_change("items[0].size", value))) == {"items[0].size"}
+
+
+# Lengths are in characters (code points), as PostgreSQL counts a VARCHAR: products.sku is 32,
+# stock.size is 8.
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [
+        ("customer.name", 100),
+        ("customer.email", 200),
+        ("shipping_address.line1", 200),
+        ("shipping_address.city", 200),
+        ("shipping_address.postal_code", 200),
+        ("items[0].sku", 32),
+        ("items[0].size", 8),
+    ],
+)
+def test_text_limits_are_counted_in_characters(path: str, limit: int) -> None:
+    at_limit, over = "😀" * limit, "😀" * (limit + 1)
+    if path == "customer.email":
+        at_limit, over = "😀" * (limit - 8) + "@x.co.nl", "😀" * (limit - 7) + "@x.co.nl"
+
+    assert path not in errors_in(with_change(path, at_limit))
+    assert errors_for(with_change(path, over))[path] == f"must be at most {limit} characters"
+
+
+# Integers: JSON integers (or digit text), never booleans or floats, and bounded.
+@pytest.mark.parametrize(
+    "value", [True, False, 12.0, 1e300, float("nan"), float("inf"), -1, 0, 13, 10**30, None, "+12"]
+)
+def test_an_expiry_month_is_a_whole_number_from_1_to_12(value: Any) -> None:
+    assert set(errors_for(with_change("payment.exp_month", value))) == {"payment.exp_month"}
+
+
+@pytest.mark.parametrize(
+    "value", [True, 2031.0, 1e300, float("nan"), float("-inf"), 2047, 10**30, "99999", None, 47]
+)
+def test_an_expiry_year_is_a_whole_number_at_most_twenty_years_ahead(value: Any) -> None:
+    assert errors_for(with_change("payment.exp_year", value)) == {
+        "payment.exp_year": "must be a year from 2026 to 2046"
+    }
+
+
+@pytest.mark.parametrize("year", [2046, 46, "2046"])
+def test_a_card_expiring_twenty_years_ahead_is_accepted(year: Any) -> None:
+    assert parse_checkout(with_change("payment.exp_year", year), TODAY).card.exp_year == 2046
+
+
+def test_a_year_long_past_is_an_expired_card() -> None:
+    assert errors_for(with_change("payment.exp_year", 1999)) == {
+        "payment.exp_year": "the card has expired"
+    }
+
+
+# The body: what the JSON parser cannot or should not read is UnreadableBody, never another
+# exception.
+VALID = json.dumps(order_body()).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 1000 + b"]" * 1000,
+        b"[" * 100_000,
+        b'{"a":' * 1000 + b"1" + b"}" * 1000,
+        b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1),
+        VALID.replace(b'"exp_month": 12', b'"exp_month": NaN'),
+        VALID.replace(b'"exp_month": 12', b'"exp_month": Infinity'),
+        VALID.replace(b'"exp_month": 12', b'"exp_month": -Infinity'),
+        VALID.replace(b"Ada", b"\xffda"),
+        VALID.replace(b"Ada", b"\xed\xa0\xbdda"),
+        b"\xef\xbb\xbf" + VALID,
+        VALID.decode().encode("utf-16"),
+        b'{"a": 1, "a": 2}',
+        b'{"a": ' + b"9" * 5000 + b"}",
+        b"",
+        b"{",
+    ],
+)
+def test_a_body_the_parser_should_not_read_is_unreadable(raw: bytes) -> None:
+    with pytest.raises(UnreadableBody):
+        read_json(raw)
+
+
+def test_a_body_as_deep_as_allowed_is_read() -> None:
+    deep = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
+
+    assert read_json(deep) is not None
+    assert read_json(VALID) == order_body()
+
+
+def test_a_lone_surrogate_escaped_in_json_is_read_then_refused_as_a_field() -> None:
+    body = read_json(VALID.replace(b"Ada Lovelace", b"Testy \\ud83d"))
+
+    assert errors_for(body) == {
+        "customer.name": "must not contain control characters or unpaired surrogates"
+    }
+
+
+def test_an_order_id_is_a_uuid_as_the_shop_writes_them() -> None:
+    order_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+    assert is_order_id(order_id)
+    for other in (
+        "",
+        "\x00",
+        order_id.upper(),
+        "{" + order_id + "}",
+        order_id + "\x00",
+        "\u0660" * 32,
+    ):
+        assert not is_order_id(other), ascii(other)
