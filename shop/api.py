@@ -17,7 +17,6 @@ from shop.validation import (
     IdempotencyKeyReused,
     UnreadableBody,
     ValidationFailed,
-    is_order_id,
     read_json,
 )
 from workers.messaging.database import engine_for
@@ -81,10 +80,8 @@ def _no_such_order(order_id: str) -> tuple[Response, int]:
     return error_response(404, "not_found", f"no order has the id {order_id}")
 
 
-@bp.get("/orders/<order_id>")
+@bp.get("/orders/<order_id:order_id>")
 def get_order(order_id: str) -> tuple[Response, int] | Response:
-    if not is_order_id(order_id):
-        return _no_such_order(order_id)
     with engine_for("shop").connect() as conn:
         view = readmodel.order_view(conn, order_id)
     if view is None:
@@ -92,10 +89,8 @@ def get_order(order_id: str) -> tuple[Response, int] | Response:
     return jsonify({**view, "delayed": delay_of(order_id)})
 
 
-@bp.post("/orders/<order_id>/cancel")
+@bp.post("/orders/<order_id:order_id>/cancel")
 def cancel_order(order_id: str) -> tuple[Response, int]:
-    if not is_order_id(order_id):
-        return _no_such_order(order_id)
     try:
         request_cancellation(order_id)
     except UnknownOrder:

@@ -31,9 +31,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from shop import admin, api, health, pages
+    from shop import admin, api, health, pages, urls
     from shop.sealing import Sealer
 
+    urls.init_app(app)
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # JSON clients authenticate nothing by cookie, so CSRF does not apply
     app.register_blueprint(api.bp)

@@ -73,7 +73,7 @@ def last_event_id() -> int | None:
     return int(raw.strip())
 
 
-@bp.get("/orders/<order_id>/events")
+@bp.get("/orders/<order_id:order_id>/events")
 def order_events(order_id: str) -> Response:
     view = load_view(order_id)
     if view is None:

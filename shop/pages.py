@@ -93,7 +93,7 @@ def catalogue() -> ResponseReturnValue:
     return render_template("catalogue.html", products=products)
 
 
-@bp.route("/products/<sku>", methods=["GET", "POST"])
+@bp.route("/products/<sku:sku>", methods=["GET", "POST"])
 def product(sku: str) -> ResponseReturnValue:
     shoe = _load_product(sku)
     if shoe is None:
@@ -117,7 +117,7 @@ def product(sku: str) -> ResponseReturnValue:
     return redirect(url_for("pages.order", order_id=placed.order_id), code=303)
 
 
-@bp.get("/orders/<order_id>")
+@bp.get("/orders/<order_id:order_id>")
 def order(order_id: str) -> ResponseReturnValue:
     with engine_for("shop").connect() as conn:
         view = readmodel.order_view(conn, order_id)
@@ -144,7 +144,7 @@ def order(order_id: str) -> ResponseReturnValue:
     )
 
 
-@bp.post("/orders/<order_id>/cancel")
+@bp.post("/orders/<order_id:order_id>/cancel")
 def cancel_order(order_id: str) -> ResponseReturnValue:
     try:
         request_cancellation(order_id)

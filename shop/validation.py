@@ -9,14 +9,12 @@ kind of value has one check, applied to every field of that kind:
 - digits (``is_ascii_digits``): ASCII 0-9 only, never whatever ``str.isdigit()`` takes;
 - whole numbers (``_whole``): JSON integers or digit text, never booleans or floats, and each
   bounded by its field to what the workers and the payment gateway accept;
-- order ids in a URL (``is_order_id``): a UUID as the shop writes them, or no order at all.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -150,15 +148,6 @@ def is_ascii_digits(text: str) -> bool:
     """Whether ``text`` is one or more of the ASCII digits 0-9 and nothing else. ``str.isdigit()``
     also takes "²" (which int() then refuses) and "٣" (which int() reads as 3)."""
     return text.isascii() and text.isdigit()
-
-
-def is_order_id(text: str) -> bool:
-    """Whether ``text`` can name an order: a UUID as the shop writes them. Anything else names
-    no order and is never looked up (PostgreSQL refuses a NUL even in a WHERE clause)."""
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
 
 
 def luhn_ok(number: str) -> bool:

@@ -187,9 +187,19 @@ def test_the_widest_text_the_shop_accepts_is_carried_until_the_order_ships(
 def test_an_order_id_no_database_can_look_up_names_no_order(
     client: FlaskClient, order_id: str
 ) -> None:
-    # PostgreSQL refused the NUL even in a lookup: a 500 before.
+    # PostgreSQL refused the NUL even in a lookup: a 500 before, on the API and on the pages.
     assert_refused(client.get(f"/api/orders/{order_id}"), 404, "not_found")
     assert_refused(client.post(f"/api/orders/{order_id}/cancel"), 404, "not_found")
+    for page in (f"/orders/{order_id}", f"/orders/{order_id}/events"):
+        assert client.get(page).status_code == 404, page
+    assert client.post(f"/orders/{order_id}/cancel").status_code in (400, 404)
+
+
+@pytest.mark.parametrize("sku", ["%00", "RUN-001%00", "%C2%85", "R" * 33])
+def test_a_product_code_no_database_can_look_up_names_no_product(
+    client: FlaskClient, sku: str
+) -> None:
+    assert client.get(f"/products/{sku}").status_code == 404
 
 
 # --- 3. Integers are integers, and bounded ------------------------------------------------------

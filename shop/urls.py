@@ -1,0 +1,26 @@
+"""What an id in a URL may be: a route matches only ids the shop could have written, so anything
+else (a NUL that PostgreSQL refuses even in a lookup, a control character) is a 404 before any
+database is asked."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.routing import BaseConverter
+
+
+class OrderIdConverter(BaseConverter):
+    """``<order_id:…>``: a UUID as the shop writes them (lower-case hex, hyphenated)."""
+
+    regex = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+class SkuConverter(BaseConverter):
+    """``<sku:…>``: a catalogue code such as ``RUN-001``, at most products.sku's 32 characters."""
+
+    regex = r"[A-Za-z0-9-]{1,32}"
+
+
+def init_app(app: Flask) -> None:
+    """Register the converters; call before any blueprint whose routes use them."""
+    app.url_map.converters["order_id"] = OrderIdConverter
+    app.url_map.converters["sku"] = SkuConverter
