@@ -22,7 +22,7 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from shop.tables import orders, stock
-from tests.support.shop import GOOD_CARD, order_body, wait_for
+from tests.support.shop import filled_form, hidden_fields, order_body, wait_for
 from workers.messaging.database import engine_for
 
 SKU = "CAS-002"
@@ -311,30 +311,7 @@ def test_an_idempotency_key_with_control_characters_is_refused(client: FlaskClie
 def fresh_form(client: FlaskClient) -> dict[str, str]:
     """The hidden fields of the product page, and a valid order of one pair."""
     html = client.get(f"/products/{SKU}").get_data(as_text=True)
-    return {
-        **hidden_fields(html),
-        "size": FORM,
-        "quantity": "1",
-        "name": "Ada Lovelace",
-        "email": "ada@example.com",
-        "line1": "Keizersgracht 1",
-        "city": "Amsterdam",
-        "postal_code": "1015 CJ",
-        "country": "NL",
-        "card_number": GOOD_CARD,
-        "exp_month": "12",
-        "exp_year": "2031",
-        "cvc": "123",
-    }
-
-
-def hidden_fields(html: str) -> dict[str, str]:
-    found = {}
-    for name in ("csrf_token", "idempotency_key"):
-        value = re.search(rf'name="{name}"[^>]*value="([^"]*)"', html)
-        assert value is not None, f"no {name} on the page"
-        found[name] = value.group(1)
-    return found
+    return filled_form(hidden_fields(html), size=FORM)
 
 
 def error_at(html: str, field_id: str) -> str:

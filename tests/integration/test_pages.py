@@ -7,49 +7,17 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.support.shop import GOOD_CARD
+from tests.support.shop import filled_form, hidden_fields
 
 STATUSES = {"PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED", "CANCELLED"}
 ORDER_URL = re.compile(r"/orders/([0-9a-f-]{36})$")
-
-
-def _hidden_value(html: str, name: str) -> str:
-    tag = re.search(rf'<input[^>]*\bname="{name}"[^>]*>', html)
-    assert tag is not None, f"no {name} input on the page"
-    value = re.search(r'\bvalue="([^"]*)"', tag.group(0))
-    assert value is not None, f"the {name} input has no value"
-    return value.group(1)
 
 
 def _fresh_form(client: FlaskClient, sku: str) -> dict[str, str]:
     """What a browser sends back: the page's hidden fields, to which a test adds the rest."""
     page = client.get(f"/products/{sku}")
     assert page.status_code == 200
-    html = page.get_data(as_text=True)
-    return {
-        "csrf_token": _hidden_value(html, "csrf_token"),
-        "idempotency_key": _hidden_value(html, "idempotency_key"),
-    }
-
-
-def _filled(hidden: dict[str, str], *, size: str, **changes: str) -> dict[str, str]:
-    form = {
-        **hidden,
-        "size": size,
-        "quantity": "1",
-        "name": "Ada Lovelace",
-        "email": "ada@example.com",
-        "line1": "Keizersgracht 1",
-        "city": "Amsterdam",
-        "postal_code": "1015 CJ",
-        "country": "NL",
-        "card_number": GOOD_CARD,
-        "exp_month": "12",
-        "exp_year": "2031",
-        "cvc": "123",
-    }
-    form.update(changes)
-    return form
+    return hidden_fields(page.get_data(as_text=True))
 
 
 def _available(client: FlaskClient, sku: str, size: str) -> int:
@@ -104,7 +72,7 @@ def test_a_product_page_shows_its_sizes_and_the_checkout_form(client: FlaskClien
     ):
         assert f'<label for="{field_id}"' in html, f"{field_id} has no label"
     assert "Street and number" in html
-    assert _hidden_value(html, "csrf_token")
+    assert hidden_fields(html)["csrf_token"]
 
 
 def test_bad_email_and_card_rerender_with_each_error_at_its_field_and_reserve_nothing(
@@ -112,7 +80,9 @@ def test_bad_email_and_card_rerender_with_each_error_at_its_field_and_reserve_no
 ) -> None:
     sku, size = "SAN-002", "44"
     before = _available(client, sku, size)
-    form = _filled(_fresh_form(client, sku), size=size, email="not-an-email", card_number="1234")
+    form = filled_form(
+        _fresh_form(client, sku), size=size, email="not-an-email", card_number="1234"
+    )
 
     response = client.post(f"/products/{sku}", data=form)
 
@@ -126,7 +96,7 @@ def test_bad_email_and_card_rerender_with_each_error_at_its_field_and_reserve_no
 
 
 def test_a_post_without_the_csrf_token_is_refused(client: FlaskClient) -> None:
-    form = _filled(_fresh_form(client, "RUN-002"), size="41")
+    form = filled_form(_fresh_form(client, "RUN-002"), size="41")
     del form["csrf_token"]
 
     response = client.post("/products/RUN-002", data=form)
@@ -135,7 +105,7 @@ def test_a_post_without_the_csrf_token_is_refused(client: FlaskClient) -> None:
 
 
 def test_a_valid_order_redirects_to_its_tracking_page(client: FlaskClient) -> None:
-    form = _filled(_fresh_form(client, "KID-001"), size="38")
+    form = filled_form(_fresh_form(client, "KID-001"), size="38")
 
     response = client.post("/products/KID-001", data=form)
 
@@ -154,7 +124,7 @@ def test_a_valid_order_redirects_to_its_tracking_page(client: FlaskClient) -> No
 
 
 def test_the_same_form_posted_twice_places_one_order(client: FlaskClient) -> None:
-    form = _filled(_fresh_form(client, "KID-001"), size="39")
+    form = filled_form(_fresh_form(client, "KID-001"), size="39")
 
     first = client.post("/products/KID-001", data=form)
     second = client.post("/products/KID-001", data=form)

@@ -1,7 +1,9 @@
-"""Helpers the integration and system tests share: order bodies and waiting for outcomes."""
+"""Helpers the integration and system tests share: order bodies, the product page's form,
+waiting for outcomes."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -48,3 +50,35 @@ def db_current(output: str) -> dict[str, list[str]]:
 
     rows = (line.split() for line in output.splitlines())
     return {row[0]: row[1:] for row in rows if row and row[0] in COMPONENTS}
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """What a browser sends back of a product page: its CSRF token and idempotency key."""
+    found = {}
+    for name in ("csrf_token", "idempotency_key"):
+        tag = re.search(rf'<input[^>]*\bname="{name}"[^>]*>', html)
+        assert tag is not None, f"no {name} input on the page"
+        value = re.search(r'\bvalue="([^"]*)"', tag.group(0))
+        assert value is not None, f"the {name} input has no value"
+        found[name] = value.group(1)
+    return found
+
+
+def filled_form(hidden: dict[str, str], *, size: str, **changes: str) -> dict[str, str]:
+    """The product page's form with the page's hidden fields and a valid order of one pair."""
+    return {
+        **hidden,
+        "size": size,
+        "quantity": "1",
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "line1": "Keizersgracht 1",
+        "city": "Amsterdam",
+        "postal_code": "1015 CJ",
+        "country": "NL",
+        "card_number": GOOD_CARD,
+        "exp_month": "12",
+        "exp_year": "2031",
+        "cvc": "123",
+        **changes,
+    }
