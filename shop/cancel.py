@@ -7,7 +7,8 @@ from sqlalchemy import select
 from config.celery import app as celery_app
 from shop import readmodel
 from shop.tables import orders
-from workers.messaging.envelope import Envelope, event_type
+from workers.messaging import contracts
+from workers.messaging.envelope import Envelope
 from workers.messaging.unit_of_work import publish_committed, unit_of_work
 
 SOURCE = "/shop"
@@ -50,10 +51,5 @@ def request_cancellation(order_id: str) -> bool:
 
 
 def _cancellation_requested(order_id: str) -> Envelope:
-    return Envelope(
-        type=event_type("order.cancellation_requested"),
-        source=SOURCE,
-        subject=order_id,
-        correlationid=order_id,
-        data={"order_id": order_id, "reason": CUSTOMER_REQUEST},
-    )
+    data = contracts.OrderCancellationRequested(order_id=order_id, reason=CUSTOMER_REQUEST)
+    return contracts.new_event(data, source=SOURCE, subject=order_id)

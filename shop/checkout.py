@@ -24,7 +24,8 @@ from shop.validation import (
     ValidationFailed,
     parse_checkout,
 )
-from workers.messaging.envelope import Envelope, event_type, utcnow
+from workers.messaging import contracts
+from workers.messaging.envelope import Envelope, utcnow
 from workers.messaging.unit_of_work import publish_committed, unit_of_work
 
 SOURCE = "/shop"
@@ -176,26 +177,27 @@ def _reserve(conn: Connection, request: CheckoutRequest) -> None:
 def _placed_event(
     order_id: str, request: CheckoutRequest, lines: list[dict[str, Any]], token: str
 ) -> Envelope:
-    currency = lines[0]["currency"]
-    items = [
-        {key: line[key] for key in ("sku", "name", "size", "quantity", "unit_price_cents")}
-        for line in lines
-    ]
-    return Envelope(
-        type=event_type("order.placed"),
-        source=SOURCE,
-        subject=order_id,
-        correlationid=order_id,
-        data={
-            "order_id": order_id,
-            "customer": {"name": request.name, "email": request.email},
-            "shipping_address": request.address,
-            "items": items,
-            "total_cents": sum(line["quantity"] * line["unit_price_cents"] for line in lines),
-            "currency": currency,
-            "payment": {"token": token, "brand": request.card.brand, "last4": request.card.last4},
-        },
+    data = contracts.OrderPlaced(
+        order_id=order_id,
+        customer=contracts.Customer(name=request.name, email=request.email),
+        shipping_address=contracts.Address(**request.address),
+        items=[
+            contracts.PricedItem(
+                sku=line["sku"],
+                name=line["name"],
+                size=line["size"],
+                quantity=line["quantity"],
+                unit_price_cents=line["unit_price_cents"],
+            )
+            for line in lines
+        ],
+        total_cents=sum(line["quantity"] * line["unit_price_cents"] for line in lines),
+        currency=lines[0]["currency"],
+        payment=contracts.SealedCard(
+            token=token, brand=request.card.brand, last4=request.card.last4
+        ),
     )
+    return contracts.new_event(data, source=SOURCE, subject=order_id)
 
 
 def _record(

@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.support.shop import DECLINED_CARD, FAILING_CARD, GOOD_CARD
 from tests.system.conftest import RunningShop
+from workers.messaging.contracts import wire_type
 
 # Payment, shipping and the page's update all happen within seconds; a minute is generous.
 SETTLE_MS = 60_000
@@ -60,7 +61,7 @@ def test_a_shopper_browses_buys_and_watches_the_shoes_ship(
     assert page.locator("#status-label").inner_text() == "Shipped"
     timeline = page.locator("#timeline li")
     assert timeline.count() >= 4
-    assert timeline.first.get_attribute("data-type") == "shoeshop.order.placed.v1"
+    assert timeline.first.get_attribute("data-type") == wire_type("order.placed")
 
 
 def test_a_declined_card_cancels_the_order_and_says_why(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import date
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -355,3 +356,40 @@ def _row_counts(database: Path) -> dict[str, int]:
         return {
             table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables
         }
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("do_not_honor", "do_not_honor"),
+        ("Card Declined!", "unknown"),
+        ("declined\x00", "unknown"),
+        ("x" * 51, "unknown"),
+        (402, "unknown"),
+    ],
+)
+def test_a_decline_code_the_events_cannot_carry_is_read_as_unknown(code: Any, reason: str) -> None:
+    # A gateway (a fake one here: the simulator only answers codes it knows) that declines with
+    # a code no reason column or event could hold: the decline is still a decline.
+    class Declining(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"error": {"code": code, "message": "no"}}).encode()
+            self.send_response(402)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Declining)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with HttpGateway(f"http://127.0.0.1:{server.server_port}") as declining:
+            result = charge(declining, "sealed", key=new_id(), order_id=new_id())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result == Declined(reason=reason)

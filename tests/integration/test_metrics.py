@@ -15,6 +15,7 @@ from config.settings import COMPONENTS, QUEUES
 from shop.metrics import queue_depths
 from tests.support.shop import order_body, wait_for
 from workers.messaging import outbox
+from workers.messaging.contracts import wire_type
 from workers.messaging.envelope import utcnow
 from workers.messaging.tables import kit_metadata
 from workers.messaging.tables import outbox as outbox_table
@@ -101,7 +102,7 @@ def test_the_oldest_unpublished_event_gives_the_outbox_its_age() -> None:
             conn.execute(
                 insert(outbox_table).values(
                     id=str(uuid.uuid4()),
-                    type="shoeshop.order.placed.v1",
+                    type=wire_type("order.placed"),
                     subject=str(uuid.uuid4()),
                     event={},
                     created_at=created,

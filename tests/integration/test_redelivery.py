@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -11,8 +12,9 @@ from sqlalchemy import func, insert, select
 
 from tests.support.shop import order_body, wait_for
 from workers.messaging import redelivery
+from workers.messaging.contracts import PaymentDeclined, new_event
 from workers.messaging.database import engine_for, transaction
-from workers.messaging.envelope import Envelope, event_type, utcnow
+from workers.messaging.envelope import Envelope, utcnow
 from workers.messaging.redelivery import redeliver_unapplied
 from workers.messaging.tables import inbox, outbox
 
@@ -28,13 +30,8 @@ def applied(event_id: str) -> int:
 
 def lost_decline(order_id: str, payment_id: str) -> Envelope:
     """A payment.declined for an order that has shipped: orders records it and ignores it."""
-    return Envelope(
-        type=event_type("payment.declined"),
-        source="/payments",
-        subject=order_id,
-        correlationid=order_id,
-        data={"order_id": order_id, "payment_id": payment_id, "reason": "card_declined"},
-    )
+    declined = PaymentDeclined(order_id=order_id, payment_id=payment_id, reason="card_declined")
+    return new_event(declined, source="/payments", subject=order_id)
 
 
 def published_two_minutes_ago(events: list[Envelope]) -> None:
@@ -64,7 +61,7 @@ def test_a_published_event_no_subscriber_applied_is_sent_again_once(
     order_id = response.get_json()["id"]
     wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
     # Given payments published an event two minutes ago that the broker then lost
-    lost = lost_decline(order_id, "from-a-lost-message")
+    lost = lost_decline(order_id, str(uuid.uuid4()))
     published_two_minutes_ago([lost])
     assert applied(lost.id) == 0
 
@@ -86,7 +83,7 @@ def test_a_window_larger_than_one_chunk_is_swept_chunk_by_chunk(
     wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
     # Given five lost events, read two at a time
     monkeypatch.setattr(redelivery, "CHUNK", 2)
-    lost = [lost_decline(order_id, f"lost-{n}") for n in range(5)]
+    lost = [lost_decline(order_id, str(uuid.uuid4())) for _ in range(5)]
     published_two_minutes_ago(lost)
 
     # When the sweep runs, every one of them is sent again and applied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,8 +18,9 @@ from config.settings import get_settings
 from shop import readmodel
 from shop.tables import orders as order_view_table
 from tests.support.shop import FAILING_CARD, FLAKY_CARD, order_body, wait_for
+from workers.messaging.contracts import PaymentDeclined, new_event, wire_type
 from workers.messaging.database import engine_for, transaction
-from workers.messaging.envelope import Envelope, event_type, utcnow
+from workers.messaging.envelope import utcnow
 from workers.messaging.publisher import publish
 from workers.orders import projections, store, timer
 from workers.replay_cli import replay, report
@@ -155,13 +157,9 @@ def test_a_stale_event_is_recorded_and_ignored_not_parked(
 ) -> None:
     order_id = place(client, sku="CAS-002", size="44")
     reaches(client, order_id, "SHIPPED")
-    stale = Envelope(
-        type=event_type("payment.declined"),
-        source="/payments",
-        subject=order_id,
-        correlationid=order_id,
-        data={"order_id": order_id, "payment_id": "an-old-one", "reason": "card_declined"},
-    )
+    an_old_one = str(uuid.uuid4())
+    declined = PaymentDeclined(order_id=order_id, payment_id=an_old_one, reason="card_declined")
+    stale = new_event(declined, source="/payments", subject=order_id)
 
     publish(celery_app, [stale])
 
@@ -179,11 +177,11 @@ def test_the_timeline_shows_every_component_and_the_retries(client: FlaskClient)
 
     timeline = shipped["timeline"]
     assert {entry["component"] for entry in timeline} == {"shop", "orders", "payments", "shipping"}
-    assert timeline[0]["type"] == "shoeshop.order.placed.v1"
+    assert timeline[0]["type"] == wire_type("order.placed")
     assert timeline[0]["since_placed_s"] == 0
     offsets = [entry["since_placed_s"] for entry in timeline]
     assert offsets == sorted(offsets)
-    payment_request = next(e for e in timeline if e["type"] == "shoeshop.payment.requested.v1")
+    payment_request = next(e for e in timeline if e["type"] == wire_type("payment.requested"))
     assert payment_request["consumers"][0]["retries"] == 2
 
 

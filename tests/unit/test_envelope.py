@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from workers.messaging.contracts import ShipmentCancelled, new_event
 from workers.messaging.envelope import Envelope, event_type
 from workers.messaging.errors import InvalidEvent, UnknownEventType
 from workers.messaging.subscriptions import SUBSCRIPTIONS, queue_of, subscribers_of
@@ -43,7 +44,9 @@ def test_an_envelope_carries_the_cloudevents_attributes() -> None:
 
 def test_a_caused_event_keeps_the_saga_and_names_its_cause() -> None:
     cause = sample()
-    effect = cause.caused("payment.requested", "/orders", {"x": 1})
+    shipped = ShipmentCancelled(order_id="3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11")
+    effect = new_event(shipped, source="/shipping", cause=cause)
+    assert effect.type == ShipmentCancelled.TYPE
     assert effect.correlationid == cause.correlationid
     assert effect.causationid == cause.id
     assert effect.subject == cause.subject

@@ -7,8 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-PLACED = "shoeshop.order.placed.v1"
-STATUS_CHANGED = "shoeshop.order.status_changed.v1"
+from workers.messaging.contracts import wire_type
+
+PLACED = wire_type("order.placed")
+STATUS_CHANGED = wire_type("order.status_changed")
 PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
 
 

@@ -2,10 +2,15 @@
 
 Each model says what its producer emits today: a field the producer always sends is required,
 with the type the producer sends (strict: no string is read as a number, no number as a
-string). Limits are only those a handler downstream needs (a non-empty id, a positive amount, a
-known status), so no event a current producer emits is refused here. A field the model does not
-know is ignored, not refused: a newer producer may add an optional field without breaking an
-older consumer (a tolerant reader).
+string). Every string and every integer is bounded by what every component that stores or
+sends it can carry: the columns it lands in (VARCHAR lengths, PostgreSQL's 32-bit INTEGER),
+UTF-8 (no lone surrogates), PostgreSQL's text (no NUL) and one line of a page or a mail (no
+other control character). The shop's request models (``shop.validation``) refuse at the edge
+whatever these would refuse further down, from the same limits below.
+
+A field the model does not know is ignored, not refused: a newer producer may add an optional
+field without breaking an older consumer (a tolerant reader). Producers build their events from
+these models (``new_event``), which checks them before they are written to an outbox.
 
 The JSON Schemas in docs/events/ are generated from these models (see ``schemas``); the
 versions of an event and the upcasters between them live in ``versions``.
@@ -13,186 +18,325 @@ versions of an event and the upcasters between them live in ``versions``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from workers.messaging.envelope import event_type
+from workers.messaging.envelope import Envelope, event_type
+from workers.messaging.errors import InvariantViolation
 
-Text = Annotated[str, msgspec.Meta(min_length=1)]
-"""A string a handler keys on or acts on (an id, a reason, a currency): never empty."""
+# --- limits, in characters (code points, as PostgreSQL counts a VARCHAR) and whole units -------
+NAME_LENGTH = 100  # orders' order_summaries.customer_name VARCHAR(100)
+EMAIL_LENGTH = 200
+ADDRESS_LENGTH = 200  # each line of an address (JSON columns: a page's line, not a column's)
+PRODUCT_NAME_LENGTH = 100  # products.name VARCHAR(100)
+SKU_LENGTH = 32  # products.sku VARCHAR(32)
+SIZE_LENGTH = 8  # stock.size VARCHAR(8)
+REASON_LENGTH = 50  # orders.reason and order_summaries.reason VARCHAR(50)
+CARRIER_LENGTH = TRACKING_LENGTH = 50  # shipments.carrier, tracking_number VARCHAR(50)
+GATEWAY_ID_LENGTH = 64  # payments.charge_id, refunds.gateway_refund_id VARCHAR(64)
+TOKEN_LENGTH = 2048  # a sealed card: RSA-2048 OAEP in base64 is 344 characters
+MAX_QUANTITY = 10  # pairs of one shoe and size in one order
+MAX_LINES = 20  # lines in one order
+MAX_CENTS = 2**31 - 1  # PostgreSQL INTEGER, where prices, totals and amounts are stored
+
+# C0 and C1 control characters, NUL among them (PostgreSQL refuses it in text), and lone
+# surrogates (JSON can escape one, "\ud83d", but UTF-8 cannot encode it). Written with escapes,
+# which Python's re and JSON Schema's regular expressions read alike.
+UNCARRIABLE = r"\x00-\x1f\x7f-\x9f\ud800-\udfff"
+LINE_PATTERN = rf"^[^{UNCARRIABLE}]*$"
+EMAIL_PATTERN = rf"^[^@\s{UNCARRIABLE}]+@[^@\s{UNCARRIABLE}]+\.[^@\s{UNCARRIABLE}]+$"
+COUNTRY_PATTERN = r"^[A-Z]{2}$"  # ISO 3166-1 alpha-2, upper case (shipping picks the carrier)
+SKU_PATTERN = rf"^[A-Za-z0-9-]{{1,{SKU_LENGTH}}}$"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+CODE_PATTERN = rf"^[a-z0-9_]{{1,{REASON_LENGTH}}}$"
+# Printable ASCII without the space: what a gateway's id or a tracking number is made of.
+OPAQUE_PATTERN = r"^[\x21-\x7e]+$"
+
+
+def _line(max_length: int) -> msgspec.Meta:
+    return msgspec.Meta(min_length=1, max_length=max_length, pattern=LINE_PATTERN)
+
+
+Uuid = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
+"""An id this system mints: a UUID, lower-case and hyphenated (every id column is VARCHAR(36))."""
+Code = Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
+"""A reason or a status code, such as ``payment_timeout`` or ``card_declined``."""
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+"""ISO 4217, as every currency column (VARCHAR(3)) keeps it."""
+Cents = Annotated[int, msgspec.Meta(ge=0, le=MAX_CENTS)]
+PositiveCents = Annotated[int, msgspec.Meta(ge=1, le=MAX_CENTS)]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
+Sku = Annotated[str, msgspec.Meta(pattern=SKU_PATTERN)]
+Size = Annotated[str, _line(SIZE_LENGTH)]
+ProductName = Annotated[str, _line(PRODUCT_NAME_LENGTH)]
+GatewayId = Annotated[str, msgspec.Meta(max_length=GATEWAY_ID_LENGTH, pattern=OPAQUE_PATTERN)]
+Carrier = Annotated[str, _line(CARRIER_LENGTH)]
+TrackingNumber = Annotated[str, msgspec.Meta(max_length=TRACKING_LENGTH, pattern=OPAQUE_PATTERN)]
+Token = Annotated[str, msgspec.Meta(max_length=TOKEN_LENGTH, pattern=r"^[A-Za-z0-9_=-]+$")]
+"""A sealed card, URL-safe base64 (shop.sealing)."""
 
 OrderStatus = Literal["PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED", "CANCELLED"]
 
 
-class Shape(msgspec.Struct, frozen=True):
-    """Base of every event's data and of the objects inside it: frozen, and ignoring the fields
-    it does not name (msgspec's default). Strict types are asked for where the data is read
-    (``versions.parse``): msgspec checks types and limits when it converts data, never when a
-    model is built in code. Each model says ``frozen=True`` again: msgspec would inherit it, a
-    type checker does not.
+class Shape(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Base of every event's data and of the objects inside it: frozen, ignoring the fields it
+    does not name (msgspec's default), and leaving out of the wire an optional field at its
+    default (a thin notification stays thin). Strict types are asked for where the data is read
+    (``versions.parse``) and where an event is made (``new_event``): msgspec checks types and
+    limits when it converts data, never when a model is built in code. Each model says
+    ``frozen=True`` again: msgspec would inherit it, a type checker does not.
     """
 
 
+class Event(Shape, frozen=True):
+    """The data of one event type; ``TYPE`` is its current wire type."""
+
+    TYPE: ClassVar[str]
+
+
 class Customer(Shape, frozen=True):
-    name: str
-    email: str
+    name: Annotated[str, _line(NAME_LENGTH)]
+    email: Annotated[str, msgspec.Meta(max_length=EMAIL_LENGTH, pattern=EMAIL_PATTERN)]
 
 
 class Address(Shape, frozen=True):
-    line1: str
-    city: str
-    postal_code: str
-    # Shipping picks the carrier by country.
-    country: Text
+    line1: Annotated[str, _line(ADDRESS_LENGTH)]
+    city: Annotated[str, _line(ADDRESS_LENGTH)]
+    postal_code: Annotated[str, _line(ADDRESS_LENGTH)]
+    country: Annotated[str, msgspec.Meta(pattern=COUNTRY_PATTERN)]
 
 
 class PricedItem(Shape, frozen=True):
     """One line of an order, priced from the catalogue at checkout."""
 
-    sku: str
-    name: str
-    size: str
-    quantity: Annotated[int, msgspec.Meta(ge=1)]
-    unit_price_cents: Annotated[int, msgspec.Meta(ge=0)]
+    sku: Sku
+    name: ProductName
+    size: Size
+    quantity: Quantity
+    unit_price_cents: Cents
 
 
 class SealedCard(Shape, frozen=True):
     """The card as the shop passes it on: sealed for the gateway alone, plus brand and last four."""
 
-    token: Text
-    brand: str
-    last4: str
+    token: Token
+    brand: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{1,20}$")]
+    last4: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")]
 
 
-class OrderPlaced(Shape, frozen=True):
+class OrderPlaced(Event, frozen=True):
     """shop → orders: the whole order (event-carried state transfer)."""
 
-    order_id: Text
+    TYPE = event_type("order.placed", 2)
+    order_id: Uuid
     customer: Customer
     shipping_address: Address
-    items: Annotated[list[PricedItem], msgspec.Meta(min_length=1)]
-    total_cents: int
-    currency: Text
+    items: Annotated[list[PricedItem], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
+    total_cents: Cents
+    currency: Currency
     payment: SealedCard
 
 
-class PaymentRequested(Shape, frozen=True):
+class PaymentRequested(Event, frozen=True):
     """orders → payments: what payments needs to charge the card."""
 
-    order_id: Text
-    payment_id: Text
-    amount_cents: Annotated[int, msgspec.Meta(gt=0)]
-    currency: Text
-    token: Text
+    TYPE = event_type("payment.requested", 2)
+    order_id: Uuid
+    payment_id: Uuid
+    amount_cents: PositiveCents
+    currency: Currency
+    token: Token
 
 
-class PaymentSucceeded(Shape, frozen=True):
+class PaymentSucceeded(Event, frozen=True):
     """payments → orders: the charge went through."""
 
-    order_id: Text
-    payment_id: Text
-    charge_id: Text
+    TYPE = event_type("payment.succeeded", 2)
+    order_id: Uuid
+    payment_id: Uuid
+    charge_id: GatewayId
 
 
-class PaymentDeclined(Shape, frozen=True):
-    """payments → orders: the gateway refused the charge, and why."""
+class PaymentDeclined(Event, frozen=True):
+    """payments → orders: the gateway refused the charge, and why (its error code)."""
 
-    order_id: Text
-    payment_id: Text
-    reason: Text
+    TYPE = event_type("payment.declined", 2)
+    order_id: Uuid
+    payment_id: Uuid
+    reason: Code
 
 
 class ShipmentItem(Shape, frozen=True):
     """One line of a parcel: what to pack, without its price."""
 
-    sku: str
-    name: str
-    size: str
-    quantity: int
+    sku: Sku
+    name: ProductName
+    size: Size
+    quantity: Quantity
 
 
-class ShipmentRequested(Shape, frozen=True):
+class ShipmentRequested(Event, frozen=True):
     """orders → shipping: where to send what (event-carried state transfer)."""
 
-    order_id: Text
+    TYPE = event_type("shipment.requested", 2)
+    order_id: Uuid
     shipping_address: Address
-    items: list[ShipmentItem]
+    items: Annotated[list[ShipmentItem], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
 
 
-class ShipmentDispatched(Shape, frozen=True):
+class ShipmentDispatched(Event, frozen=True):
     """shipping → orders: the parcel left with a carrier."""
 
-    order_id: Text
-    shipment_id: Text
-    carrier: Text
-    tracking_number: Text
+    TYPE = event_type("shipment.dispatched", 2)
+    order_id: Uuid
+    shipment_id: Uuid
+    carrier: Carrier
+    tracking_number: TrackingNumber
 
 
 class Parcel(Shape, frozen=True):
-    carrier: Text
-    tracking_number: Text
+    carrier: Carrier
+    tracking_number: TrackingNumber
 
 
-class OrderStatusChanged(Shape, frozen=True):
+class OrderStatusChanged(Event, frozen=True):
     """orders → shop: the order's new status (a thin notification); SHIPPED names the parcel."""
 
-    order_id: Text
+    TYPE = event_type("order.status_changed", 2)
+    order_id: Uuid
     status: OrderStatus
-    reason: str | None
+    reason: Code | None
     shipment: Parcel | None = None
 
 
-class OrderCancellationRequested(Shape, frozen=True):
+class OrderCancellationRequested(Event, frozen=True):
     """shop → orders: the customer asked to cancel."""
 
-    order_id: Text
-    reason: Text
+    TYPE = event_type("order.cancellation_requested", 2)
+    order_id: Uuid
+    reason: Code
 
 
-class ShipmentCancellationRequested(Shape, frozen=True):
+class ShipmentCancellationRequested(Event, frozen=True):
     """orders → shipping: stop the parcel of a paid order if it has not left."""
 
-    order_id: Text
-    reason: str
+    TYPE = event_type("shipment.cancellation_requested", 2)
+    order_id: Uuid
+    reason: Code
 
 
-class ShipmentCancelled(Shape, frozen=True):
+class ShipmentCancelled(Event, frozen=True):
     """shipping → orders: the parcel was stopped before it left."""
 
-    order_id: Text
+    TYPE = event_type("shipment.cancelled", 2)
+    order_id: Uuid
 
 
-class RefundRequested(Shape, frozen=True):
+class RefundRequested(Event, frozen=True):
     """orders → payments: give the payment back; the refund id is the idempotency key."""
 
-    order_id: Text
-    payment_id: Text
-    amount_cents: int
-    refund_id: Text
+    TYPE = event_type("refund.requested", 2)
+    order_id: Uuid
+    payment_id: Uuid
+    amount_cents: PositiveCents
+    refund_id: Uuid
 
 
-class PaymentRefunded(Shape, frozen=True):
+class PaymentRefunded(Event, frozen=True):
     """payments → orders: the money went back."""
 
-    order_id: Text
-    payment_id: str
-    amount_cents: int
-    refund_id: Text
+    TYPE = event_type("payment.refunded", 2)
+    order_id: Uuid
+    payment_id: Uuid
+    amount_cents: PositiveCents
+    refund_id: Uuid
 
 
-MODELS: dict[str, type[Shape]] = {
-    event_type("order.placed"): OrderPlaced,
-    event_type("payment.requested"): PaymentRequested,
-    event_type("payment.succeeded"): PaymentSucceeded,
-    event_type("payment.declined"): PaymentDeclined,
-    event_type("shipment.requested"): ShipmentRequested,
-    event_type("shipment.dispatched"): ShipmentDispatched,
-    event_type("order.status_changed"): OrderStatusChanged,
-    event_type("order.cancellation_requested"): OrderCancellationRequested,
-    event_type("refund.requested"): RefundRequested,
-    event_type("payment.refunded"): PaymentRefunded,
-    event_type("shipment.cancellation_requested"): ShipmentCancellationRequested,
-    event_type("shipment.cancelled"): ShipmentCancelled,
+MODELS: dict[str, type[Event]] = {
+    model.TYPE: model
+    for model in (
+        OrderPlaced,
+        PaymentRequested,
+        PaymentSucceeded,
+        PaymentDeclined,
+        ShipmentRequested,
+        ShipmentDispatched,
+        OrderStatusChanged,
+        OrderCancellationRequested,
+        RefundRequested,
+        PaymentRefunded,
+        ShipmentCancellationRequested,
+        ShipmentCancelled,
+    )
 }
 """The model of each *current* wire type; an older version reaches it through its upcasters."""
+
+
+def wire_type(name: str) -> str:
+    """The current wire type of a named event: ``order.placed`` → ``shoeshop.order.placed.v2``.
+    Raises KeyError for a name no model has."""
+    for type_ in MODELS:
+        if type_.removeprefix("shoeshop.").rsplit(".", 1)[0] == name:
+            return type_
+    raise KeyError(f"no event is named {name!r}")
+
+
+def new_event(
+    data: Event, *, source: str, cause: Envelope | None = None, subject: str | None = None
+) -> Envelope:
+    """The envelope of a new event of ``data``'s type: caused by ``cause`` (same subject and
+    correlation, ``cause`` its causation) or starting a saga about ``subject``.
+
+    The data is checked against its model as a consumer will check it, so a producer can never
+    write an event its consumers would park: raises InvariantViolation naming the field, a bug
+    of the producer's (the transaction writing it rolls back).
+    """
+    builtins = msgspec.to_builtins(data)
+    try:
+        msgspec.convert(builtins, type=type(data), strict=True)
+    except msgspec.ValidationError as exc:
+        raise InvariantViolation(f"{data.TYPE} would be invalid: {describe(exc)}") from None
+    if cause is not None:
+        return Envelope(
+            type=data.TYPE,
+            source=source,
+            subject=cause.subject,
+            data=builtins,
+            correlationid=cause.correlationid or cause.subject,
+            causationid=cause.id,
+        )
+    if subject is None:
+        raise TypeError("new_event needs a cause or a subject")
+    return Envelope(
+        type=data.TYPE, source=source, subject=subject, data=builtins, correlationid=subject
+    )
+
+
+_MISSING = "Object missing required field `"
+# The messages of msgspec's that quote the value refused ("Invalid enum value 'Z'", "Invalid
+# value 5") are cut after these words.
+_QUOTES_VALUE = ("Invalid enum value", "Invalid value")
+
+
+def describe(error: msgspec.ValidationError) -> str:
+    """The failure as ``path: what is wrong`` (e.g. ``items[0].quantity: Expected `int` >= 1``,
+    ``payment.token: Object missing required field``), without the value: a body may carry a
+    sealed card."""
+    # msgspec ends its message with where the failure is, "$" being the data itself:
+    # "… - at `$.items[0].quantity`", or "… - at `key` in `$.x`" when a key of a mapping failed;
+    # no suffix when it is the data itself.
+    what, at, where = str(error).rpartition(" - at ")
+    if not at:
+        what, where = where, "`$`"
+    if where.startswith("`key` in "):
+        what, where = f"{what} (a key)", where.removeprefix("`key` in ")
+    path = where.strip("`").removeprefix("$")
+    if what.startswith(_MISSING):
+        path += "." + what.removeprefix(_MISSING).rstrip("`")
+        what = _MISSING.rstrip(" `")
+    for words in _QUOTES_VALUE:
+        if what.startswith(words):
+            what = words
+            break
+    return f"{path.removeprefix('.') or 'data'}: {what}"

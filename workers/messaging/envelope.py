@@ -99,17 +99,6 @@ class Envelope:
             datacontenttype=str(raw.get("datacontenttype", "application/json")),
         )
 
-    def caused(self, name: str, source: str, data: dict[str, Any]) -> Envelope:
-        """A new event that this one caused, in the same saga (same subject and correlation)."""
-        return Envelope(
-            type=event_type(name),
-            source=source,
-            subject=self.subject,
-            data=data,
-            correlationid=self.correlationid or self.subject,
-            causationid=self.id,
-        )
-
 
 def _check_uuid(value: object, name: str) -> None:
     try:

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from config.settings import QUEUES
-from workers.messaging.envelope import event_type
+from workers.messaging.contracts import wire_type
 from workers.messaging.errors import UnknownEventType
 from workers.messaging.versions import UPCASTERS, current_type
 
 # Task names are strings so a publisher never imports its subscribers. Keyed by the current
 # version of each event; an older version is heard by the same tasks (see subscribers_of).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    event_type("order.placed"): ("orders.on_order_placed",),
-    event_type("payment.requested"): ("payments.on_payment_requested",),
-    event_type("payment.succeeded"): ("orders.on_payment_succeeded",),
-    event_type("payment.declined"): ("orders.on_payment_declined",),
-    event_type("shipment.requested"): ("shipping.on_shipment_requested",),
+    wire_type("order.placed"): ("orders.on_order_placed",),
+    wire_type("payment.requested"): ("payments.on_payment_requested",),
+    wire_type("payment.succeeded"): ("orders.on_payment_succeeded",),
+    wire_type("payment.declined"): ("orders.on_payment_declined",),
+    wire_type("shipment.requested"): ("shipping.on_shipment_requested",),
     # The shop learns the parcel from order.status_changed(SHIPPED), which carries it.
-    event_type("shipment.dispatched"): ("orders.on_shipment_dispatched",),
-    event_type("order.status_changed"): ("shop.on_order_status_changed",),
-    event_type("order.cancellation_requested"): ("orders.on_cancellation_requested",),
-    event_type("refund.requested"): ("payments.on_refund_requested",),
-    event_type("payment.refunded"): ("orders.on_payment_refunded",),
-    event_type("shipment.cancellation_requested"): ("shipping.on_shipment_cancellation_requested",),
-    event_type("shipment.cancelled"): ("orders.on_shipment_cancelled",),
+    wire_type("shipment.dispatched"): ("orders.on_shipment_dispatched",),
+    wire_type("order.status_changed"): ("shop.on_order_status_changed",),
+    wire_type("order.cancellation_requested"): ("orders.on_cancellation_requested",),
+    wire_type("refund.requested"): ("payments.on_refund_requested",),
+    wire_type("payment.refunded"): ("orders.on_payment_refunded",),
+    wire_type("shipment.cancellation_requested"): ("shipping.on_shipment_cancellation_requested",),
+    wire_type("shipment.cancelled"): ("orders.on_shipment_cancelled",),
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workers.messaging import contracts
+from workers.messaging.errors import InvariantViolation
 from workers.orders.domain import Order
 from workers.orders.events import (
     CancellationRequested,
@@ -16,86 +18,70 @@ from workers.orders.events import (
     ShipmentRequested,
 )
 
-Announcement = tuple[str, dict[str, Any]]
-
 
 def announcements(
     before: Order | None, after: Order, new_events: list[DomainEvent], token: str | None
-) -> list[Announcement]:
+) -> list[contracts.Event]:
     """What other components must hear about what just happened to the order."""
-    out: list[Announcement] = []
+    out: list[contracts.Event] = []
     for event in new_events:
         match event:
             case PaymentRequested():
+                if token is None:
+                    raise InvariantViolation("a payment is requested only with the sealed card")
                 out.append(
-                    (
-                        "payment.requested",
-                        {
-                            "order_id": after.order_id,
-                            "payment_id": event.payment_id,
-                            "amount_cents": event.amount_cents,
-                            "currency": event.currency,
-                            "token": token,
-                        },
+                    contracts.PaymentRequested(
+                        order_id=after.order_id,
+                        payment_id=event.payment_id,
+                        amount_cents=event.amount_cents,
+                        currency=event.currency,
+                        token=token,
                     )
                 )
             case ShipmentRequested():
                 out.append(
-                    (
-                        "shipment.requested",
-                        {
-                            "order_id": after.order_id,
-                            "shipping_address": after.shipping_address,
-                            "items": [_item_json(item) for item in after.items],
-                        },
+                    contracts.ShipmentRequested(
+                        order_id=after.order_id,
+                        shipping_address=contracts.Address(**after.shipping_address),
+                        items=[_shipment_item(item) for item in after.items],
                     )
                 )
             case CancellationRequested():
                 out.append(
-                    (
-                        "shipment.cancellation_requested",
-                        {
-                            "order_id": after.order_id,
-                            "reason": event.reason,
-                        },
+                    contracts.ShipmentCancellationRequested(
+                        order_id=after.order_id, reason=event.reason
                     )
                 )
             case RefundRequested():
                 out.append(
-                    (
-                        "refund.requested",
-                        {
-                            "order_id": after.order_id,
-                            "payment_id": event.payment_id,
-                            "amount_cents": event.amount_cents,
-                            "refund_id": event.refund_id,
-                        },
+                    contracts.RefundRequested(
+                        order_id=after.order_id,
+                        payment_id=event.payment_id,
+                        amount_cents=event.amount_cents,
+                        refund_id=event.refund_id,
                     )
                 )
     if before is None or before.status is not after.status:
-        out.append(("order.status_changed", _status_change(after, new_events)))
+        out.append(_status_change(after, new_events))
     return out
 
 
-def _status_change(after: Order, new_events: list[DomainEvent]) -> dict[str, Any]:
+def _status_change(after: Order, new_events: list[DomainEvent]) -> contracts.OrderStatusChanged:
     """A thin notification; SHIPPED also names the parcel, so the shop, which shows the tracking
     number, hears one message about it rather than two (shipment.dispatched stays for orders)."""
-    data: dict[str, Any] = {
-        "order_id": after.order_id,
-        "status": after.status.value,
-        "reason": after.reason,
-    }
+    parcel = None
     for event in new_events:
         if isinstance(event, OrderShipped):
-            data["shipment"] = {
-                "carrier": event.carrier,
-                "tracking_number": event.tracking_number,
-            }
-    return data
+            parcel = contracts.Parcel(carrier=event.carrier, tracking_number=event.tracking_number)
+    return contracts.OrderStatusChanged(
+        order_id=after.order_id, status=after.status.value, reason=after.reason, shipment=parcel
+    )
 
 
-def _item_json(item: Item) -> dict[str, Any]:
-    return {"sku": item.sku, "name": item.name, "size": item.size, "quantity": item.quantity}
+def _shipment_item(item: Item) -> contracts.ShipmentItem:
+    return contracts.ShipmentItem(
+        sku=item.sku, name=item.name, size=item.size, quantity=item.quantity
+    )
 
 
 def parse_placed(data: dict[str, Any]) -> OrderPlaced:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from config.settings import get_settings
+from workers.messaging import contracts
 from workers.messaging.envelope import Envelope, event_type, utcnow
 from workers.messaging.errors import TransientError
 from workers.messaging.outbox import Outbox
@@ -161,8 +162,8 @@ def decide(
     after = domain.fold([*history, *new_events])
     assert after is not None
     _keep_deadline(conn, before, after, now)
-    for name, data in announcements(before, after, new_events, token):
-        outbox.emit(cause.caused(name, SOURCE, data))
+    for data in announcements(before, after, new_events, token):
+        outbox.emit(contracts.new_event(data, source=SOURCE, cause=cause))
 
 
 def _keep_deadline(conn: Connection, before: Order | None, after: Order, now: datetime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from workers.messaging import contracts
 from workers.messaging.envelope import Envelope
 from workers.messaging.errors import InvariantViolation
 from workers.messaging.outbox import Outbox
@@ -34,12 +35,12 @@ def record_outcome(conn: Connection, event: Envelope, outbox: Outbox, result: Ch
     common = {**ids, "amount_cents": data["amount_cents"], "currency": data["currency"]}
     if isinstance(result, Charged):
         store.record(conn, **common, status="succeeded", charge_id=result.charge_id)
-        outbox.emit(
-            event.caused("payment.succeeded", SOURCE, {**ids, "charge_id": result.charge_id})
-        )
+        succeeded = contracts.PaymentSucceeded(**ids, charge_id=result.charge_id)
+        outbox.emit(contracts.new_event(succeeded, source=SOURCE, cause=event))
     elif isinstance(result, Declined):
         store.record(conn, **common, status="declined", reason=result.reason)
-        outbox.emit(event.caused("payment.declined", SOURCE, {**ids, "reason": result.reason}))
+        declined = contracts.PaymentDeclined(**ids, reason=result.reason)
+        outbox.emit(contracts.new_event(declined, source=SOURCE, cause=event))
 
 
 def refund(gateway: PaymentGateway, conn: Connection, event: Envelope) -> str:
@@ -63,10 +64,10 @@ def record_refund(
         gateway_refund_id=gateway_refund_id,
         amount_cents=data["amount_cents"],
     )
-    outbox.emit(
-        event.caused(
-            "payment.refunded",
-            SOURCE,
-            {key: data[key] for key in ("order_id", "payment_id", "amount_cents", "refund_id")},
-        )
+    refunded = contracts.PaymentRefunded(
+        order_id=data["order_id"],
+        payment_id=data["payment_id"],
+        amount_cents=data["amount_cents"],
+        refund_id=data["refund_id"],
     )
+    outbox.emit(contracts.new_event(refunded, source=SOURCE, cause=event))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError
 
+from workers.messaging.contracts import CODE_PATTERN
 from workers.messaging.errors import GatewayUnavailable
 from workers.payments.gateway import Charged, ChargeResult, Declined, GatewayRejected
 
@@ -20,6 +22,8 @@ DEFAULT_TIMEOUT_S = 5.0
 
 # Connections kept to the gateway: one per payments worker thread (the Procfile runs 8).
 POOL_SIZE = 8
+
+_CODE = re.compile(CODE_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -122,9 +126,11 @@ def _id_of(response: _Answer) -> str:
 
 
 def _error_code(response: _Answer) -> str:
-    error = _error_body(response)
-    code = error.get("code")
-    return code if isinstance(code, str) and code else "unknown"
+    """The gateway's error code when it is one the events can carry (contracts.Code: lower-case
+    letters, digits and underscores, at most 50), else ``unknown``: a decline is a decline
+    whatever the gateway calls it, and its message is logged with the failure."""
+    code = _error_body(response).get("code")
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else "unknown"
 
 
 def _describe_error(response: _Answer) -> str:

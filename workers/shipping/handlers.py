@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from config.settings import get_settings
+from workers.messaging import contracts
 from workers.messaging.envelope import Envelope, event_type, utcnow
 from workers.messaging.outbox import Outbox
 from workers.shipping import carriers, store
@@ -47,7 +48,8 @@ def on_shipment_cancellation_requested(conn: Connection, event: Envelope, outbox
         store.set_status(conn, shipment.id, store.CANCELLED)
     else:
         return
-    outbox.emit(event.caused("shipment.cancelled", SOURCE, {"order_id": order_id}))
+    cancelled = contracts.ShipmentCancelled(order_id=order_id)
+    outbox.emit(contracts.new_event(cancelled, source=SOURCE, cause=event))
 
 
 def dispatch(
@@ -67,12 +69,9 @@ def dispatch(
         tracking_number=tracking,
         dispatched_at=now,
     )
-    data = {
-        "order_id": order_id,
-        "shipment_id": shipment.id,
-        "carrier": carrier,
-        "tracking_number": tracking,
-    }
+    data = contracts.ShipmentDispatched(
+        order_id=order_id, shipment_id=shipment.id, carrier=carrier, tracking_number=tracking
+    )
     source = cause or Envelope(
         type=event_type("shipment.packed"),
         source=SOURCE,
@@ -80,4 +79,4 @@ def dispatch(
         data={},
         correlationid=order_id,
     )
-    outbox.emit(source.caused("shipment.dispatched", SOURCE, data))
+    outbox.emit(contracts.new_event(data, source=SOURCE, cause=source))
