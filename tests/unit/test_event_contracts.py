@@ -22,6 +22,7 @@ from shop import readmodel
 from shop.cancel import _cancellation_requested
 from shop.checkout import _placed_event
 from shop.validation import parse_checkout
+from tests.support.json_schema import values_of
 from tests.support.shop import order_body
 from workers.messaging import contracts, schemas
 from workers.messaging.consumer import run_guarded
@@ -110,49 +111,6 @@ def test_the_current_model_of_a_version_breaks_nothing_its_committed_schema_prom
     committed = json.loads(path.read_text(encoding="utf-8"))
     breaks = breaking_changes(committed, generated()[path.stem])
     assert not breaks, f"{path.stem} changed in a breaking way ({'; '.join(breaks)}): {ADVICE}"
-
-
-def values_of(schema: Schema, text_faults: bool = False) -> st.SearchStrategy[Any]:
-    """Any JSON value the schema allows, for the keywords our schemas use (object, required,
-    array, string, integer, enum, anyOf, and their limits); anything else fails the test, so a
-    new keyword cannot slip past it unread. hypothesis-jsonschema would do this, but its last
-    release no longer runs on the hypothesis this project installs.
-
-    With ``text_faults``, a line of text (contracts.LINE_PATTERN) may also hold control
-    characters and lone surrogates: what release 0.1.0's producers could put in a v1 event."""
-    if "anyOf" in schema:
-        return st.one_of([values_of(branch, text_faults) for branch in schema["anyOf"]])
-    if "enum" in schema:
-        return st.sampled_from(schema["enum"])
-    kind = schema.get("type")
-    if kind == "object":
-        properties = schema.get("properties", {})
-        fields = {name: values_of(sub, text_faults) for name, sub in properties.items()}
-        required = set(schema.get("required", ()))
-        return st.fixed_dictionaries(
-            {name: value for name, value in fields.items() if name in required},
-            optional={name: value for name, value in fields.items() if name not in required},
-        )
-    if kind == "array":
-        items = values_of(schema["items"], text_faults)
-        return st.lists(items, min_size=schema.get("minItems", 0), max_size=3)
-    if kind == "string":
-        low, high = schema.get("minLength", 0), schema.get("maxLength", 120)
-        if schema.get("pattern") == contracts.LINE_PATTERN:
-            # Any character but controls (Cc: C0, DEL, C1) and surrogates (Cs).
-            excluded = [] if text_faults else ["Cc", "Cs"]
-            return st.text(st.characters(exclude_categories=excluded), min_size=low, max_size=high)
-        if "pattern" in schema:
-            return st.from_regex(schema["pattern"], fullmatch=True).filter(
-                lambda text: low <= len(text) <= high
-            )
-        return st.text(min_size=low, max_size=high)
-    if kind == "integer":
-        low = schema.get("minimum", schema.get("exclusiveMinimum", -(2**40) - 1) + 1)
-        return st.integers(min_value=low, max_value=schema.get("maximum", 2**40))
-    if kind == "null":
-        return st.none()
-    raise AssertionError(f"no values drawn for the schema keyword set {sorted(schema)}")
 
 
 def contract_classes() -> list[type[msgspec.Struct]]:
