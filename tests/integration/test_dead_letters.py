@@ -126,7 +126,9 @@ def test_a_card_that_always_fails_is_parked_after_its_retries_and_the_order_says
     assert letter.task == "payments.on_payment_requested"
     assert letter.exception == "GatewayUnavailable"
     assert letter.attempts == 5  # the first try and SHOESHOP_MAX_RETRIES=4 retries
-    assert letter.first_failed_at <= letter.last_failed_at
+    # The first failure is the first attempt's, carried through the retries: their backoffs
+    # (FAST_RETRIES: at least 0.025 + 0.05 + 0.1 + 0.2 s) lie between it and the last.
+    assert (letter.last_failed_at - letter.first_failed_at).total_seconds() >= 0.375
     order = client.get(f"/api/orders/{order_id}").get_json()
     assert order["delayed"] == {"since": letter.first_failed_at.isoformat(), "stage": "payment"}
 
@@ -238,3 +240,24 @@ def test_a_discarded_or_eventless_letter_is_not_replayed(celery_app: Celery) -> 
 
     assert not action.ok and action.outcome.startswith("failed")
     assert deadletters.get(letter_id).status == "parked"
+
+
+def test_a_bug_in_a_handler_is_parked_at_once_with_its_traceback(
+    celery_app: Celery, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a handler with a bug: it reads a key the data does not have
+    def on_shipment_requested(*_: Any) -> None:
+        raise KeyError("parcel_size")
+
+    task = celery_app.tasks["shipping.on_shipment_requested"]
+    monkeypatch.setattr(type(task), "handler", staticmethod(on_shipment_requested))
+    # When an order reaches shipping
+    order_id = client.post("/api/orders", json=order_body(sku="TRL-002")).get_json()["id"]
+    # Then the message is parked at its first attempt, never retried: no retry would fix a bug
+    [letter] = wait_for(lambda: deadletters.parked(subject=order_id), timeout_s=60)
+    assert (letter.task, letter.exception, letter.attempts) == (
+        "shipping.on_shipment_requested",
+        "KeyError",
+        1,
+    )
+    assert "raise KeyError" in letter.traceback

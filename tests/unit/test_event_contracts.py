@@ -25,7 +25,7 @@ from shop.validation import parse_checkout
 from tests.support.json_schema import values_of
 from tests.support.shop import order_body
 from workers.messaging import contracts, schemas
-from workers.messaging.consumer import run_guarded
+from workers.messaging.consumer import Subscriber
 from workers.messaging.contracts import MODELS, OrderStatus, PaymentSucceeded, Shape, wire_type
 from workers.messaging.envelope import Envelope, event_type
 from workers.messaging.errors import InvalidEvent, InvariantViolation, UnknownEventType
@@ -527,10 +527,13 @@ def test_a_subscriber_task_hands_its_handler_an_old_event_in_the_next_version() 
     app = Celery("contracts-test", set_as_current=False)
     heard: list[Envelope] = []
 
-    @app.task(bind=True, name="orders.on_cancellation_requested")  # type: ignore[untyped-decorator]
-    def on_cancellation_requested(self: Any, body: dict[str, Any]) -> None:
-        run_guarded(self, body, heard.append)
+    class Hearing(Subscriber):
+        name = "orders.on_cancellation_requested"
 
+        def apply(self, event: Envelope, attempts: int) -> None:
+            heard.append(event)
+
+    on_cancellation_requested = app.register_task(Hearing())
     body = cancellation_now().to_dict()
     # When the task runs
     on_cancellation_requested(body)

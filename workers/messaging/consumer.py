@@ -1,33 +1,66 @@
-"""Runs a subscriber task: parse, apply once, publish; retries transient faults, parks the rest."""
+"""Subscriber tasks: one Celery task class for every subscription in the subscription table.
+
+``register_subscribers`` turns each task name the table gives a component into a ``Subscriber``
+task whose handler is the function of that name in the component's handlers module, and refuses
+to start when the two disagree. ``Subscriber.run`` is the whole life of one delivery: decode the
+envelope, read the data through its contract, claim the inbox and run the handler in one unit of
+work, publish what it emitted; then retry a transient fault with backoff, or park anything else
+at once (``faults.is_transient``).
+"""
 
 from __future__ import annotations
 
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from types import ModuleType
+from typing import Any, ClassVar, Generic, TypeVar
 
-from celery import Task
-from sqlalchemy.exc import OperationalError
+from celery import Celery, Task
+from sqlalchemy import Connection
 
 from config.settings import Settings, get_settings
-from workers.messaging import deadletters
+from workers.messaging import deadletters, inbox
 from workers.messaging.broker_dead import is_amqp
-from workers.messaging.envelope import Envelope
-from workers.messaging.errors import PermanentError, TransientError, UnknownEventType
+from workers.messaging.database import engine_for
+from workers.messaging.envelope import Envelope, utcnow
+from workers.messaging.errors import PermanentError, UnknownEventType
+from workers.messaging.faults import is_transient
 from workers.messaging.logs import event_logger
-from workers.messaging.subscriptions import subscribers_of
+from workers.messaging.outbox import Outbox
+from workers.messaging.subscriptions import subscribed_tasks, subscribers_of
 from workers.messaging.unit_of_work import Handler, apply_once, publish_committed
 from workers.messaging.versions import parse
 
 log = logging.getLogger(__name__)
 
-# A database blip (locked, connection dropped) passes: retry it like any other transient fault.
-RETRYABLE: tuple[type[BaseException], ...] = (TransientError, OperationalError)
+T = TypeVar("T")
+
+# The message header that carries the time of a message's first failure through its retries,
+# so its dead letter says when the trouble began (ISO 8601, UTC).
+FIRST_FAILED_HEADER = "shoeshop_first_failed_at"
+
+
+@dataclass(frozen=True)
+class RemoteCall(Generic[T]):
+    """A handler that must call a remote service (the payment gateway) before it records what
+    the service said: ``call(event)`` runs outside any transaction (slow, remote, idempotent by
+    key), then ``record(conn, event, outbox, said)`` runs in the unit of work like any handler.
+    The inbox is looked at first, so a redelivered event does not even reach the service."""
+
+    call: Callable[[Envelope], T]
+    record: Callable[[Connection, Envelope, Outbox, T], None]
+
+    def recording(self, said: T) -> Handler:
+        """The handler that records ``said``, the service's answer."""
+        return lambda conn, event, outbox: self.record(conn, event, outbox, said)
 
 
 def backoff_delay(attempt: int, settings: Settings, rng: random.Random | None = None) -> float:
-    """Exponential backoff with jitter: spreads retries so a recovering service is not stampeded."""
+    """Exponential backoff with jitter, in seconds: spreads retries so a recovering service is
+    not stampeded. ``attempt`` counts from 0 (the first retry)."""
     ceiling = min(settings.retry_max_delay_s, settings.retry_base_delay_s * 2**attempt)
     return (rng or random).uniform(ceiling / 2, ceiling)
 
@@ -37,64 +70,118 @@ def attempt_of(task: Task) -> int:
     return int(task.request.retries) + 1
 
 
-def consume(task: Task, body: object, component: str, handler: Handler) -> None:
-    """The whole life of one delivery of an event to one subscriber task."""
-    run_guarded(task, body, lambda event: apply_and_publish(task, component, event, handler))
+class Subscriber(Task):  # type: ignore[misc]  # celery ships no type hints
+    """Base of every subscriber task; each subclass names its component and its handler."""
 
+    component: ClassVar[str]
+    handler: ClassVar[Handler | RemoteCall[Any]]
+    # A message's arguments are one event body; Celery's own check of them would reject a
+    # message with others before run() could park it (and a rejected message is gone).
+    typing = False
 
-def run_guarded(task: Task, body: object, work: Callable[[Envelope], None]) -> None:
-    """Decode the event, read it as its current version and run ``work`` with it; turn each
-    failure into a retry or a dead letter.
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """Deliver one event body to the handler, once (see the module's docstring)."""
+        body: object = args[0] if len(args) == 1 and not kwargs else {"args": args, **kwargs}
+        attempts = attempt_of(self)
+        try:
+            event = self.read(body)
+        except PermanentError as exc:
+            self.park(body, exc, attempts)
+            return
+        logger = event_logger(log, event, self.name, attempts)
+        try:
+            self.apply(event, attempts)
+            # Celery's "succeeded" line that follows carries the same ids at INFO (see logs).
+            logger.debug("handled %s", event.name)
+        except Exception as exc:
+            self.retry_or_park(body, exc, attempts, logger)
 
-    ``work`` gets the envelope with the current type and data validated by that type's model
-    (see versions.parse). A body that is no event, a type this task does not hear, or data that
-    breaks the model (InvalidEvent, UnknownEventType) is parked at once, as it was received.
-    """
-    attempts = attempt_of(task)
-    try:
+    def read(self, body: object) -> Envelope:
+        """The envelope in its current version, its data validated by the contract. Raises
+        InvalidEvent or UnknownEventType (a misrouted message is never read as another)."""
         event = Envelope.from_dict(body)
-        _expect_subscriber(event, task.name)
-        event = parse(event)
-    except PermanentError as exc:
-        deadletters.park(task.name, body, exc, attempts)
-        return
-    logger = event_logger(log, event, task.name, attempts)
-    try:
-        work(event)
-        # Celery's "succeeded" line that follows carries the same ids at INFO (see logs).
-        logger.debug("handled %s", event.name)
-    except PermanentError as exc:
-        logger.error("permanent failure, parking: %s", exc)
-        deadletters.park(task.name, body, exc, attempts)
-    except Exception as exc:
-        _retry_or_park(task, body, exc, attempts, logger)
+        if self.name not in subscribers_of(event.type):
+            raise UnknownEventType(f"{self.name} does not handle events of type {event.type!r}")
+        return parse(event)
+
+    def apply(self, event: Envelope, attempts: int) -> None:
+        """Run the handler in the component's unit of work unless the inbox says it already
+        ran; publish what it emitted once committed."""
+        handler = type(self).handler
+        if isinstance(handler, RemoteCall):
+            if inbox.seen(engine_for(self.component), event.id, self.name):
+                return
+            handler = handler.recording(handler.call(event))
+        emitted = apply_once(self.component, self.name, event, handler, attempts)
+        publish_committed(self.app, self.component, emitted)
+
+    def retry_or_park(
+        self, body: object, exc: Exception, attempts: int, logger: logging.LoggerAdapter[Any]
+    ) -> None:
+        """Retry a transient fault with backoff while retries are left; park anything else."""
+        settings = get_settings()
+        if not is_transient(exc):
+            logger.error("failed, parking at once (not a transient fault): %r", exc)
+            self.park(body, exc, attempts)
+            return
+        if attempts > settings.max_retries:
+            logger.error("still failing after %d attempts, parking: %r", attempts, exc)
+            self.park(body, exc, attempts)
+            return
+        delay = backoff_delay(attempts - 1, settings)
+        if is_amqp(str(self.app.conf.broker_url)):
+            # RabbitMQ's native delayed delivery counts whole seconds and refuses less than one.
+            delay = max(delay, 1.0)
+        logger.warning("transient failure, retry %d in %.1fs: %r", attempts, delay, exc)
+        first = self.first_failed_at() or utcnow()
+        headers = {**(self.request.headers or {}), FIRST_FAILED_HEADER: first.isoformat()}
+        raise self.retry(
+            exc=exc, countdown=delay, max_retries=settings.max_retries + 1, headers=headers
+        )
+
+    def park(self, body: object, exc: BaseException, attempts: int) -> None:
+        deadletters.park(self.name, body, exc, attempts, first_failed_at=self.first_failed_at())
+
+    def first_failed_at(self) -> datetime | None:
+        """When this message first failed, if an earlier attempt did (its retry carries it)."""
+        raw = getattr(self.request, FIRST_FAILED_HEADER, None) or (
+            self.request.headers or {}
+        ).get(FIRST_FAILED_HEADER)
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 
-def _expect_subscriber(event: Envelope, task_name: str) -> None:
-    # A valid event of a type this task does not subscribe to would otherwise be read as if it
-    # were one it does: a misrouted message is a permanent fault, never a guess.
-    if task_name not in subscribers_of(event.type):
-        raise UnknownEventType(f"{task_name} does not handle events of type {event.type!r}")
+def register_subscribers(app: Celery, component: str, handlers: ModuleType) -> list[Subscriber]:
+    """Register a Subscriber task for every task the subscription table gives ``component``,
+    its handler the function (or RemoteCall) of the same name in ``handlers``:
+    ``orders.on_order_placed`` → ``handlers.on_order_placed``.
+
+    Raises LookupError, so the worker does not start, when the table names a task whose handler
+    ``handlers`` lacks, or ``handlers`` has an ``on_…`` handler the table never names.
+    """
+    names = subscribed_tasks(component)
+    missing = [name for name in names if not hasattr(handlers, _short(name))]
+    unheard = sorted(
+        f"{component}.{attr}"
+        for attr in vars(handlers)
+        if attr.startswith("on_") and f"{component}.{attr}" not in names
+    )
+    if missing or unheard:
+        raise LookupError(
+            f"the subscription table and {handlers.__name__} disagree: "
+            f"no handler for {missing or 'none'}; handlers nobody subscribes: {unheard or 'none'}"
+        )
+    tasks = []
+    for name in names:
+        attributes = {
+            "name": name,
+            "component": component,
+            "handler": staticmethod(getattr(handlers, _short(name))),
+            "__module__": handlers.__name__,
+        }
+        task_class = type(_short(name), (Subscriber,), attributes)
+        tasks.append(app.register_task(task_class()))
+    return tasks
 
 
-def apply_and_publish(task: Task, component: str, event: Envelope, handler: Handler) -> None:
-    """Apply the event once in the component's unit of work, then publish what it emitted."""
-    emitted = apply_once(component, task.name, event, handler, attempt_of(task))
-    publish_committed(task.app, component, emitted)
-
-
-def _retry_or_park(
-    task: Task, body: object, exc: Exception, attempts: int, logger: logging.LoggerAdapter[Any]
-) -> None:
-    settings = get_settings()
-    if attempts > settings.max_retries:
-        logger.error("still failing after %d attempts, parking: %r", attempts, exc)
-        deadletters.park(task.name, body, exc, attempts)
-        return
-    delay = backoff_delay(attempts - 1, settings)
-    if is_amqp(str(task.app.conf.broker_url)):
-        # RabbitMQ's native delayed delivery counts whole seconds and refuses less than one.
-        delay = max(delay, 1.0)
-    kind = "transient" if isinstance(exc, RETRYABLE) else "unexpected"
-    logger.warning("%s failure, retry %d in %.1fs: %r", kind, attempts, delay, exc)
-    raise task.retry(exc=exc, countdown=delay, max_retries=settings.max_retries + 1)
+def _short(task_name: str) -> str:
+    return task_name.split(".", 1)[1]

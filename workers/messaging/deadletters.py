@@ -72,10 +72,19 @@ class Action:
 UNDECODABLE_TASK = "(undecodable)"
 
 
-def park(task: str, body: object, exc: BaseException, attempts: int) -> str:
-    """Store a failed message with its reason; returns the dead letter's id."""
+def park(
+    task: str,
+    body: object,
+    exc: BaseException,
+    attempts: int,
+    first_failed_at: datetime | None = None,
+) -> str:
+    """Store a failed message with its reason and traceback; returns the dead letter's id.
+    ``first_failed_at`` is when its first attempt failed (now, when not given)."""
     detail = "".join(traceback.format_exception(exc))
-    return _park(task, _queue(task), body, type(exc).__name__, str(exc), detail, attempts)
+    return _park(
+        task, _queue(task), body, type(exc).__name__, str(exc), detail, attempts, first_failed_at
+    )
 
 
 def park_rejected(task: str, queue: str, body: object, reason: str, attempts: int) -> str:
@@ -92,7 +101,14 @@ def park_undecodable(queue: str, raw: bytes | str, exc: BaseException) -> str:
 
 
 def _park(
-    task: str, queue: str, body: object, exception: str, message: str, detail: str, attempts: int
+    task: str,
+    queue: str,
+    body: object,
+    exception: str,
+    message: str,
+    detail: str,
+    attempts: int,
+    first_failed_at: datetime | None = None,
 ) -> str:
     now = utcnow()
     event = body if isinstance(body, dict) else None
@@ -121,7 +137,7 @@ def _park(
             "event": event,
             "raw": None if event is not None else _raw(body),
             "attempts": attempts,
-            "first_failed_at": now,
+            "first_failed_at": first_failed_at or now,
             "last_failed_at": now,
             "status": PARKED,
         }

@@ -1,4 +1,7 @@
-"""The one subscription table: which subscriber tasks hear each event; the flow on a screen."""
+"""The one subscription table: which subscriber tasks hear each event; the flow on a screen.
+
+It is the only place a subscription is written: each component's tasks are registered from it
+(``consumer.register_subscribers``), each named after its handler."""
 
 from __future__ import annotations
 
@@ -44,6 +47,12 @@ def types_heard_by(task_name: str) -> list[str]:
         for type_ in (*SUBSCRIPTIONS, *UPCASTERS)
         if task_name in SUBSCRIPTIONS.get(current_type(type_), ())
     ]
+
+
+def subscribed_tasks(component: str) -> list[str]:
+    """The subscriber tasks of one component (those on its queue), in the table's order."""
+    names = [task for tasks in SUBSCRIPTIONS.values() for task in tasks]
+    return [name for name in dict.fromkeys(names) if queue_of(name) == component]
 
 
 def queue_of(task_name: str) -> str:

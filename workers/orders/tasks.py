@@ -1,12 +1,12 @@
-"""The orders component's Celery tasks: thin shells around its handlers."""
+"""The orders component's Celery tasks: its subscribers, registered from the subscription
+table (see consumer), and the payment deadlines' sweep."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from config.celery import app
-from workers.messaging.consumer import consume
+from workers.messaging.consumer import register_subscribers
 from workers.messaging.envelope import utcnow
 from workers.orders import handlers, timer
 
@@ -14,39 +14,7 @@ COMPONENT = "orders"
 log = logging.getLogger(__name__)
 
 
-@app.task(name="orders.on_order_placed", bind=True)
-def on_order_placed(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_order_placed)
-
-
-@app.task(name="orders.on_payment_succeeded", bind=True)
-def on_payment_succeeded(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_payment_succeeded)
-
-
-@app.task(name="orders.on_payment_declined", bind=True)
-def on_payment_declined(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_payment_declined)
-
-
-@app.task(name="orders.on_shipment_dispatched", bind=True)
-def on_shipment_dispatched(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_shipment_dispatched)
-
-
-@app.task(name="orders.on_cancellation_requested", bind=True)
-def on_cancellation_requested(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_cancellation_requested)
-
-
-@app.task(name="orders.on_shipment_cancelled", bind=True)
-def on_shipment_cancelled(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_shipment_cancelled)
-
-
-@app.task(name="orders.on_payment_refunded", bind=True)
-def on_payment_refunded(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_payment_refunded)
+register_subscribers(app, COMPONENT, handlers)
 
 
 @app.task(name="orders.sweep_payment_deadlines")

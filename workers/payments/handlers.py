@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import Connection
 
+from config.settings import get_settings
 from workers.messaging import contracts
+from workers.messaging.consumer import RemoteCall
+from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
 from workers.messaging.errors import InvariantViolation
 from workers.messaging.outbox import Outbox
 from workers.payments import store
 from workers.payments.gateway import Charged, ChargeResult, Declined, PaymentGateway
 
+COMPONENT = "payments"
 SOURCE = "/payments"
 # The requests' data was checked against their contracts by the consumer (a positive amount
 # among them; see workers.messaging.contracts), so every field read here is there.
@@ -71,3 +77,25 @@ def record_refund(
         refund_id=data["refund_id"],
     )
     outbox.emit(contracts.new_event(refunded, source=SOURCE, cause=event))
+
+
+@lru_cache(maxsize=1)
+def gateway() -> PaymentGateway:
+    """The payment gateway's client, made when the first payment needs it."""
+    from workers.payments.http_gateway import HttpGateway  # only the payments worker needs it
+
+    return HttpGateway(get_settings().gateway_url)
+
+
+def _charge(event: Envelope) -> ChargeResult:
+    return charge(gateway(), event)
+
+
+def _refund(event: Envelope) -> str:
+    with engine_for(COMPONENT).connect() as conn:
+        return refund(gateway(), conn, event)
+
+
+# The subscribers (see the subscription table): each calls the gateway, then records its answer.
+on_payment_requested = RemoteCall(call=_charge, record=record_outcome)
+on_refund_requested = RemoteCall(call=_refund, record=record_refund)

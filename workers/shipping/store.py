@@ -19,8 +19,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from workers.messaging import database
+from workers.messaging.errors import TransientError
 
 metadata = MetaData()
 
@@ -70,8 +72,18 @@ def find(conn: Connection, order_id: str) -> Shipment | None:
     return None if row is None else Shipment(*row)
 
 
+class ParcelRace(TransientError):
+    """Another event about the same order (its shipment request, or a cancellation that came
+    first) added the order's one parcel row in a transaction that committed first; the retry
+    finds the row and goes on from there."""
+
+
 def add(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(shipments), values)
+    """Add the order's parcel row. Raises ParcelRace when another transaction added it first."""
+    try:
+        conn.execute(insert(shipments), values)
+    except IntegrityError as exc:
+        raise ParcelRace(f"order {values.get('order_id')} got its parcel row meanwhile") from exc
 
 
 def set_status(conn: Connection, shipment_id: str, status: str, **values: Any) -> None:

@@ -1,12 +1,12 @@
-"""The shipping component's Celery tasks: thin shells around its handlers."""
+"""The shipping component's Celery tasks: its subscribers, registered from the subscription
+table (see consumer), and the sending off of packed parcels."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from config.celery import app
-from workers.messaging.consumer import consume
+from workers.messaging.consumer import register_subscribers
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
 from workers.messaging.unit_of_work import publish_committed, unit_of_work
@@ -15,14 +15,7 @@ from workers.shipping import handlers, store
 COMPONENT = "shipping"
 
 
-@app.task(name="shipping.on_shipment_requested", bind=True)
-def on_shipment_requested(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_shipment_requested)
-
-
-@app.task(name="shipping.on_shipment_cancellation_requested", bind=True)
-def on_shipment_cancellation_requested(self: Any, event: dict[str, Any]) -> None:
-    consume(self, event, COMPONENT, handlers.on_shipment_cancellation_requested)
+register_subscribers(app, COMPONENT, handlers)
 
 
 @app.task(name="shipping.dispatch_packed")
