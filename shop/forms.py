@@ -11,7 +11,8 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, StopValidation
 
-from shop.validation import KEY_PATH, MAX_QUANTITY, is_ascii_digits
+from shop.validation import KEY_PATH, is_ascii_digits
+from workers.messaging.contracts import MAX_QUANTITY
 
 # checkout() names problems by their place in the JSON body; the form has flat fields. A path
 # missing here (say "body" or "payment") has no field of its own and goes to the error summary.

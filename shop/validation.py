@@ -1,44 +1,66 @@
 """Checking a checkout request: pure, and every problem named by its field.
 
-Whatever is accepted here must be something every component behind the shop can carry, so each
-kind of value has one check, applied to every field of that kind:
+The request's model is ``shop.bodies.NewOrder``, whose limits are the event contracts' own; this
+module reads a decoded body against it in steps:
 
-- the body (``read_json``): refuses what a JSON parser cannot or should not read;
-- text (``_text``): refuses control characters and lone surrogates, and keeps to the length of
-  the column it ends up in;
-- digits (``is_ascii_digits``): ASCII 0-9 only, never whatever ``str.isdigit()`` takes;
-- whole numbers (``_whole``): JSON integers or digit text, never booleans or floats, and each
-  bounded by its field to what the workers and the payment gateway accept;
+1. the body (``read_json``): refuses what a JSON parser cannot or should not read;
+2. the model, field by field (``_read_struct``): each value is first read in the friendlier
+   shapes the API also takes (``_READ_FIRST``: whitespace around text dropped, digit text as a
+   number, a size as a number, spaces in a card number, a country in lower case), then checked
+   with ``msgspec.convert(value, type=<the field's type>, strict=True)``. msgspec stops at the
+   first error, so each field is converted on its own and every failure is kept, in the words
+   of the constraint it broke (``_message``);
+3. what no field's type can say (``_check_card``): the card number's Luhn digit, a two-digit
+   year read as 20xx, a year at most CARD_YEARS_AHEAD ahead, and a card not yet expired.
+
+What passes is converted to NewOrder whole, then handed on as a ``CheckoutRequest``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-MAX_QUANTITY = 10
-MAX_LINES = 20
-# Cards are issued for a few years; a year further ahead is a typo (or a probe) that the gateway
-# would refuse once the card is sealed and the order placed.
-CARD_YEARS_AHEAD = 20
-# In characters (code points, as PostgreSQL counts a VARCHAR and Python's len()). SKU and size are
-# looked up in products.sku VARCHAR(32) and stock.size VARCHAR(8); name, email and address are
-# kept in JSON columns, which have no limit of their own.
-NAME_LENGTH, EMAIL_LENGTH, ADDRESS_LENGTH, SKU_LENGTH, SIZE_LENGTH = 100, 200, 200, 32, 8
+import msgspec
+from msgspec import inspect
+
+from shop import bodies
+from shop.bodies import CARD_YEARS_AHEAD
+from workers.messaging.contracts import LINE_PATTERN, SIZE_LENGTH
+
 # A checkout body is three levels deep (body, items, a line); anything much deeper is not one.
 MAX_JSON_DEPTH = 10
-# C0 and C1 control characters, NUL among them (PostgreSQL refuses it in text), and lone
-# surrogates (JSON can escape one, "\ud83d", but UTF-8 cannot encode it, so no worker could store
-# or send it). No field of a checkout is more than one line, so none has a use for a tab either.
-_UNCARRIABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
-ADDRESS_FIELDS = ("line1", "city", "postal_code", "country")
 # The API's header, named like a field when it is what is wrong.
 KEY_PATH = "Idempotency-Key"
+# Digit text longer than this is not read as a number: int() of text has costs and limits of
+# its own (more than 4300 digits raise), and no field takes a number of ten digits.
+_MAX_DIGIT_TEXT = 9
+
+UNCARRIABLE_MESSAGE = "must not contain control characters or unpaired surrogates"
+# What a field says when its value breaks the pattern of its type but is carriable text.
+_PATTERN_MESSAGES = {
+    "customer.email": "is not a valid email address",
+    "shipping_address.country": "must be a two-letter country code, like NL",
+    "items[].sku": "must be letters, digits and hyphens only",
+}
+# Fields with one message for every way the value can be wrong (a missing text aside, which is
+# "is required"): what the shopper has to type, rather than which constraint failed.
+_FIELD_MESSAGES = {
+    "payment.card_number": "must be 12 to 19 digits",
+    "payment.exp_month": "must be a month from 1 to 12",
+    "payment.cvc": "must be 3 or 4 digits",
+}
+_CARRIABLE = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN)]
+# The constraints msgspec checks, in the order a value is tried against them (after its type).
+_CONSTRAINTS: dict[type[Any], tuple[str, ...]] = {
+    inspect.StrType: ("min_length", "max_length", "pattern"),
+    inspect.IntType: ("ge", "le"),
+}
 
 
 class UnreadableBody(ValueError):
@@ -157,124 +179,268 @@ def luhn_ok(number: str) -> bool:
 
 
 def parse_checkout(raw: Any, today: date) -> CheckoutRequest:
-    """Turn a decoded JSON body into a request, or raise ValidationFailed with every error."""
-    errors: dict[str, str] = {}
+    """Turn a decoded JSON body into a request, or raise ValidationFailed with every error.
+
+    ``raw`` is what ``read_json`` returned; ``today`` is the day a card's expiry is checked
+    against. The errors are keyed by the field's path in the body ("customer.email",
+    "items[0].quantity"; "body" when it is not an object), each with what is wrong as a
+    fragment that follows the field's name ("is required").
+    """
     if not isinstance(raw, dict):
         raise ValidationFailed({"body": "must be a JSON object"})
-    customer = _object(raw, "customer", errors)
-    name = _text(customer.get("name"), "customer.name", errors, max_length=NAME_LENGTH)
-    email = _text(customer.get("email"), "customer.email", errors, max_length=EMAIL_LENGTH)
-    if email and not _EMAIL.match(email):
-        errors["customer.email"] = "is not a valid email address"
-    address = _address(_object(raw, "shipping_address", errors), errors)
-    lines = _lines(raw.get("items"), errors)
-    card = _card(_object(raw, "payment", errors), today, errors)
+    errors: dict[str, str] = {}
+    last_year = today.year + CARD_YEARS_AHEAD
+    messages = {
+        **_FIELD_MESSAGES,
+        "payment.exp_year": f"must be a year from {today.year} to {last_year}",
+    }
+    read = _read_struct(bodies.NewOrder, raw, "", errors, messages)
+    _check_card(read["payment"], today, errors, messages)
     if errors:
         raise ValidationFailed(errors)
-    assert card is not None
-    return CheckoutRequest(name=name, email=email, address=address, lines=lines, card=card)
+    # Every field passed on its own; the whole passes too, or _read_struct has a bug (a 500).
+    order = msgspec.convert(read, type=bodies.NewOrder, strict=True)
+    payment = order.payment
+    return CheckoutRequest(
+        name=order.customer.name,
+        email=order.customer.email,
+        address=msgspec.structs.asdict(order.shipping_address),
+        lines=tuple(Line(sku=i.sku, size=i.size, quantity=i.quantity) for i in order.items),
+        card=Card(
+            number=payment.card_number,
+            exp_month=payment.exp_month,
+            exp_year=payment.exp_year,
+            cvc=payment.cvc,
+        ),
+    )
 
 
-def _object(raw: dict[str, Any], name: str, errors: dict[str, str]) -> dict[str, Any]:
-    value = raw.get(name)
-    if isinstance(value, dict):
-        return value
-    errors[name] = "is required" if value is None else "must be an object"
-    return {}
+# --- step 2: each field against its type in the model -------------------------------------------
 
 
-def _text(value: Any, path: str, errors: dict[str, str], *, max_length: int) -> str:
-    """``value`` stripped, or "" with the error recorded at ``path``. Refused: nothing or blanks,
-    anything but a string, more than ``max_length`` characters, and a control character or a
-    lone surrogate anywhere in what would be kept (see _UNCARRIABLE)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        errors[path] = "is required"
-        return ""
-    if not isinstance(value, str):
-        errors[path] = "must be text"
-        return ""
-    if len(value) > max_length:
-        errors[path] = f"must be at most {max_length} characters"
-        return ""
-    if _UNCARRIABLE.search(value.strip()):
-        errors[path] = "must not contain control characters or unpaired surrogates"
-        return ""
-    return value.strip()
+@dataclass(frozen=True)
+class _Part:
+    """A field of a request model, as the walk needs it."""
+
+    name: str  # in Python
+    key: str  # in JSON
+    type: Any  # the annotated type, with its limits: what a value is converted to
+    info: Any  # msgspec's description of it (StrType, IntType, ListType, StructType)
+    model: type[msgspec.Struct] | None  # the field's model when it is an object
+    item_model: type[msgspec.Struct] | None  # the items' model when it is a list of objects
 
 
-def _address(obj: dict[str, Any], errors: dict[str, str]) -> dict[str, str]:
-    address = {
-        key: _text(obj.get(key), f"shipping_address.{key}", errors, max_length=ADDRESS_LENGTH)
-        for key in ADDRESS_FIELDS
-    }
-    if address["country"] and not _COUNTRY.match(address["country"]):
-        errors["shipping_address.country"] = "must be a two-letter country code, like NL"
-    address["country"] = address["country"].upper()
-    return address
+@functools.cache
+def _parts_of(model: type[msgspec.Struct]) -> tuple[_Part, ...]:
+    """The fields of ``model``, each looked up once: msgspec resolves a model's annotations
+    and describes its types far more slowly than it converts a value."""
+    parts = []
+    for field_info in msgspec.structs.fields(model):
+        info = inspect.type_info(field_info.type)
+        if isinstance(info, inspect.Metadata):
+            info = info.type
+        item = info.item_type if isinstance(info, inspect.ListType) else None
+        parts.append(
+            _Part(
+                name=field_info.name,
+                key=field_info.encode_name,
+                type=field_info.type,
+                info=info,
+                model=info.cls if isinstance(info, inspect.StructType) else None,
+                item_model=item.cls if isinstance(item, inspect.StructType) else None,
+            )
+        )
+    return tuple(parts)
 
 
-def _lines(raw: Any, errors: dict[str, str]) -> tuple[Line, ...]:
-    if not isinstance(raw, list) or not raw:
-        errors["items"] = "must be a non-empty list"
-        return ()
-    if len(raw) > MAX_LINES:
-        errors["items"] = f"must have at most {MAX_LINES} lines"
-        return ()
-    lines = []
-    for index, item in enumerate(raw):
-        path = f"items[{index}]"
-        if not isinstance(item, dict):
-            errors[path] = "must be an object"
-            continue
-        sku = _text(item.get("sku"), f"{path}.sku", errors, max_length=SKU_LENGTH)
-        size = item.get("size")
-        if isinstance(size, int) and not isinstance(size, bool) and 0 < size < 10**SIZE_LENGTH:
-            size = str(size)  # a size may come as a number: 42
-        size_text = _text(size, f"{path}.size", errors, max_length=SIZE_LENGTH)
-        quantity = _whole(item.get("quantity"))
-        if quantity is None:
-            errors[f"{path}.quantity"] = "must be a whole number"
-        elif not 1 <= quantity <= MAX_QUANTITY:
-            errors[f"{path}.quantity"] = f"must be between 1 and {MAX_QUANTITY}"
+def _read_struct(
+    model: type[msgspec.Struct],
+    raw: Any,
+    path: str,
+    errors: dict[str, str],
+    messages: dict[str, str],
+) -> dict[str, Any]:
+    """The fields of ``model`` read from the object ``raw`` (a dict from the JSON body), by name:
+    each value as read and converted, None where it failed. Every failure is recorded in
+    ``errors`` at its path (``path`` is the object's own, "" for the body). An object that is
+    missing or is no object is named, and its fields are reported missing too."""
+    if not isinstance(raw, dict):
+        errors[path] = "is required" if raw is None else "must be an object"
+        raw = {}
+    read: dict[str, Any] = {}
+    for part in _parts_of(model):
+        at = f"{path}.{part.name}" if path else part.name
+        value = raw.get(part.key)
+        if part.model is not None:
+            read[part.name] = _read_struct(part.model, value, at, errors, messages)
+        elif isinstance(part.info, inspect.ListType):
+            read[part.name] = _read_list(part, value, at, errors, messages)
         else:
-            lines.append(Line(sku=sku, size=size_text, quantity=quantity))
-    return tuple(lines)
+            read[part.name] = _read_leaf(part, value, at, errors, messages)
+    return read
 
 
-def _card(obj: dict[str, Any], today: date, errors: dict[str, str]) -> Card | None:
-    number = re.sub(r"[\s-]", "", str(obj.get("card_number") or ""))
-    if not number:
-        errors["payment.card_number"] = "is required"
-    elif not is_ascii_digits(number) or not 12 <= len(number) <= 19:
-        errors["payment.card_number"] = "must be 12 to 19 digits"
-    elif not luhn_ok(number):
-        errors["payment.card_number"] = "is not a valid card number"
-    month = _whole(obj.get("exp_month"))
-    year = _whole(obj.get("exp_year"))
-    if month is None or not 1 <= month <= 12:
-        errors["payment.exp_month"] = "must be a month from 1 to 12"
-    if year is not None and year < 100:
-        year += 2000
-    last_year = today.year + CARD_YEARS_AHEAD
-    if year is None or year > last_year:
-        errors["payment.exp_year"] = f"must be a year from {today.year} to {last_year}"
-    elif month is not None and 1 <= month <= 12 and (year, month) < (today.year, today.month):
-        errors["payment.exp_year"] = "the card has expired"
-    cvc = str(obj.get("cvc") or "").strip()
-    if not is_ascii_digits(cvc) or not 3 <= len(cvc) <= 4:
-        errors["payment.cvc"] = "must be 3 or 4 digits"
-    if any(key.startswith("payment.") for key in errors):
+def _read_list(
+    part: _Part, raw: Any, path: str, errors: dict[str, str], messages: dict[str, str]
+) -> list[dict[str, Any]]:
+    """A list of objects (the order's items), each read by ``_read_struct``; its length is
+    bounded by the list's own min_length and max_length."""
+    info, item_model = part.info, part.item_model
+    assert isinstance(info, inspect.ListType) and item_model is not None
+    if not isinstance(raw, list) or len(raw) < (info.min_length or 1):
+        errors[path] = "must be a non-empty list"
+        return []
+    if info.max_length is not None and len(raw) > info.max_length:
+        errors[path] = f"must have at most {info.max_length} lines"
+        return []
+    read = []
+    for index, item in enumerate(raw):
+        at = f"{path}[{index}]"
+        if not isinstance(item, dict):
+            errors[at] = "must be an object"
+            continue
+        read.append(_read_struct(item_model, item, at, errors, messages))
+    return read
+
+
+def _read_leaf(
+    part: _Part, raw: Any, path: str, errors: dict[str, str], messages: dict[str, str]
+) -> Any:
+    """One value (text or a number) read as ``_READ_FIRST`` says, then converted to the field's
+    annotated type in the model; None with the error recorded if it fails."""
+    field_name = re.sub(r"\[\d+\]", "[]", path)  # items[3].size → items[].size
+    reader = _READ_FIRST.get(field_name) or (
+        _whole if isinstance(part.info, inspect.IntType) else _trimmed
+    )
+    value = reader(raw)
+    try:
+        return msgspec.convert(value, type=part.type, strict=True)
+    except msgspec.ValidationError:
+        errors[path] = _message(field_name, part.info, value, messages)
         return None
-    assert month is not None and year is not None
-    return Card(number=number, exp_month=month, exp_year=year, cvc=cvc)
 
 
-def _whole(value: Any) -> int | None:
-    """A JSON integer, or text of one to nine ASCII digits (the form sends text), as an int; None
-    for anything else: a boolean, a float (1.0, 1e300, NaN, Infinity), a sign, other digits
-    ("²", "٣"). The caller bounds it to what its field may be."""
-    if isinstance(value, str) and len(value.strip()) <= 9 and is_ascii_digits(value.strip()):
-        return int(value.strip())
+def _message(field_name: str, info: Any, value: Any, messages: dict[str, str]) -> str:
+    """What is wrong with ``value``, which ``info``'s type refused, in the field's words."""
+    if isinstance(info, inspect.StrType) and (value is None or value == ""):
+        return "is required"
+    if field_name in messages:
+        return messages[field_name]
+    broken = _broken_constraint(info, value)
+    if isinstance(info, inspect.IntType):
+        if broken == "type":
+            return "must be a whole number"
+        return f"must be between {info.ge} and {info.le}"
+    if broken == "type":
+        return "must be text"
+    if broken == "min_length":
+        return "is required"
+    if broken == "max_length":
+        return f"must be at most {info.max_length} characters"
+    if not _converts(value, _CARRIABLE):
+        return UNCARRIABLE_MESSAGE
+    return _PATTERN_MESSAGES.get(field_name, "is not in the form this field takes")
+
+
+def _broken_constraint(info: Any, value: Any) -> str:
+    """The first of ``info``'s constraints that ``value`` breaks, each tried alone with
+    msgspec: "type" (not text, not an integer), then "min_length", "max_length", "pattern" for
+    text and "ge", "le" for integers."""
+    base = str if isinstance(info, inspect.StrType) else int
+    if not _converts(value, base):
+        return "type"
+    for name in _CONSTRAINTS[type(info)]:
+        limit = getattr(info, name)
+        if limit is not None and not _converts(
+            value, Annotated[base, msgspec.Meta(**{name: limit})]
+        ):
+            return name
+    raise AssertionError(f"{info} refused a value that breaks none of its constraints")
+
+
+def _converts(value: Any, type_: Any) -> bool:
+    try:
+        msgspec.convert(value, type=type_, strict=True)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+# --- the shapes a value may come in besides its model's -----------------------------------------
+
+
+def _trimmed(value: Any) -> Any:
+    """Text without the whitespace around it; anything else as it is."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def _whole(value: Any) -> Any:
+    """Text of one to nine ASCII digits (the form sends text) as its int; anything else as it
+    is, for the model to take (a JSON integer) or refuse (a boolean, a float, a sign, digits
+    other than ASCII's: "²", "٣")."""
+    if isinstance(value, str):
+        digits = value.strip()
+        if len(digits) <= _MAX_DIGIT_TEXT and is_ascii_digits(digits):
+            return int(digits)
+    return value
+
+
+def _as_text(value: Any) -> Any:
+    """A JSON integer as its digits (never a boolean, which is an int to Python)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
+        return str(value)
+    return value
+
+
+def _size(value: Any) -> Any:
+    """A size may come as a whole number, 42: read as its text when it fits the column."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**SIZE_LENGTH:
+        return str(value)
+    return _trimmed(value)
+
+
+def _card_number(value: Any) -> Any:
+    """A card number as printed on the card, "4242 4242 4242 4242", loses its spaces and
+    hyphens."""
+    value = _as_text(value)
+    return re.sub(r"[\s-]", "", value) if isinstance(value, str) else value
+
+
+def _country(value: Any) -> Any:
+    """A country code in lower case, "nl", is read in upper case; only ASCII letters are, so
+    "ß" stays refused rather than read as "SS"."""
+    value = _trimmed(value)
+    return value.upper() if isinstance(value, str) and value.isascii() else value
+
+
+# How a field is read before its type is checked, by its path (any item's index as "[]"). Other
+# text is trimmed (_trimmed), other numbers may come as digit text (_whole).
+_READ_FIRST: dict[str, Callable[[Any], Any]] = {
+    "shipping_address.country": _country,
+    "items[].size": _size,
+    "payment.card_number": _card_number,
+    "payment.cvc": lambda value: _trimmed(_as_text(value)),
+}
+
+
+# --- step 3: what no field's type can say -------------------------------------------------------
+
+
+def _check_card(
+    payment: dict[str, Any], today: date, errors: dict[str, str], messages: dict[str, str]
+) -> None:
+    """The card's rules beyond its fields' types, on the fields that passed them: the number's
+    Luhn check digit, a two-digit year read as 2000 onwards, a year from this one to
+    CARD_YEARS_AHEAD ahead, and an expiry not before this month. Changes ``payment`` in place
+    (the year) and records what fails in ``errors``."""
+    number, month, year = payment["card_number"], payment["exp_month"], payment["exp_year"]
+    if number is not None and not luhn_ok(number):
+        errors["payment.card_number"] = "is not a valid card number"
+    if year is None:
+        return
+    if year < 100:
+        year = payment["exp_year"] = 2000 + year
+    if year > today.year + CARD_YEARS_AHEAD:
+        errors["payment.exp_year"] = messages["payment.exp_year"]
+    elif month is not None and (year, month) < (today.year, today.month):
+        errors["payment.exp_year"] = "the card has expired"

@@ -1,4 +1,5 @@
-"""The JSON API against its own OpenAPI description, fuzzed through WSGI: no 5xx, tidy 4xx."""
+"""The JSON API against its own OpenAPI description, fuzzed through WSGI: no 5xx, tidy 4xx, and
+every response (status, content type and body) as the description says."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.schemas import APIOperation
 from sqlalchemy import func, select
 
 from shop.tables import orders, stock
+from tests.support.shop import FAILING_CARD, order_body, wait_for
 from workers.messaging.database import engine_for
 
 # Enough to walk every operation's edges in well under a minute; CI runs the same bound.
@@ -26,6 +35,19 @@ OPERATIONS = [
     ("GET", "/api/orders/{order_id}"),
     ("POST", "/api/orders/{order_id}/cancel"),
 ]
+# What each response is checked for: no 5xx, a status the operation documents, the documented
+# content type, and a body that is valid against the documented schema (the generated models'
+# additionalProperties: false included, so an undocumented field fails too).
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def operation(app: Flask, method: str, path: str) -> APIOperation:
+    return schemathesis.openapi.from_wsgi("/api/openapi.json", app)[path][method]
 
 
 def shop_state() -> tuple[int, dict[tuple[str, str], int]]:
@@ -63,10 +85,10 @@ def check_refusal(case: Case, status: int, body: Any, before: tuple[int, Any]) -
 def test_the_api_never_fails_and_refuses_in_the_error_shape(
     app: Flask, method: str, path: str
 ) -> None:
-    operation = schemathesis.openapi.from_wsgi("/api/openapi.json", app)[path][method]
+    api_operation = operation(app, method, path)
     cases = st.one_of(
-        operation.as_strategy(GenerationMode.POSITIVE),
-        operation.as_strategy(GenerationMode.NEGATIVE),
+        api_operation.as_strategy(GenerationMode.POSITIVE),
+        api_operation.as_strategy(GenerationMode.NEGATIVE),
     )
 
     @given(case=cases)
@@ -82,5 +104,36 @@ def test_the_api_never_fails_and_refuses_in_the_error_shape(
         assert response.status_code < 500, (case.as_curl_command(), response.text)
         if 400 <= response.status_code < 500:
             check_refusal(case, response.status_code, response.json(), before)
+        case.validate_response(response, checks=CHECKS)
 
     the_api_holds()
+
+
+def called(app: Flask, method: str, path: str, **parts: Any) -> Any:
+    """The JSON body of one documented call, after checking its response against the spec."""
+    case = operation(app, method, path).Case(**parts)
+    response = case.call()
+    case.validate_response(response, checks=CHECKS)
+    return response.json()
+
+
+@pytest.mark.usefixtures("worker")
+def test_an_order_answers_as_described_from_checkout_to_cancellation(app: Flask) -> None:
+    # Fuzzed ids and bodies seldom find an order. These responses carry every field an order can
+    # have: once shipped, a parcel and a timeline whose events list their consumers; while its
+    # payment is parked, a delay.
+    shipped = called(app, "POST", "/api/orders", body=order_body(sku="RUN-001", size="44"))["id"]
+    one_order = {"path_parameters": {"order_id": shipped}}
+    wait_for(lambda: called(app, "GET", "/api/orders/{order_id}", **one_order)["shipment"])
+    too_late = called(app, "POST", "/api/orders/{order_id}/cancel", **one_order)
+    assert too_late["error"]["code"] == "too_late_to_cancel"
+
+    body = order_body(card=FAILING_CARD, sku="RUN-001", size="44")
+    parked = {"path_parameters": {"order_id": called(app, "POST", "/api/orders", body=body)["id"]}}
+    wait_for(lambda: called(app, "GET", "/api/orders/{order_id}", **parked)["delayed"])
+    cancelled = called(app, "POST", "/api/orders/{order_id}/cancel", **parked)
+    assert cancelled["status"] == "CANCELLATION_REQUESTED"
+    wait_for(
+        lambda: called(app, "GET", "/api/orders/{order_id}", **parked)["status"] == "CANCELLED"
+    )
+    assert called(app, "GET", "/api/products")

@@ -112,7 +112,11 @@ def test_luhn(number: str, valid: bool) -> None:
 
 def with_change(path: str, value: Any) -> dict[str, Any]:
     """The valid order_body() with the field at ``path`` ("payment.cvc", "items[0].size") set."""
-    body = order_body()
+    return with_change_in(order_body(), path, value)
+
+
+def with_change_in(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``body`` with the field at ``path`` set to ``value`` (in place)."""
     *parents, name = path.replace("[0]", ".0").split(".")
     target: Any = body
     for part in parents:
@@ -215,6 +219,8 @@ def test_text_limits_are_counted_in_characters(path: str, limit: int) -> None:
     at_limit, over = "😀" * limit, "😀" * (limit + 1)
     if path == "customer.email":
         at_limit, over = "😀" * (limit - 8) + "@x.co.nl", "😀" * (limit - 7) + "@x.co.nl"
+    if path == "items[0].sku":  # a sku is ASCII letters, digits and hyphens (SKU_PATTERN)
+        at_limit = "R" * limit
 
     assert path not in errors_in(with_change(path, at_limit))
     assert errors_for(with_change(path, over))[path] == f"must be at most {limit} characters"
@@ -291,3 +297,85 @@ def test_a_lone_surrogate_escaped_in_json_is_read_then_refused_as_a_field() -> N
     assert errors_for(body) == {
         "customer.name": "must not contain control characters or unpaired surrogates"
     }
+
+
+def test_a_sku_is_letters_digits_and_hyphens() -> None:
+    # The events behind the shop carry no other sku (contracts.SKU_PATTERN).
+    assert errors_for(with_change("items[0].sku", "RUN 001")) == {
+        "items[0].sku": "must be letters, digits and hyphens only"
+    }
+
+
+@pytest.mark.parametrize(("country", "kept"), [("nl", "NL"), (" Nl ", "NL"), ("NL", "NL")])
+def test_a_country_code_may_come_in_lower_case(country: str, kept: str) -> None:
+    request = parse_checkout(with_change("shipping_address.country", country), TODAY)
+
+    assert request.address["country"] == kept
+
+
+@pytest.mark.parametrize("country", ["ß", "N1", "NLD", "\u0130L"])
+def test_a_country_code_is_two_ascii_letters(country: str) -> None:
+    # "ß".upper() is "SS": only ASCII is upper-cased, so it stays refused.
+    assert errors_for(with_change("shipping_address.country", country)) == {
+        "shipping_address.country": "must be a two-letter country code, like NL"
+    }
+
+
+def test_a_card_may_come_as_printed_or_as_numbers() -> None:
+    body = order_body(card="4242 4242-4242 4242")
+    body["payment"].update(cvc=" 123 ", exp_year=" 31 ")
+    card = parse_checkout(body, TODAY).card
+    as_integer = parse_checkout(with_change("payment.card_number", 4242424242424242), TODAY).card
+
+    assert (card.number, card.cvc, card.exp_year) == ("4242424242424242", "123", 2031)
+    assert as_integer.number == "4242424242424242"
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_missing_text_is_required(value: Any) -> None:
+    paths = [*TEXT_PATHS, "payment.card_number", "payment.cvc"]
+    body = order_body()
+    for path in paths:
+        body = with_change_in(body, path, value)
+
+    assert errors_for(body) == dict.fromkeys(paths, "is required")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("customer", None, "is required"),
+        ("customer", "Ada", "must be an object"),
+        ("items", None, "must be a non-empty list"),
+        ("items", {"sku": "RUN-001"}, "must be a non-empty list"),
+        ("items", [order_body()["items"][0]] * 21, "must have at most 20 lines"),
+        ("customer.name", 42, "must be text"),
+        ("payment.card_number", True, "must be 12 to 19 digits"),
+        ("payment.card_number", "4" * 20, "must be 12 to 19 digits"),
+        ("payment.cvc", 12, "must be 3 or 4 digits"),
+        ("items[0].quantity", 11, "must be between 1 and 10"),
+        ("items[0].quantity", "two", "must be a whole number"),
+        ("items[0].quantity", None, "must be a whole number"),
+        ("payment.exp_month", None, "must be a month from 1 to 12"),
+        ("payment.exp_year", -1, "must be a year from 2026 to 2046"),
+    ],
+)
+def test_each_field_says_what_is_wrong_in_its_own_words(
+    path: str, value: Any, message: str
+) -> None:
+    assert errors_for(with_change(path, value))[path] == message
+
+
+def test_an_item_that_is_not_an_object_is_named_alone() -> None:
+    body = order_body()
+    body["items"].append("RUN-001")
+
+    assert errors_for(body) == {"items[1]": "must be an object"}
+
+
+def test_a_field_the_model_does_not_name_is_ignored() -> None:
+    body = order_body()
+    body["coupon"] = "SPRING"
+    body["customer"]["phone"] = "+31 20 000 0000"
+
+    assert parse_checkout(body, TODAY).name == "Ada Lovelace"

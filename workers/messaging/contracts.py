@@ -5,7 +5,7 @@ with the type the producer sends (strict: no string is read as a number, no numb
 string). Every string and every integer is bounded by what every component that stores or
 sends it can carry: the columns it lands in (VARCHAR lengths, PostgreSQL's 32-bit INTEGER),
 UTF-8 (no lone surrogates), PostgreSQL's text (no NUL) and one line of a page or a mail (no
-other control character). The shop's request models (``shop.validation``) refuse at the edge
+other control character). The shop's request model (``shop.bodies.NewOrder``) refuses at the edge
 whatever these would refuse further down, from the same limits below.
 
 A field the model does not know is ignored, not refused: a newer producer may add an optional
