@@ -46,6 +46,12 @@ def stored_texts(order_id: str) -> list[str]:
     return [str(value) for value in [*values, *(v for item in row.items for v in item.values())]]
 
 
+def shipped(client: FlaskClient, order_id: str) -> dict[str, Any] | None:
+    """The order's view once it has shipped; None until then."""
+    view: dict[str, Any] = client.get(f"/api/orders/{order_id}").get_json()
+    return view if view["status"] == "SHIPPED" else None
+
+
 def body_for(size: str, **changes: Any) -> dict[str, Any]:
     """A valid order of one pair, with ``changes`` by path: ``{"payment.cvc": "12"}``."""
     body = order_body(sku=SKU, size=size)
@@ -390,7 +396,10 @@ def checkout_bodies(draw: st.DrawFn) -> dict[str, Any]:
     return body_for(draw(st.sampled_from(FUZZED)), **changes)
 
 
+@pytest.mark.usefixtures("worker")
 def test_any_text_and_any_number_is_refused_whole_or_placed_carriable(client: FlaskClient) -> None:
+    accepted: list[str] = []
+
     @given(body=checkout_bodies())
     @settings(
         max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
@@ -400,7 +409,8 @@ def test_any_text_and_any_number_is_refused_whole_or_placed_carriable(client: Fl
         response = post(client, body, str(uuid.uuid4()))
         if response.status_code == 202:
             # Whatever was accepted, every component can store and send: UTF-8, no controls.
-            for text in stored_texts(response.get_json()["id"]):
+            accepted.append(response.get_json()["id"])
+            for text in stored_texts(accepted[-1]):
                 text.encode("utf-8")
                 assert not re.search("[\x00-\x1f\x7f-\x9f]", text), ascii(text)
             return
@@ -410,3 +420,8 @@ def test_any_text_and_any_number_is_refused_whole_or_placed_carriable(client: Fl
         assert all(available(size) >= count for size, count in before.items())
 
     holds()
+    # And every component carried each accepted order to its end: shipped, nothing parked.
+    assert accepted, "no example was accepted: the property says nothing about what goes through"
+    for order_id in accepted:
+        view = wait_for(lambda oid=order_id: shipped(client, oid), timeout_s=60)
+        assert view["delayed"] is None, view
