@@ -1,4 +1,8 @@
-"""The operators' pages and JSON: dead letters, outbox backlogs, queue depths; password only."""
+"""The operators' pages and JSON: dead letters, outbox backlogs, queue depths; password only.
+
+The one module of the shop that imports the operations component (workers.operations), whose
+data these pages show; the import contracts in pyproject.toml allow no other.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +26,11 @@ from config.celery import app as celery_app
 from config.settings import QUEUES, get_settings
 from shop import throughput
 from shop.errors import error_response
-from workers.messaging import deadletters
 from workers.messaging.database import engine_for
-from workers.messaging.deadletters import DeadLetterNotFound
 from workers.messaging.envelope import utcnow
-from workers.messaging.outbox import backlog
-from workers.messaging.relay import EMITTING_COMPONENTS
+from workers.operations import dlq
+from workers.operations.dlq import DeadLetterNotFound
+from workers.operations.relay import backlogs
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +88,13 @@ def queue_depths() -> dict[str, int | None]:
     return depths
 
 
-def outbox_backlogs() -> dict[str, int]:
-    result = {}
-    for component in EMITTING_COMPONENTS:
-        with engine_for(component).connect() as conn:
-            result[component] = backlog(conn)
-    return result
-
-
 @bp.get("")
 def dashboard() -> ResponseReturnValue:
     host = (request.host or "localhost").rsplit(":", 1)[0]
     return render_template(
         "admin.html",
-        parked=deadletters.count_parked(),
-        backlogs=outbox_backlogs(),
+        parked=dlq.count_parked(),
+        backlogs=backlogs(),
         depths=queue_depths(),
         minutes=_throughput(),
         flower_url=f"{request.scheme}://{host}:{FLOWER_PORT}",
@@ -113,40 +108,32 @@ def _throughput() -> list[throughput.Minute]:
 
 @bp.get("/dead-letters")
 def dead_letters_page() -> ResponseReturnValue:
-    status = request.args.get("status", deadletters.PARKED)
+    status = request.args.get("status", dlq.PARKED)
     queue = request.args.get("queue") or None
-    letters = deadletters.list_letters(
-        queue=queue, status=None if status == "all" else status or None
-    )
+    letters = dlq.list_letters(queue=queue, status=None if status == "all" else status or None)
     return render_template(
         "admin_dead_letters.html",
         letters=letters,
         status=status,
         queue=queue,
         queues=QUEUES,
-        statuses=[*deadletters.STATUSES, "all"],
+        statuses=[*dlq.STATUSES, "all"],
     )
 
 
 @bp.get("/dead-letters/<letter_id>")
 def dead_letter_page(letter_id: str) -> ResponseReturnValue:
     try:
-        letter = deadletters.get(letter_id)
+        letter = dlq.get(letter_id)
     except DeadLetterNotFound:
         return render_template("404.html", message="No dead letter has that id."), 404
-    return render_template(
-        "admin_dead_letter.html", letter=letter, actions=deadletters.actions(letter_id)
-    )
+    return render_template("admin_dead_letter.html", letter=letter, actions=dlq.actions(letter_id))
 
 
 @bp.post("/dead-letters/<letter_id>/<any(replay, discard):action>")
 def act_on_letter(letter_id: str, action: str) -> ResponseReturnValue:
     try:
-        done = (
-            deadletters.replay(celery_app, letter_id)
-            if action == "replay"
-            else deadletters.discard(letter_id)
-        )
+        done = dlq.replay(celery_app, letter_id) if action == "replay" else dlq.discard(letter_id)
     except DeadLetterNotFound:
         return render_template("404.html", message="No dead letter has that id."), 404
     flash(f"{action}: {done.outcome}", "ok" if done.ok else "error")
@@ -155,9 +142,9 @@ def act_on_letter(letter_id: str, action: str) -> ResponseReturnValue:
 
 @api_bp.get("/dead-letters")
 def list_json() -> ResponseReturnValue:
-    status = request.args.get("status", deadletters.PARKED)
-    if status not in (*deadletters.STATUSES, "all"):
-        return _invalid("status", f"must be one of {', '.join(deadletters.STATUSES)} or all")
+    status = request.args.get("status", dlq.PARKED)
+    if status not in (*dlq.STATUSES, "all"):
+        return _invalid("status", f"must be one of {', '.join(dlq.STATUSES)} or all")
     queue = request.args.get("queue") or None
     if queue is not None and queue not in QUEUES:
         return _invalid("queue", f"must be one of {', '.join(QUEUES)}")
@@ -167,26 +154,24 @@ def list_json() -> ResponseReturnValue:
             since = datetime.fromisoformat(raw_since)
         except ValueError:
             return _invalid("since", "must be an ISO 8601 time")
-    letters = deadletters.list_letters(
-        queue=queue, since=since, status=None if status == "all" else status
-    )
+    letters = dlq.list_letters(queue=queue, since=since, status=None if status == "all" else status)
     return jsonify([letter.to_dict() for letter in letters])
 
 
 @api_bp.get("/dead-letters/<letter_id>")
 def show_json(letter_id: str) -> ResponseReturnValue:
     try:
-        letter = deadletters.get(letter_id)
+        letter = dlq.get(letter_id)
     except DeadLetterNotFound:
         return _not_found(letter_id)
-    history = [action.to_dict() for action in deadletters.actions(letter_id)]
+    history = [action.to_dict() for action in dlq.actions(letter_id)]
     return jsonify({**letter.to_dict(), "actions": history})
 
 
 @api_bp.post("/dead-letters/<letter_id>/replay")
 def replay_json(letter_id: str) -> ResponseReturnValue:
     try:
-        done = deadletters.replay(celery_app, letter_id)
+        done = dlq.replay(celery_app, letter_id)
     except DeadLetterNotFound:
         return _not_found(letter_id)
     if not done.ok:
@@ -197,7 +182,7 @@ def replay_json(letter_id: str) -> ResponseReturnValue:
 @api_bp.post("/dead-letters/<letter_id>/discard")
 def discard_json(letter_id: str) -> ResponseReturnValue:
     try:
-        done = deadletters.discard(letter_id)
+        done = dlq.discard(letter_id)
     except DeadLetterNotFound:
         return _not_found(letter_id)
     return jsonify(done.to_dict())

@@ -21,7 +21,7 @@ DEFAULT_FLOWER_PORT = 5555
 DEFAULT_GATEWAY_PORT = 8020
 # How often the relay looks in RabbitMQ's dead-letter queue: it opens a connection each time.
 BROKER_DRAIN_INTERVAL_S = 5.0
-# How often the relay compares outboxes with inboxes (workers.messaging.redelivery).
+# How often the relay compares outboxes with inboxes (workers.operations.redelivery).
 REDELIVERY_INTERVAL_S = 15.0
 
 
@@ -89,9 +89,11 @@ def gateway(port: int) -> None:
 def relay() -> None:
     """Publish every committed event still waiting in an outbox, until stopped."""
     from config.celery import app
-    from workers.messaging import broker_dead, redelivery
-    from workers.messaging import relay as outbox_relay
+    from workers.messaging.broker_dead import is_amqp
     from workers.messaging.envelope import utcnow
+    from workers.operations import redelivery
+    from workers.operations import relay as outbox_relay
+    from workers.operations.broker_drain import drain
     from workers.schema.guard import require_current_schemas
     from workers.schema.revision import SchemaError
 
@@ -112,10 +114,10 @@ def relay() -> None:
             REDELIVERY_INTERVAL_S, lambda: redelivery.redeliver_unapplied(app, utcnow(), stall)
         )
     ]
-    if broker_dead.is_amqp(str(app.conf.broker_url)):
+    if is_amqp(str(app.conf.broker_url)):
         # What RabbitMQ itself dead-letters (delivery limit, unknown task) joins the app's
         # dead letters on every sweep, so operators have one place to look.
-        chores.append(outbox_relay.every(BROKER_DRAIN_INTERVAL_S, lambda: broker_dead.drain(app)))
+        chores.append(outbox_relay.every(BROKER_DRAIN_INTERVAL_S, lambda: drain(app)))
     click.echo("relay: watching the outboxes of shop, orders, payments, shipping")
     outbox_relay.run(app, stop, chores=chores)
 
@@ -129,8 +131,8 @@ def find_procfile() -> Path:
 
 def _register_subcommands() -> None:
     from workers.db_cli import db
-    from workers.dlq_cli import dlq
-    from workers.replay_cli import replay, report
+    from workers.operations.dlq_cli import dlq
+    from workers.operations.replay_cli import replay, report
 
     main.add_command(db)
     main.add_command(dlq)

@@ -24,6 +24,7 @@ from tests.support.shop import (
 from workers.messaging import deadletters
 from workers.messaging.contracts import wire_type
 from workers.messaging.envelope import Envelope, event_type
+from workers.operations import dlq
 
 pytestmark = pytest.mark.usefixtures("worker")
 CARDS = (GOOD_CARD, DECLINED_CARD, FLAKY_CARD, FAILING_CARD)
@@ -118,7 +119,7 @@ def test_a_replayed_dead_letter_is_shown_to_flower_by_its_summary_too(
         "orders.on_payment_declined", parked.to_dict(), ValueError("test"), 1
     )
 
-    assert deadletters.replay(celery_app, letter_id).outcome == "sent"
+    assert dlq.replay(celery_app, letter_id).outcome == "sent"
 
     replayed = [json.loads(wire) for wire in wiretap.messages if parked.id in wire]
     assert replayed

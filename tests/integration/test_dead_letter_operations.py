@@ -19,6 +19,7 @@ from tests.support import stack
 from tests.support.shop import order_body, wait_for
 from workers.cli import main
 from workers.messaging import broker_dead, deadletters
+from workers.operations import broker_drain, dlq
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -43,7 +44,7 @@ def test_the_cli_lists_shows_replays_and_discards_dead_letters() -> None:
     assert shown.exit_code == 0 and "shipping.on_shipment_requested" in shown.output
     assert replayed.exit_code == 1 and "failed" in replayed.output  # not an event: nothing to send
     assert discarded.exit_code == 0 and "discarded" in discarded.output
-    assert deadletters.get(letter_id).status == "discarded"
+    assert dlq.get(letter_id).status == "discarded"
 
 
 def test_the_cli_says_so_for_an_unknown_id() -> None:
@@ -96,7 +97,7 @@ def test_a_discard_button_needs_its_csrf_token(client: FlaskClient) -> None:
 
     assert refused.status_code == 400
     assert done.status_code == 303
-    assert deadletters.get(letter_id).status == "discarded"
+    assert dlq.get(letter_id).status == "discarded"
 
 
 def test_the_json_api_lists_shows_and_acts_on_dead_letters(client: FlaskClient) -> None:
@@ -177,15 +178,15 @@ def test_component_queues_are_quorum_queues_with_a_delivery_limit_and_a_dead_let
 
 @services_only
 def test_a_message_the_broker_dead_letters_ends_in_the_same_store(celery_app: Celery) -> None:
-    broker_dead.drain(celery_app)  # declares the dead-letter route before anything is rejected
+    broker_drain.drain(celery_app)  # declares the dead-letter route before anything is rejected
     event = {"id": str(uuid.uuid4()), "for": "a task no worker knows"}
 
     # A worker rejects a message for an unknown task; RabbitMQ dead-letters it to shoeshop.dlx.
     celery_app.send_task("orders.no_such_task", args=[event], queue="orders")
 
     def parked() -> deadletters.DeadLetter | None:
-        broker_dead.drain(celery_app)
-        found = [x for x in deadletters.list_letters() if x.event_id == event["id"]]
+        broker_drain.drain(celery_app)
+        found = [x for x in dlq.list_letters() if x.event_id == event["id"]]
         return found[0] if found else None
 
     letter = wait_for(parked, timeout_s=30, every_s=0.5)

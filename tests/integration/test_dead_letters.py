@@ -23,6 +23,7 @@ from workers.messaging.database import engine_for
 from workers.messaging.deadletters import DeadLetter
 from workers.messaging.envelope import Envelope, event_type
 from workers.messaging.tables import inbox
+from workers.operations import dlq
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -36,11 +37,7 @@ SUBSCRIBERS = (
 
 def letter_for(event_id: str, timeout_s: float = 30) -> DeadLetter:
     def probe() -> DeadLetter | None:
-        found = [
-            letter
-            for letter in deadletters.list_letters(status=None)
-            if letter.event_id == event_id
-        ]
+        found = [letter for letter in dlq.list_letters(status=None) if letter.event_id == event_id]
         return found[0] if found else None
 
     return wait_for(probe, timeout_s=timeout_s)
@@ -142,11 +139,11 @@ def test_an_order_with_nothing_parked_is_not_delayed(client: FlaskClient) -> Non
 def test_parking_the_same_event_again_adds_up_its_attempts_on_one_row() -> None:
     body = payment_request(str(uuid.uuid4()), amount_cents=100, token="t")
     first = deadletters.park("payments.on_payment_requested", body, RuntimeError("one"), 5)
-    before = deadletters.get(first)
+    before = dlq.get(first)
 
     again = deadletters.park("payments.on_payment_requested", body, RuntimeError("two"), 5)
 
-    after = deadletters.get(again)
+    after = dlq.get(again)
     assert again == first
     assert (after.attempts, after.message, after.status) == (10, "two", "parked")
     assert after.first_failed_at == before.first_failed_at
@@ -169,9 +166,7 @@ def test_workers_parking_one_event_at_the_same_moment_make_one_row() -> None:
     for thread in threads:
         thread.join(timeout=30)
 
-    rows = [
-        letter for letter in deadletters.list_letters(status=None) if letter.event_id == body["id"]
-    ]
+    rows = [letter for letter in dlq.list_letters(status=None) if letter.event_id == body["id"]]
     assert len(set(ids)) == 1 and len(rows) == 1
     assert rows[0].attempts == parkers
 
@@ -205,8 +200,8 @@ def test_replaying_a_parked_payment_twice_charges_once(
     )
 
     with runs_of(event["id"]) as runs:
-        first = deadletters.replay(celery_app, letter_id)
-        second = deadletters.replay(celery_app, letter_id)
+        first = dlq.replay(celery_app, letter_id)
+        second = dlq.replay(celery_app, letter_id)
         wait_for(lambda: len(runs) == 2)
 
     assert (first.outcome, second.outcome) == ("sent", "sent")
@@ -217,29 +212,27 @@ def test_replaying_a_parked_payment_twice_charges_once(
             select(func.count()).select_from(inbox).where(inbox.c.event_id == event["id"])
         ).scalar_one()
     assert applied == 1
-    assert deadletters.get(letter_id).status == "replayed"
-    assert [a.outcome for a in deadletters.actions(letter_id)] == ["sent", "sent"]
+    assert dlq.get(letter_id).status == "replayed"
+    assert [a.outcome for a in dlq.actions(letter_id)] == ["sent", "sent"]
 
 
 def test_discarding_a_letter_changes_its_status_and_logs_the_action() -> None:
     letter_id = deadletters.park("orders.on_order_placed", "junk", ValueError("junk"), 1)
 
-    action = deadletters.discard(letter_id)
+    action = dlq.discard(letter_id)
 
-    assert deadletters.get(letter_id).status == "discarded"
-    assert [(a.action, a.outcome) for a in deadletters.actions(letter_id)] == [
-        ("discard", "discarded")
-    ]
+    assert dlq.get(letter_id).status == "discarded"
+    assert [(a.action, a.outcome) for a in dlq.actions(letter_id)] == [("discard", "discarded")]
     assert action.ok
 
 
 def test_a_discarded_or_eventless_letter_is_not_replayed(celery_app: Celery) -> None:
     letter_id = deadletters.park("orders.on_order_placed", "junk", ValueError("junk"), 1)
 
-    action = deadletters.replay(celery_app, letter_id)
+    action = dlq.replay(celery_app, letter_id)
 
     assert not action.ok and action.outcome.startswith("failed")
-    assert deadletters.get(letter_id).status == "parked"
+    assert dlq.get(letter_id).status == "parked"
 
 
 def test_a_bug_in_a_handler_is_parked_at_once_with_its_traceback(

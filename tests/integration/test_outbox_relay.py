@@ -13,10 +13,10 @@ from sqlalchemy import func, select, update
 
 import shop.checkout
 from tests.support.shop import order_body, wait_for
-from workers.messaging import relay
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.published import PublishedMarks
 from workers.messaging.tables import outbox
+from workers.operations import relay
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select
 
 from tests.support.shop import order_body, wait_for
-from workers.messaging import redelivery
 from workers.messaging.contracts import PaymentDeclined, new_event
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import Envelope, utcnow
-from workers.messaging.redelivery import redeliver_unapplied
 from workers.messaging.tables import inbox, outbox
+from workers.operations import redelivery
+from workers.operations.redelivery import redeliver_unapplied
 
 pytestmark = pytest.mark.usefixtures("worker")
 STALL = timedelta(seconds=60)

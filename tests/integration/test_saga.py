@@ -22,8 +22,8 @@ from workers.messaging.contracts import PaymentDeclined, new_event, wire_type
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import utcnow
 from workers.messaging.publisher import publish
+from workers.operations.replay_cli import replay, report
 from workers.orders import projections, store, timer
-from workers.replay_cli import replay, report
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -1,4 +1,11 @@
-"""Dead letters: messages that failed for good, parked with everything needed to replay them."""
+"""Dead letters, the parking side: what every worker needs to park a message that failed for good.
+
+A parked message is stored in the operations database (``dead_letters``) with everything needed
+to replay it: the event (or the raw body), the task and queue it was for, the exception, its
+traceback and the attempts. ``parked`` is the one read kept here, for the shop (an order held up,
+parked per queue). Listing, showing, replaying and discarding are the operators' side, in
+workers.operations.dlq.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +14,30 @@ import logging
 import traceback
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from celery import Celery
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select
 
 from workers.messaging.database import engine_for, transaction, upsert_insert
 from workers.messaging.envelope import as_utc, utcnow
-from workers.messaging.publisher import send_to
 from workers.messaging.subscriptions import queue_of
-from workers.messaging.tables import dead_letter_actions, dead_letters
+from workers.messaging.tables import dead_letters
 
 log = logging.getLogger(__name__)
 
+# A letter's status: parked by a worker; replayed or discarded by an operator (a replayed letter
+# that fails again is parked again, on its own row).
 PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
 STATUSES = (PARKED, REPLAYED, DISCARDED)
 
 
-class DeadLetterNotFound(LookupError):
-    """No dead letter has the id an operator asked for."""
-
-
 @dataclass(frozen=True)
 class DeadLetter:
+    """One row of ``dead_letters``: ``event`` is the CloudEvent as a dict, or None when the body
+    was not one (``raw`` then holds it as text); times are aware UTC datetimes; ``attempts``
+    counts every failed delivery, replays included; ``status`` is one of STATUSES."""
+
     id: str
     event_id: str | None
     subject: str | None
@@ -47,25 +54,11 @@ class DeadLetter:
     status: str
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, the times as ISO 8601 strings: JSON-ready."""
         data = asdict(self)
         data["first_failed_at"] = self.first_failed_at.isoformat()
         data["last_failed_at"] = self.last_failed_at.isoformat()
         return data
-
-
-@dataclass(frozen=True)
-class Action:
-    dead_letter_id: str
-    action: str
-    at: datetime
-    outcome: str
-
-    @property
-    def ok(self) -> bool:
-        return not self.outcome.startswith("failed")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "at": self.at.isoformat(), "ok": self.ok}
 
 
 # The task an undecodable message was meant for is unknown: its name is inside the message.
@@ -80,7 +73,12 @@ def park(
     first_failed_at: datetime | None = None,
 ) -> str:
     """Store a failed message with its reason and traceback; returns the dead letter's id.
-    ``first_failed_at`` is when its first attempt failed (now, when not given)."""
+
+    ``body`` is the event (a dict) or whatever the task received; ``attempts`` the deliveries
+    that failed; ``first_failed_at`` when its first attempt failed (now, when not given). The same
+    event parked again for the same task updates its row (attempts add up). Raises
+    sqlalchemy.exc.SQLAlchemyError when the operations database is away.
+    """
     detail = "".join(traceback.format_exception(exc))
     return _park(
         task, _queue(task), body, type(exc).__name__, str(exc), detail, attempts, first_failed_at
@@ -88,13 +86,15 @@ def park(
 
 
 def park_rejected(task: str, queue: str, body: object, reason: str, attempts: int) -> str:
-    """Store a message the broker dead-lettered (delivery limit, rejection) with its x-death."""
+    """Store a message the broker dead-lettered (delivery limit, rejection); ``reason`` is its
+    x-death header as JSON. Returns the dead letter's id; raises as ``park``."""
     note = "dead-lettered by the broker; no traceback in this process"
     return _park(task, queue, body, "RejectedByBroker", reason, note, attempts)
 
 
 def park_undecodable(queue: str, raw: bytes | str, exc: BaseException) -> str:
-    """Store a message no task could even read (not JSON, a forbidden content type)."""
+    """Store a message no task could even read (not JSON, a forbidden content type) as text,
+    under the task UNDECODABLE_TASK. Returns the dead letter's id; raises as ``park``."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     detail = "".join(traceback.format_exception(exc))
     return _park(UNDECODABLE_TASK, queue, text, type(exc).__name__, str(exc), detail, 1)
@@ -146,109 +146,27 @@ def _park(
     return letter_id
 
 
-def list_letters(
-    *, queue: str | None = None, since: datetime | None = None, status: str | None = PARKED
-) -> list[DeadLetter]:
-    """Dead letters, oldest failure first; ``status=None`` lists every status."""
-    query = select(dead_letters)
-    if status is not None:
-        query = query.where(dead_letters.c.status == status)
-    if queue is not None:
-        query = query.where(dead_letters.c.queue == queue)
-    if since is not None:
-        query = query.where(dead_letters.c.last_failed_at >= since.astimezone(UTC))
-    with engine_for("operations").connect() as conn:
-        rows = conn.execute(query.order_by(dead_letters.c.last_failed_at)).mappings()
-        return [_letter(row) for row in rows]
-
-
 def parked(subject: str | None = None) -> list[DeadLetter]:
-    """Parked letters, optionally only those about one order (their subject)."""
+    """The parked letters, all of them (oldest last failure first) or only those about one order
+    (``subject``: its id; oldest first failure first).
+
+    Reads the operations database; raises sqlalchemy.exc.SQLAlchemyError when it is away. The
+    shop asks this (shop.delays: is an order held up? shop.metrics: parked per queue); the
+    operators' reads and acts are in workers.operations.dlq.
+    """
+    query = select(dead_letters).where(dead_letters.c.status == PARKED)
     if subject is None:
-        return list_letters()
-    query = select(dead_letters).where(
-        dead_letters.c.status == PARKED, dead_letters.c.subject == subject
-    )
-    with engine_for("operations").connect() as conn:
-        rows = conn.execute(query.order_by(dead_letters.c.first_failed_at)).mappings()
-        return [_letter(row) for row in rows]
-
-
-def parked_keys(event_ids: list[str]) -> set[tuple[str, str]]:
-    """(event id, task) of the parked letters among these events: only the keys, not the rows."""
-    query = select(dead_letters.c.event_id, dead_letters.c.task).where(
-        dead_letters.c.status == PARKED, dead_letters.c.event_id.in_(event_ids)
-    )
-    with engine_for("operations").connect() as conn:
-        return {(row.event_id, row.task) for row in conn.execute(query)}
-
-
-def count_parked() -> int:
-    query = select(func.count()).select_from(dead_letters).where(dead_letters.c.status == PARKED)
-    with engine_for("operations").connect() as conn:
-        return int(conn.execute(query).scalar_one())
-
-
-def get(letter_id: str) -> DeadLetter:
-    with engine_for("operations").connect() as conn:
-        row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).mappings()
-        found = row.first()
-    if found is None:
-        raise DeadLetterNotFound(letter_id)
-    return _letter(found)
-
-
-def actions(letter_id: str) -> list[Action]:
-    query = select(dead_letter_actions).where(dead_letter_actions.c.dead_letter_id == letter_id)
-    with engine_for("operations").connect() as conn:
-        rows = conn.execute(query.order_by(dead_letter_actions.c.seq)).mappings()
-        return [
-            Action(row["dead_letter_id"], row["action"], as_utc(row["at"]), row["outcome"])
-            for row in rows
-        ]
-
-
-def replay(app: Celery, letter_id: str) -> Action:
-    """Send the original event to the original task; its inbox makes a second replay a no-op."""
-    letter = get(letter_id)
-    if letter.status == DISCARDED:
-        return _record(letter_id, "replay", "failed: the letter was discarded")
-    if letter.event is None:
-        return _record(letter_id, "replay", "failed: the message was not an event; nothing to send")
-    try:
-        send_to(app, letter.task, letter.event)
-    except Exception as exc:  # broker away or a task no queue serves: recorded, letter stays
-        return _record(letter_id, "replay", f"failed: {type(exc).__name__}: {exc}")
-    return _record(letter_id, "replay", "sent", status=REPLAYED)
-
-
-def replay_all(app: Celery, queue: str | None = None) -> list[Action]:
-    return [replay(app, letter.id) for letter in list_letters(queue=queue)]
-
-
-def discard(letter_id: str) -> Action:
-    """Give up on a letter for good; it stays on record, with who-did-what in the actions log."""
-    get(letter_id)
-    return _record(letter_id, "discard", "discarded", status=DISCARDED)
-
-
-def _record(letter_id: str, action: str, outcome: str, *, status: str | None = None) -> Action:
-    now = utcnow()
-    with transaction("operations") as conn:
-        if status is not None:
-            conn.execute(
-                update(dead_letters).where(dead_letters.c.id == letter_id).values(status=status)
-            )
-        conn.execute(
-            insert(dead_letter_actions).values(
-                dead_letter_id=letter_id, action=action, at=now, outcome=outcome
-            )
+        query = query.order_by(dead_letters.c.last_failed_at)
+    else:
+        query = query.where(dead_letters.c.subject == subject).order_by(
+            dead_letters.c.first_failed_at
         )
-    log.info("dead letter %s: %s -> %s", letter_id, action, outcome)
-    return Action(letter_id, action, now, outcome)
+    with engine_for("operations").connect() as conn:
+        return [letter_of(row) for row in conn.execute(query).mappings()]
 
 
-def _letter(row: Any) -> DeadLetter:
+def letter_of(row: Any) -> DeadLetter:
+    """A row of ``dead_letters`` (a mapping by column name) as a DeadLetter, times in UTC."""
     values = {name: row[name] for name in DeadLetter.__dataclass_fields__}
     values["first_failed_at"] = as_utc(values["first_failed_at"])
     values["last_failed_at"] = as_utc(values["last_failed_at"])

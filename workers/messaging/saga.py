@@ -1,7 +1,11 @@
 """One order's whole saga, joined by its id across the outboxes and inboxes of every component.
 
-Like the relay, this reads only the kit's own tables in each component's database: what each
-component emitted (outbox) and which of its tasks applied what, on which attempt (inbox).
+It reads only the kit's own tables in each component's database: what each component emitted
+(outbox) and which of its tasks applied what, on which attempt (inbox). It is the kit's one
+join across every component's database, left here only because the shop's order view
+(shop.readmodel.order_view: the tracking page, GET /api/orders/<id>) shows this timeline and
+the shop may not import the operations component. A projection of the shop's own is to replace
+it; the operators' reads of every component's tables live in workers.operations.
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ from sqlalchemy import select
 
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import as_utc
-from workers.messaging.relay import EMITTING_COMPONENTS
+from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.tables import inbox, outbox
 
 
 def timeline(order_id: str) -> list[dict[str, Any]]:
-    """Every event of the order's saga in time order, with who emitted it and who applied it."""
+    """Every event of the order's saga in time order, with who emitted it and who applied it.
+
+    Each entry: ``{"id", "type", "source", "component", "time"`` (ISO 8601, UTC),
+    ``"since_placed_s"`` (seconds after the first event, to the millisecond), ``"consumers":
+    [{"task", "attempts", "retries", "applied_at"}]}``; empty for an unknown order. Raises
+    sqlalchemy.exc.SQLAlchemyError when a component's database is away.
+    """
     emitted: list[dict[str, Any]] = []
     for component in EMITTING_COMPONENTS:
         emitted.extend(_emitted_by(component, order_id))

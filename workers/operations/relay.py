@@ -1,4 +1,8 @@
-"""The outbox relay: publishes every committed event that has not reached the broker yet."""
+"""The outbox relay: publishes every committed event that has not reached the broker yet.
+
+It sweeps the outbox of every emitting component (the ``shoeshop relay`` process, which also
+runs the redelivery sweep and, on RabbitMQ, the broker drain as chores of its loop).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,12 @@ from datetime import timedelta
 
 from celery import Celery
 
-from workers.messaging.database import transaction
-from workers.messaging.outbox import mark_published, unpublished
+from workers.messaging.database import engine_for, transaction
+from workers.messaging.outbox import EMITTING_COMPONENTS, backlog, mark_published, unpublished
 from workers.messaging.publisher import publish
 
 log = logging.getLogger(__name__)
 
-EMITTING_COMPONENTS = ("shop", "orders", "payments", "shipping")
 # The writer publishes right after its commit; the relay leaves it this long to do so, which
 # keeps the two from sending the same event twice in the common case (twice is still harmless).
 GRACE = timedelta(seconds=2)
@@ -30,7 +33,9 @@ RELAY_RETRY_POLICY = {"max_retries": 0}
 
 
 def relay_once(app: Celery, component: str, *, grace: timedelta = GRACE) -> int:
-    """Publish one batch of a component's pending events; returns how many went out."""
+    """Publish one batch (at most BATCH) of a component's events written more than ``grace`` ago
+    and not yet published; returns how many went out. Raises what the publisher raises when the
+    broker is away (the rows then stay unpublished) and sqlalchemy.exc.SQLAlchemyError."""
     with transaction(component) as conn:
         events = unpublished(conn, limit=BATCH, older_than=grace)
         if not events:
@@ -49,7 +54,9 @@ def run(
     grace: timedelta = GRACE,
     chores: Sequence[Callable[[], int]] = (),
 ) -> None:
-    """Sweep every component's outbox until ``stop`` is set; run ``chores`` on every sweep."""
+    """Sweep every component's outbox until ``stop`` is set; run ``chores`` (each returning how
+    much it did) on every sweep. Never raises: a failed sweep is logged and tried again after
+    FAILURE_INTERVAL_S seconds; an idle one waits IDLE_INTERVAL_S seconds."""
     names = tuple(components)
     while not stop.is_set():
         try:
@@ -64,7 +71,7 @@ def run(
 
 
 def every(interval_s: float, chore: Callable[[], int]) -> Callable[[], int]:
-    """Run ``chore`` at most once per ``interval_s``; in between, report nothing done."""
+    """``chore``, run at most once per ``interval_s`` seconds; in between, it reports 0 done."""
     last = [float("-inf")]
 
     def throttled() -> int:
@@ -75,3 +82,13 @@ def every(interval_s: float, chore: Callable[[], int]) -> Callable[[], int]:
         return chore()
 
     return throttled
+
+
+def backlogs(components: Iterable[str] = EMITTING_COMPONENTS) -> dict[str, int]:
+    """Events written but not yet published, per component (its name → a count); raises
+    sqlalchemy.exc.SQLAlchemyError when a database is away."""
+    result = {}
+    for component in components:
+        with engine_for(component).connect() as conn:
+            result[component] = backlog(conn)
+    return result

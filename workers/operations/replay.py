@@ -1,4 +1,5 @@
-"""Catching a subscriber up on history: the stored events it subscribes to, re-sent in order."""
+"""Replay: catching a subscriber up on history, the stored events it subscribes to re-sent in
+order. The history is every emitting component's outbox, read here (``shoeshop replay --to``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from sqlalchemy import select
 
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
+from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.publisher import task_id_for
-from workers.messaging.relay import EMITTING_COMPONENTS
 from workers.messaging.subscriptions import queue_of, types_heard_by
 from workers.messaging.tables import outbox
 
@@ -21,6 +22,8 @@ def history_for(task_name: str, components: Iterable[str] = EMITTING_COMPONENTS)
     Each component keeps what it emitted in its outbox (published rows are kept, not deleted),
     so the outboxes together are the log of every event that ever crossed the broker. Events
     come back as they were written, older versions included; the task upcasts them on receipt.
+    Raises ValueError when the task subscribes to nothing, sqlalchemy.exc.SQLAlchemyError when
+    a database is away.
     """
     types = types_heard_by(task_name)
     if not types:
@@ -37,7 +40,9 @@ def history_for(task_name: str, components: Iterable[str] = EMITTING_COMPONENTS)
 
 
 def replay_to(app: Celery, task_name: str) -> int:
-    """Send the history to one subscriber only; its inbox skips what it has already applied."""
+    """Send the history to one subscriber only, each event with the task id of its first
+    delivery; its inbox skips what it has already applied. Returns how many events were sent;
+    raises as ``history_for``, and what kombu raises when the broker is away."""
     events = history_for(task_name)
     with app.producer_or_acquire() as producer:
         for event in events:

@@ -1,4 +1,5 @@
-"""``shoeshop dlq``: list, show, replay and discard dead letters, and drain RabbitMQ's own."""
+"""``shoeshop dlq``: list, show, replay and discard dead letters (workers.operations.dlq), and
+drain RabbitMQ's own (workers.operations.broker_drain)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from datetime import datetime, timedelta
 import click
 
 from config.settings import QUEUES
-from workers.messaging import deadletters
-from workers.messaging.deadletters import Action, DeadLetter, DeadLetterNotFound
+from workers.operations import dlq as dead_letters
+from workers.operations.dlq import Action, DeadLetter, DeadLetterNotFound
 
 # How often `drain-broker --follow` looks at shoeshop.dead: a parked message is an operator's
 # concern, not a customer's, so a few seconds of lag is fine and keeps the broker quiet.
@@ -44,14 +45,14 @@ def dlq() -> None:
 @click.option("--since", default=None, help="ISO 8601 time, or an age like 30m, 2h, 7d.")
 @click.option(
     "--status",
-    type=click.Choice([*deadletters.STATUSES, "all"]),
-    default=deadletters.PARKED,
+    type=click.Choice([*dead_letters.STATUSES, "all"]),
+    default=dead_letters.PARKED,
     show_default=True,
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
 def list_command(queue: str | None, since: str | None, status: str, as_json: bool) -> None:
     """List dead letters, oldest failure first."""
-    letters = deadletters.list_letters(
+    letters = dead_letters.list_letters(
         queue=queue,
         since=parse_since(since) if since else None,
         status=None if status == "all" else status,
@@ -74,7 +75,7 @@ def list_command(queue: str | None, since: str | None, status: str, as_json: boo
 def show(letter_id: str, as_json: bool) -> None:
     """Everything about one dead letter: event, exception, traceback, actions taken."""
     letter = _get(letter_id)
-    history = deadletters.actions(letter_id)
+    history = dead_letters.actions(letter_id)
     if as_json:
         payload = {**letter.to_dict(), "actions": [action.to_dict() for action in history]}
         click.echo(json.dumps(payload, indent=2))
@@ -110,10 +111,10 @@ def replay(letter_id: str | None, every: bool, queue: str | None) -> None:
     if every == (letter_id is not None):
         raise click.UsageError("give either a dead letter id or --all")
     if every:
-        results = deadletters.replay_all(app, queue=queue)
+        results = dead_letters.replay_all(app, queue=queue)
     else:
         _get(str(letter_id))
-        results = [deadletters.replay(app, str(letter_id))]
+        results = [dead_letters.replay(app, str(letter_id))]
     _report(results)
 
 
@@ -122,7 +123,7 @@ def replay(letter_id: str | None, every: bool, queue: str | None) -> None:
 def discard(letter_id: str) -> None:
     """Give up on a dead letter; it stays on record as discarded."""
     _get(letter_id)
-    _report([deadletters.discard(letter_id)])
+    _report([dead_letters.discard(letter_id)])
 
 
 @dlq.command("drain-broker")
@@ -130,11 +131,12 @@ def discard(letter_id: str) -> None:
 def drain_broker(follow: bool) -> None:
     """Park what RabbitMQ dead-lettered into shoeshop.dead (delivery limit, rejections)."""
     from config.celery import app
-    from workers.messaging import broker_dead
+    from workers.messaging.broker_dead import DEAD_QUEUE
+    from workers.operations.broker_drain import drain
 
     while True:
-        moved = broker_dead.drain(app)
-        click.echo(f"parked {moved} message(s) from {broker_dead.DEAD_QUEUE}")
+        moved = drain(app)
+        click.echo(f"parked {moved} message(s) from {DEAD_QUEUE}")
         if not follow:
             return
         time.sleep(FOLLOW_INTERVAL_S)
@@ -142,7 +144,7 @@ def drain_broker(follow: bool) -> None:
 
 def _get(letter_id: str) -> DeadLetter:
     try:
-        return deadletters.get(letter_id)
+        return dead_letters.get(letter_id)
     except DeadLetterNotFound:
         raise click.ClickException(f"no dead letter has the id {letter_id}") from None
 

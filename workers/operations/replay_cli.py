@@ -1,4 +1,10 @@
-"""``shoeshop replay``: rebuild read models from the event logs, or catch a subscriber up."""
+"""``shoeshop replay``: rebuild read models from the event logs, or catch a subscriber up;
+``shoeshop report``: print a projection of the orders component.
+
+Rebuilding and reporting run each component's own projection code (shop.readmodel,
+workers.orders.projections) against its own database: the two imports of component code that
+operations makes, listed in the import contracts of pyproject.toml.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ def replay(projection: tuple[str, ...], task: str | None) -> None:
     """Rebuild read models from the event log, or re-publish history to one subscriber."""
     if task is not None:
         from config.celery import app
-        from workers.messaging.replay import replay_to
+        from workers.operations.replay import replay_to
 
         try:
             sent = replay_to(app, task)

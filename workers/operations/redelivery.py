@@ -5,7 +5,8 @@ the two, a broker can still lose a message: kombu's Redis transport takes a mess
 before it records it as unacknowledged, so a worker killed in between loses it, and a Redis
 that crashes loses its last second of writes. This sweep compares each component's outbox with
 its subscribers' inboxes and re-sends what is missing. Every consumer is idempotent, so a
-re-send that crosses a slow first delivery does no harm.
+re-send that crosses a slow first delivery does no harm. The relay runs it every
+REDELIVERY_INTERVAL_S (workers.cli).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from datetime import datetime, timedelta
 from celery import Celery
 from sqlalchemy import select
 
-from workers.messaging import deadletters
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
+from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.publisher import send_to, task_id_for
-from workers.messaging.relay import EMITTING_COMPONENTS
 from workers.messaging.subscriptions import queue_of, subscribers_of
 from workers.messaging.tables import inbox, outbox
+from workers.operations import dlq
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,11 @@ Key = tuple[str, str]  # (event id, subscriber task)
 
 
 def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> int:
-    """Re-send every event published between ``stall_after + WATCH`` and ``stall_after`` ago
-    that one of its subscribers has neither applied nor parked; returns how many were sent."""
+    """Re-send every event published between ``stall_after + WATCH`` and ``stall_after`` before
+    ``now`` (an aware datetime) that one of its subscribers has neither applied nor parked, to
+    that subscriber alone, with the task id of its first delivery; returns how many messages were
+    sent. Raises what kombu raises when the broker is away, sqlalchemy.exc.SQLAlchemyError when a
+    database is."""
     sent = 0
     for component in EMITTING_COMPONENTS:
         for chunk in _stalled(component, now, stall_after):
@@ -90,7 +94,7 @@ def _unapplied(types: dict[str, str]) -> list[Key]:
             wanted[queue_of(task)].append((event_id, task))
     if not wanted:
         return []
-    parked = deadletters.parked_keys(list(types))
+    parked = dlq.parked_keys(list(types))
     missing: list[Key] = []
     for component, keys in wanted.items():
         applied = _applied(component, sorted({event_id for event_id, _task in keys}))
