@@ -63,7 +63,7 @@ broker_native_delayed_delivery_queue_type = "quorum"
 worker_detect_quorum_queues = True
 
 # A message that cannot be decoded is parked before Celery acknowledges it (it would be dropped).
-worker_consumer = "workers.messaging.worker_consumer:ParkingConsumer"
+worker_consumer = "workers.messaging.undecodable:ParkingConsumer"
 
 # Workers send task events (-E) so Flower sees every attempt. Publishers send no task-sent
 # event: it would add a message to every message, and Flower learns of each task when a worker

@@ -1,7 +1,7 @@
 """The JSON API's bodies, one msgspec Struct each: the checkout request and every response.
 
 These models are the single source of the API's limits: ``shop.validation`` checks a checkout
-body field by field against ``NewOrder``, and ``shop.openapi`` generates the description's
+body field by field against ``NewOrder``, and ``shop.web.openapi`` generates the description's
 schemas from all of them. The request's limits and patterns are the event contracts' own
 (``workers.messaging.contracts``), so the shop refuses at the edge whatever an event behind it
 would refuse further down.

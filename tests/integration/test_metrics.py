@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, insert
 
 from config.settings import COMPONENTS, QUEUES
-from shop.metrics import queue_depths
+from shop.web.metrics import queue_depths
 from tests.support.shop import order_body, wait_for
 from workers.messaging import outbox
 from workers.messaging.contracts import wire_type

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 import shop.checkout
 from tests.support.shop import order_body, wait_for
 from workers.messaging.database import engine_for, transaction
-from workers.messaging.published import PublishedMarks
+from workers.messaging.publish_marks import PublishedMarks
 from workers.messaging.tables import outbox
 from workers.operations import relay
 

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from shop.events_stream import StreamLimits, frame, stream
+from shop.web.events_stream import StreamLimits, frame, stream
 from tests.support.shop import order_body, wait_for
 
 Event = dict[str, Any]

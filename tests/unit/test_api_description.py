@@ -9,7 +9,7 @@ import pytest
 from msgspec import inspect
 
 from shop import bodies
-from shop.openapi import MODELS, REF_TEMPLATE, spec
+from shop.web.openapi import MODELS, REF_TEMPLATE, spec
 from workers.messaging import contracts
 
 SCHEMAS = spec()["components"]["schemas"]

@@ -101,8 +101,8 @@ def test_the_baseline_chain_has_the_systems_message_count_with_its_critical_path
 
 def test_the_baseline_runs_in_the_procfiles_layout_on_its_own_app_and_queues() -> None:
     procfile = (
-        "web: gunicorn --config python:shop.gunicorn_conf --bind 127.0.0.1:${PORT:-8000} "
-        "--workers 2 --threads 4 'shop:create_app()'\n"
+        "web: gunicorn --config python:shop.web.gunicorn_conf --bind 127.0.0.1:${PORT:-8000} "
+        "--workers 2 --threads 4 'shop.web.app:create_app()'\n"
         "payments: celery -A config.celery worker -Q payments -n payments@%h -E "
         "--pool threads --concurrency 8\n"
         "shop: celery -A config.celery worker -Q shop -n shop@%h -E --pool threads\n"
@@ -119,7 +119,7 @@ def test_the_baseline_runs_in_the_procfiles_layout_on_its_own_app_and_queues() -
     )
     assert "--workers 2 --threads 4" in commands["web"]
     assert "workers.bench.baseline_web:create_app()" in commands["web"]
-    assert "shop.gunicorn_conf" not in commands["web"]
+    assert "gunicorn_conf" not in commands["web"]
     assert "relay" not in commands
 
 

@@ -6,7 +6,8 @@ import pytest
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 
-from shop.forms import (
+from shop.validation import IdempotencyKeyReused
+from shop.web.forms import (
     FIELD_FOR_PATH,
     SUMMARY_FOR_PATH,
     WholeNumberField,
@@ -15,7 +16,6 @@ from shop.forms import (
     place_errors,
     sentence,
 )
-from shop.validation import IdempotencyKeyReused
 
 LABELS = {"email": "Email", "card_number": "Card number", "size": "Size", "quantity": "Quantity"}
 
@@ -49,7 +49,7 @@ def test_a_path_without_a_form_field_has_no_field() -> None:
 
 
 def test_every_mapped_field_is_a_field_of_the_checkout_form() -> None:
-    from shop.forms import CheckoutForm
+    from shop.web.forms import CheckoutForm
 
     declared = {name for name in vars(CheckoutForm) if not name.startswith("_")}
     assert set(FIELD_FOR_PATH.values()) <= declared

@@ -17,7 +17,7 @@ from honcho.environ import parse_procfile
 from workers.bench import procstat
 from workers.bench.baseline_app import PREFIX, QUEUES, RECORDS_ENV
 from workers.bench.baseline_web import MESSAGES_ENV
-from workers.bench.runner import (
+from workers.bench.stack import (
     PROJECT_ROOT,
     STOP_TIMEOUT_S,
     Broker,
@@ -43,7 +43,7 @@ def baseline_commands(procfile: str) -> dict[str, str]:
         if name == "web":
             # The shop's gunicorn hooks serve its metrics; the bare endpoint has none.
             command = re.sub(r"--config[ =]python:shop\.\S+\s*", "", command)
-            out[name] = re.sub(r"'?shop:create_app\(\)'?", BASELINE_WSGI, command)
+            out[name] = re.sub(r"'?shop(?:\.web\.app)?:create_app\(\)'?", BASELINE_WSGI, command)
         elif name in QUEUES and "-A config.celery worker" in command:
             command = command.replace("-A config.celery", f"-A {BASELINE_APP}")
             command = re.sub(r"-Q (\w+)", rf"-Q {PREFIX}\1", command)

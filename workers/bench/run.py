@@ -17,7 +17,6 @@ import click
 from workers.bench import measure, procstat, report
 from workers.bench.baseline import BaselineStack
 from workers.bench.load import fetch_products, order_bodies, place_many
-from workers.bench.runner import Broker, SystemStack
 from workers.bench.scenario import (
     Outcome,
     Phase,
@@ -26,6 +25,7 @@ from workers.bench.scenario import (
     run_system,
     wait_shipped,
 )
+from workers.bench.stack import Broker, SystemStack
 
 # A run that stalls should fail in bounded time: a generous floor plus a second per order.
 TIMEOUT_FLOOR_S = 120.0

@@ -12,7 +12,7 @@ import httpx
 from workers.bench import measure, procstat
 from workers.bench.baseline import BaselineStack
 from workers.bench.load import Placement, intake, place_many
-from workers.bench.runner import task_totals
+from workers.bench.stack import task_totals
 
 POLL_INTERVAL_S = 0.5
 # Give up when no order finished for this long: a lost order must not hold the run for the

@@ -13,7 +13,7 @@ from workers.messaging import inbox
 from workers.messaging.database import transaction
 from workers.messaging.envelope import Envelope
 from workers.messaging.outbox import Outbox
-from workers.messaging.published import marks
+from workers.messaging.publish_marks import marks
 from workers.messaging.publisher import publish
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def apply_once(
 def publish_committed(app: Celery, component: str, events: Sequence[Envelope]) -> bool:
     """Publish events that are already committed; on failure the relay publishes them later.
 
-    Their outbox rows are marked published in a batch shortly after (see `published`).
+    Their outbox rows are marked published in a batch shortly after (see `publish_marks`).
     """
     if not events:
         return True

@@ -7,5 +7,5 @@ relay`` process), the operators' side of the dead letters (``dlq``: list, show, 
 (``broker_drain``), and replay (``replay``: history re-sent to one subscriber; ``shoeshop
 replay``). What every worker needs to park a message stays in the messaging kit
 (``workers.messaging.deadletters``). Only ``workers.cli`` and the admin blueprint
-(``shop.admin``) import this package; the import-linter contracts in pyproject.toml check it.
+(``shop.web.admin``) import this package; the import-linter contracts in pyproject.toml check it.
 """

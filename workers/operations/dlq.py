@@ -2,7 +2,7 @@
 
 Workers park through the messaging kit (workers.messaging.deadletters); operators look at the
 letters and act on them here, from ``shoeshop dlq`` (workers.operations.dlq_cli) and the admin
-pages (shop.admin). Every replay and discard is written to ``dead_letter_actions``, the audit
+pages (shop.web.admin). Every replay and discard is written to ``dead_letter_actions``, the audit
 trail of operators' hands. Everything here reads and writes the operations database only, and
 raises sqlalchemy.exc.SQLAlchemyError when it is away.
 """

@@ -14,9 +14,9 @@ import msgspec
 from flask import Blueprint, Response, jsonify
 
 from shop import bodies
-from shop.api import MAX_IDEMPOTENCY_KEY
-from shop.app import MAX_REQUEST_BYTES
 from shop.validation import MAX_JSON_DEPTH
+from shop.web.api import MAX_IDEMPOTENCY_KEY
+from shop.web.app import MAX_REQUEST_BYTES
 from workers.messaging import contracts
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")

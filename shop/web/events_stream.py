@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from shop import readmodel
-from shop.delays import delay_of
+from shop.dead_letter_delays import delay_of
 from workers.messaging.database import engine_for
 
 bp = Blueprint("events_stream", __name__)

@@ -25,7 +25,7 @@ from flask.typing import ResponseReturnValue
 from config.celery import app as celery_app
 from config.settings import QUEUES, get_settings
 from shop import throughput
-from shop.errors import error_response
+from shop.web.errors import error_response
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
 from workers.operations import dlq

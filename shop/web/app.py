@@ -1,4 +1,8 @@
-"""The shop front's Flask app factory: catalogue, checkout and order tracking."""
+"""The shop front's Flask app factory: catalogue, checkout and order tracking.
+
+Flask finds the templates and static files beside this module, in shop/web/templates and
+shop/web/static.
+"""
 
 from __future__ import annotations
 
@@ -31,10 +35,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from shop import admin, api, health, pages, urls
     from shop.sealing import Sealer
+    from shop.web import admin, api, health, pages, url_converters
 
-    urls.init_app(app)
+    url_converters.init_app(app)
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # JSON clients authenticate nothing by cookie, so CSRF does not apply
     app.register_blueprint(api.bp)
@@ -51,7 +55,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def _register_operability(app: Flask) -> None:
     """Security headers, /metrics, the live order feed and the API's description."""
-    from shop import events_stream, metrics, openapi, security
+    from shop.web import events_stream, metrics, openapi, security
 
     security.init_app(app)
     metrics.init_app(app)

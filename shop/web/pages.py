@@ -12,10 +12,10 @@ from config.settings import get_settings
 from shop import catalog, readmodel
 from shop.cancel import TooLateToCancel, UnknownOrder, request_cancellation
 from shop.checkout import OutOfStock, checkout
-from shop.delays import delay_of
-from shop.forms import CheckoutForm, all_field_errors, checkout_body, size_choices
+from shop.dead_letter_delays import delay_of
 from shop.sealing import PaymentProviderUnavailable, Sealer
 from shop.validation import ValidationFailed
+from shop.web.forms import CheckoutForm, all_field_errors, checkout_body, size_choices
 from workers.messaging.database import engine_for
 
 bp = Blueprint("pages", __name__)
@@ -27,7 +27,8 @@ STATUS_LABELS = {
     "SHIPPED": "Shipped",
     "CANCELLED": "Cancelled",
 }
-# What a customer reads when a step of the order waits on a parked message (see shop.delays).
+# What a customer reads when a step of the order waits on a parked message
+# (see shop.dead_letter_delays).
 DELAYS = {
     "payment": "Your payment is delayed; we are on it and will not charge you twice.",
     "shipping": "Shipping is delayed; your order is safe and will ship once we are back on track.",

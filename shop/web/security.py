@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from shop.errors import error_response
+from shop.web.errors import error_response
 
 # Pages load only their own stylesheet and script; nothing inline, nothing from elsewhere.
 # SVG shoes are inline markup (not inline style), so 'self' is enough for everything.

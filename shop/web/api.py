@@ -9,8 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from shop import catalog, readmodel
 from shop.cancel import TooLateToCancel, UnknownOrder, request_cancellation
 from shop.checkout import OutOfStock, checkout
-from shop.delays import delay_of
-from shop.errors import error_response
+from shop.dead_letter_delays import delay_of
 from shop.sealing import PaymentProviderUnavailable, Sealer
 from shop.validation import (
     KEY_PATH,
@@ -19,6 +18,7 @@ from shop.validation import (
     ValidationFailed,
     read_json,
 )
+from shop.web.errors import error_response
 from workers.messaging.database import engine_for
 
 bp = Blueprint("api", __name__, url_prefix="/api")
