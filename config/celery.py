@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_init
+from celery.signals import celeryd_init, worker_ready
 
 app = Celery(
     "shoeshop",
@@ -27,4 +27,18 @@ def _refuse_outdated_schemas(**kwargs: Any) -> None:
     refuse_to_start_worker(**kwargs)
 
 
-celeryd_init.connect(_refuse_outdated_schemas, weak=False)
+def wire_celery_process() -> None:
+    """Everything a Celery process (worker, beat, Flower) wires beside the app itself, in one
+    place; importing any other module of the project connects nothing. A worker refuses to
+    start against a database behind its code, declares RabbitMQ's dead-letter route when it is
+    ready, and puts each event's ids on its log lines."""
+    from workers.messaging import broker_dead, logs
+
+    celeryd_init.connect(_refuse_outdated_schemas, weak=False, dispatch_uid="shoeshop.schemas")
+    worker_ready.connect(
+        broker_dead.declare_when_a_worker_starts, weak=False, dispatch_uid="shoeshop.dead_route"
+    )
+    logs.connect_to_celery()
+
+
+wire_celery_process()

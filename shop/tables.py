@@ -15,8 +15,6 @@ from sqlalchemy import (
     Text,
 )
 
-from workers.messaging import database
-
 metadata = MetaData()
 
 products = Table(
@@ -91,5 +89,3 @@ heard_events = Table(
     Column("type", String(100), nullable=False),
     Column("event", JSON, nullable=False),
 )
-
-database.register("shop", metadata)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Iterator
@@ -27,22 +26,7 @@ from workers.schema.revision import (
     head_revision,
     read_status,
 )
-
-# The modules that declare each component's tables (workers.messaging.database.register); the
-# kit's outbox, inbox and dead letters need no import.
-SCHEMA_MODULES = (
-    "shop.tables",
-    "workers.orders.store",
-    "workers.orders.projections",
-    "workers.payments.store",
-    "workers.shipping.store",
-)
-
-
-def declare_schemas() -> None:
-    """Import every module that declares tables, so each component's metadata is complete."""
-    for module in SCHEMA_MODULES:
-        importlib.import_module(module)
+from workers.schema.tables import metadata_of
 
 
 def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
@@ -56,7 +40,6 @@ def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from workers.schema import migrate
 
-    declare_schemas()
     before = statuses(components)
     for status in before:
         if status.state == "unknown":
@@ -64,7 +47,7 @@ def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
     for status in before:
         with opened(status.component) as engine:
             try:
-                migrate.upgrade(engine, status.component, database.metadata_of(status.component))
+                migrate.upgrade(engine, status.component, metadata_of(status.component))
             except (SQLAlchemyError, SchemaError) as exc:  # a 0.1.0 table with other columns
                 raise MigrationFailed(status.component, status.revision, first_line(exc)) from None
     return [
@@ -142,8 +125,7 @@ def revision(component: str, message: str) -> None:
     """Write the next migration of COMPONENT from its models (for developers; review it)."""
     from workers.schema import migrate
 
-    declare_schemas()
-    path = migrate.new_revision(component, message, database.metadata_of(component))
+    path = migrate.new_revision(component, message, metadata_of(component))
     click.echo(f"wrote {path}: read it, fix what autogenerate cannot know, commit it")
 
 

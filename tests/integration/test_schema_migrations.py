@@ -22,12 +22,12 @@ from config.settings import COMPONENTS, Settings, get_settings
 from tests.support import stack as stacks
 from tests.support.processes import free_port
 from tests.support.shop import db_current
-from workers.db_cli import declare_schemas
 from workers.messaging import database
 from workers.messaging.envelope import as_utc, utcnow
 from workers.messaging.tables import dead_letter_actions, dead_letters
 from workers.schema import migrate
 from workers.schema.revision import head_revision, read_status
+from workers.schema.tables import metadata_of
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -60,12 +60,11 @@ def opened(settings: Settings, component: str) -> Engine:
 def test_a_database_migrated_from_empty_equals_the_models(
     scratch: Settings, component: str
 ) -> None:
-    declare_schemas()
     engine = opened(scratch, component)
     try:
-        migrate.upgrade(engine, component, database.metadata_of(component))
+        migrate.upgrade(engine, component, metadata_of(component))
         with engine.connect() as conn:
-            drift = differences(conn, database.metadata_of(component))
+            drift = differences(conn, metadata_of(component))
             assert read_status(engine, component).state == "current"
     finally:
         engine.dispose()
@@ -104,9 +103,9 @@ def test_an_older_revision_is_told_apart_from_the_models(scratch: Settings) -> N
     # The comparison above can fail: operations at 0001 lacks 0002's unique index.
     engine = opened(scratch, "operations")
     try:
-        migrate.upgrade(engine, "operations", database.metadata_of("operations"), to="0001")
+        migrate.upgrade(engine, "operations", metadata_of("operations"), to="0001")
         with engine.connect() as conn:
-            drift = differences(conn, database.metadata_of("operations"))
+            drift = differences(conn, metadata_of("operations"))
         assert read_status(engine, "operations").state == "behind"
     finally:
         engine.dispose()
@@ -122,14 +121,14 @@ def test_dead_letters_that_0_1_0_duplicated_are_merged_by_the_upgrade(scratch: S
         letter_row(str(uuid.uuid4()), attempts=1, failed_at=first, message="another event"),
     ]
     try:
-        migrate.upgrade(engine, "operations", database.metadata_of("operations"), to="0001")
+        migrate.upgrade(engine, "operations", metadata_of("operations"), to="0001")
         with database.begin_write(engine) as conn:
             conn.execute(insert(dead_letters), rows)
             conn.execute(
                 insert(dead_letter_actions),
                 {"dead_letter_id": rows[1]["id"], "action": "replay", "at": first, "outcome": "ok"},
             )
-        migrate.upgrade(engine, "operations", database.metadata_of("operations"))
+        migrate.upgrade(engine, "operations", metadata_of("operations"))
         with engine.connect() as conn:
             letters = conn.execute(select(dead_letters).order_by(dead_letters.c.attempts)).all()
             actions = conn.execute(select(dead_letter_actions.c.dead_letter_id)).scalars().all()
@@ -181,12 +180,11 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
 @pytest.fixture()
 def behind(scratch: Settings) -> dict[str, str]:
     """Every database current but operations, left at its first revision."""
-    declare_schemas()
     for component in COMPONENTS:
         engine = opened(scratch, component)
         try:
             to = "0001" if component == "operations" else "head"
-            migrate.upgrade(engine, component, database.metadata_of(component), to=to)
+            migrate.upgrade(engine, component, metadata_of(component), to=to)
         finally:
             engine.dispose()
     return env_for(scratch)
@@ -210,8 +208,8 @@ STARTS = {
     "relay": [str(BIN / "shoeshop"), "relay"],
     # The Procfile's web line, on a port of its own.
     "web": [
-        *(str(BIN / "gunicorn"), "--config", "python:shop.gunicorn_conf", "--workers", "2"),
-        *("--bind", f"127.0.0.1:{free_port()}", "shop:create_app()"),
+        *(str(BIN / "gunicorn"), "--config", "python:shop.web.gunicorn_conf", "--workers", "2"),
+        *("--bind", f"127.0.0.1:{free_port()}", "shop.web.app:create_app()"),
     ],
     "web app": [sys.executable, "-c", "from shop import create_app; create_app()"],
 }

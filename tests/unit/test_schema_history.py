@@ -11,10 +11,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table
 
 from config.settings import COMPONENTS
-from workers.db_cli import declare_schemas
-from workers.messaging import database
 from workers.schema import migrate
 from workers.schema.revision import VERSIONS, SchemaNotCurrent, head_revision, known_revisions
+from workers.schema.tables import metadata_of
 
 
 def history(component: str) -> ScriptDirectory:
@@ -51,11 +50,10 @@ def test_a_new_revision_is_numbered_after_the_head_and_holds_what_the_models_add
 ) -> None:
     # A copy of the history: the real one never sees the made-up revision, even if this fails.
     shutil.copytree(VERSIONS / "shipping", tmp_path / "shipping")
-    declare_schemas()
     head = head_revision("shipping")
     extra = MetaData()
     Table("gift_cards", extra, Column("id", Integer, primary_key=True))
-    models = [*database.metadata_of("shipping"), extra]
+    models = [*metadata_of("shipping"), extra]
 
     path = migrate.new_revision("shipping", "gift cards", models, versions=tmp_path)
 

@@ -24,13 +24,13 @@ from tests.support.invariants import ShopUnderTest, observe, views
 from tests.support.processes import Processes
 from tests.support.shop import GOOD_CARD, db_current, order_body, wait_for
 from tests.upgrade import load
-from workers.db_cli import declare_schemas
 from workers.messaging import database
 from workers.messaging.embedded_redis import EmbeddedRedis
 from workers.messaging.envelope import Envelope
 from workers.messaging.versions import parse
 from workers.schema import migrate
 from workers.schema.revision import head_revision
+from workers.schema.tables import metadata_of
 
 FIXTURE = Path(__file__).parent / "v0_1_0"
 BUILDS = {"embedded": FIXTURE / "embedded", "services": FIXTURE / "rabbitmq"}
@@ -249,10 +249,9 @@ def dead_letter_events(data: Path) -> list[dict[str, Any]]:
 def test_the_first_revision_makes_exactly_the_tables_0_1_0_made(
     component: str, tmp_path: Path
 ) -> None:
-    declare_schemas()
     engine = database.open_unchecked(component, replace(get_settings(), data_dir=tmp_path))
     try:
-        migrate.upgrade(engine, component, database.metadata_of(component), to="0001")
+        migrate.upgrade(engine, component, metadata_of(component), to="0001")
     finally:
         engine.dispose()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import worker_ready
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
@@ -46,13 +45,11 @@ def declare(connection: Connection) -> None:
     dead_queue().bind(connection.default_channel).declare()  # type: ignore[no-untyped-call]
 
 
-def _declare_when_a_worker_starts(sender: Any = None, **_kwargs: Any) -> None:
+def declare_when_a_worker_starts(sender: Any = None, **_kwargs: Any) -> None:
+    """worker_ready: every worker declares the dead-letter route as it starts, before it can
+    reject anything (RabbitMQ only; nothing to do on Redis)."""
     app = getattr(sender, "app", None)
     if app is None or not is_amqp(str(app.conf.broker_url)):
         return
     with app.connection_for_write() as connection:
         declare(connection)
-
-
-# Every worker declares the dead-letter route as it starts, before it can reject anything.
-worker_ready.connect(_declare_when_a_worker_starts, weak=False)

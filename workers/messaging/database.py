@@ -7,15 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from config.settings import COMPONENTS, Settings, get_settings
+from config.settings import Settings, get_settings
 from workers.messaging.errors import TransientError
-from workers.messaging.tables import kit_metadata, operations_metadata
 from workers.schema.revision import require_current
 
 if TYPE_CHECKING:
@@ -34,25 +33,10 @@ SQLITE_CACHE_KIB = 512
 
 # Marks a connection's transaction as a write (see _sqlite_engine); ignored by PostgreSQL.
 _WRITE_OPTION = "shoeshop_write"
-_schemas: dict[str, list[MetaData]] = {"operations": [operations_metadata]}
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 # One writer lock per SQLite file, for the threads of this process (see `_write_turn`).
 _sqlite_writers: dict[str, threading.RLock] = {}
-
-
-def register(component: str, metadata: MetaData) -> None:
-    """Declare a component's tables: what its migrations are compared with (no drift)."""
-    if component not in COMPONENTS:
-        raise ValueError(f"unknown component {component!r}")
-    _schemas.setdefault(component, [])
-    if metadata not in _schemas[component]:
-        _schemas[component].append(metadata)
-
-
-def metadata_of(component: str) -> list[MetaData]:
-    """Every table of the component's database: the kit's and those its modules registered."""
-    return [kit_metadata, *_schemas.get(component, [])]
 
 
 def engine_for(component: str, settings: Settings | None = None) -> Engine:

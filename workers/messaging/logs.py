@@ -178,9 +178,14 @@ def _unbind_task_context(task_id: str, **_: Any) -> None:
             _handling.set(None)
 
 
-# Connected when the module is first imported: every worker imports it through the consumer
-# (workers.messaging.consumer) while loading its tasks, before Celery sets up its logging.
-after_setup_logger.connect(_on_worker_logger)
-after_setup_task_logger.connect(_on_task_logger)
-task_prerun.connect(_bind_task_context)
-task_postrun.connect(_unbind_task_context)
+def connect_to_celery() -> None:
+    """Put the event's ids on every log line of a Celery process: the JSON formatter and the
+    context filter on the loggers Celery sets up, and each task's ids bound while it runs.
+    Called once by the Celery app's start-up (config.celery); calling it again changes nothing."""
+    for signal, receiver in (
+        (after_setup_logger, _on_worker_logger),
+        (after_setup_task_logger, _on_task_logger),
+        (task_prerun, _bind_task_context),
+        (task_postrun, _unbind_task_context),
+    ):
+        signal.connect(receiver, weak=False, dispatch_uid=f"shoeshop.logs.{receiver.__name__}")

@@ -22,7 +22,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from workers.messaging import database
 from workers.messaging.envelope import Envelope
 from workers.messaging.errors import TransientError
 from workers.orders.events import DomainEvent, from_record, to_record
@@ -146,5 +145,3 @@ def all_streams(conn: Connection) -> Iterator[tuple[str, list[tuple[DomainEvent,
     if current is not None:
         yield current, events
 
-
-database.register("orders", metadata)

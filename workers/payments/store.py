@@ -16,7 +16,6 @@ from sqlalchemy import (
     update,
 )
 
-from workers.messaging import database
 from workers.messaging.envelope import utcnow
 
 metadata = MetaData()
@@ -107,5 +106,3 @@ def record_refund(
     )
     conn.execute(_SET_STATUS, {"payment_id": payment_id, "status": "refunded"})
 
-
-database.register("payments", metadata)

@@ -21,7 +21,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from workers.messaging import database
 from workers.messaging.errors import TransientError
 
 metadata = MetaData()
@@ -100,5 +99,3 @@ def ready(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
     )
     return [row.order_id for row in conn.execute(query)]
 
-
-database.register("shipping", metadata)
