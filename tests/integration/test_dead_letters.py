@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from shop.sealing import Sealer
 from shop.validation import Card
 from tests.support.shop import FAILING_CARD, GOOD_CARD, order_body, wait_for
 from workers.messaging import deadletters
+from workers.messaging.contracts import wire_type
 from workers.messaging.database import engine_for
 from workers.messaging.deadletters import DeadLetter
 from workers.messaging.envelope import Envelope, event_type
@@ -254,3 +256,31 @@ def test_a_bug_in_a_handler_is_parked_at_once_with_its_traceback(
         1,
     )
     assert "raise KeyError" in letter.traceback
+
+
+@pytest.mark.parametrize(
+    ("subject", "reason"),
+    [("\ud800", None), ("a\x00b", None), ("s" * 200, None), (None, "late\x00\ud800")],
+    ids=["lone surrogate subject", "NUL subject", "long subject", "NUL and surrogate in data"],
+)
+def test_an_envelope_no_database_could_store_is_parked_at_once_whole(
+    celery_app: Celery, subject: str | None, reason: str | None
+) -> None:
+    # Given an order.status_changed whose envelope or data holds what PostgreSQL or UTF-8 cannot
+    # store (a worker must neither apply it nor fail to park it: either would lose it)
+    event_id, order_id = str(uuid.uuid4()), str(uuid.uuid4())
+    body = Envelope(
+        type=wire_type("order.status_changed"),
+        source="/orders",
+        subject=subject or order_id,
+        data={"order_id": order_id, "status": "CANCELLED", "reason": reason or "payment_timeout"},
+        id=event_id,
+    ).to_dict()
+
+    celery_app.send_task("shop.on_order_status_changed", args=[body], queue="shop")
+
+    letter = letter_for(event_id)
+    assert (letter.exception, letter.attempts, letter.status) == ("InvalidEvent", 1, "parked")
+    # What was received is kept, escaped where no database could hold it as it was.
+    kept = letter.event if letter.event is not None else json.loads(letter.raw or "null")
+    assert kept == body

@@ -22,8 +22,8 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from workers.messaging.envelope import Envelope, event_type
-from workers.messaging.errors import InvariantViolation
+from workers.messaging.envelope import UUID_PATTERN, Envelope, event_type
+from workers.messaging.errors import InvariantViolation, describe
 
 # --- limits, in characters (code points, as PostgreSQL counts a VARCHAR) and whole units -------
 NAME_LENGTH = 100  # orders' order_summaries.customer_name VARCHAR(100)
@@ -48,7 +48,6 @@ LINE_PATTERN = rf"^[^{UNCARRIABLE}]*$"
 EMAIL_PATTERN = rf"^[^@\s{UNCARRIABLE}]+@[^@\s{UNCARRIABLE}]+\.[^@\s{UNCARRIABLE}]+$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"  # ISO 3166-1 alpha-2, upper case (shipping picks the carrier)
 SKU_PATTERN = rf"^[A-Za-z0-9-]{{1,{SKU_LENGTH}}}$"
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 CODE_PATTERN = rf"^[a-z0-9_]{{1,{REASON_LENGTH}}}$"
 # Printable ASCII without the space: what a gateway's id or a tracking number is made of.
 OPAQUE_PATTERN = r"^[\x21-\x7e]+$"
@@ -311,32 +310,3 @@ def new_event(
     return Envelope(
         type=data.TYPE, source=source, subject=subject, data=builtins, correlationid=subject
     )
-
-
-_MISSING = "Object missing required field `"
-# The messages of msgspec's that quote the value refused ("Invalid enum value 'Z'", "Invalid
-# value 5") are cut after these words.
-_QUOTES_VALUE = ("Invalid enum value", "Invalid value")
-
-
-def describe(error: msgspec.ValidationError) -> str:
-    """The failure as ``path: what is wrong`` (e.g. ``items[0].quantity: Expected `int` >= 1``,
-    ``payment.token: Object missing required field``), without the value: a body may carry a
-    sealed card."""
-    # msgspec ends its message with where the failure is, "$" being the data itself:
-    # "… - at `$.items[0].quantity`", or "… - at `key` in `$.x`" when a key of a mapping failed;
-    # no suffix when it is the data itself.
-    what, at, where = str(error).rpartition(" - at ")
-    if not at:
-        what, where = where, "`$`"
-    if where.startswith("`key` in "):
-        what, where = f"{what} (a key)", where.removeprefix("`key` in ")
-    path = where.strip("`").removeprefix("$")
-    if what.startswith(_MISSING):
-        path += "." + what.removeprefix(_MISSING).rstrip("`")
-        what = _MISSING.rstrip(" `")
-    for words in _QUOTES_VALUE:
-        if what.startswith(words):
-            what = words
-            break
-    return f"{path.removeprefix('.') or 'data'}: {what}"

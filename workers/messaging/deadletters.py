@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 import uuid
 from dataclasses import asdict, dataclass
@@ -20,11 +21,15 @@ from typing import Any
 from sqlalchemy import select
 
 from workers.messaging.database import engine_for, transaction, upsert_insert
-from workers.messaging.envelope import as_utc, utcnow
+from workers.messaging.envelope import UUID_PATTERN, as_utc, utcnow
 from workers.messaging.subscriptions import queue_of
 from workers.messaging.tables import dead_letters
 
 log = logging.getLogger(__name__)
+
+_UUID = re.compile(UUID_PATTERN)
+# What PostgreSQL's text refuses (NUL) and UTF-8 cannot encode (a lone surrogate).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # A letter's status: parked by a worker; replayed or discarded by an operator (a replayed letter
 # that fails again is parked again, on its own row).
@@ -111,8 +116,15 @@ def _park(
     first_failed_at: datetime | None = None,
 ) -> str:
     now = utcnow()
-    event = body if isinstance(body, dict) else None
-    failure = {"exception": exception[:200], "message": message, "traceback": detail}
+    # What was received is kept whatever it holds: as the event when every component's database
+    # can store it, else as ASCII JSON text in `raw` (NUL, control characters and lone
+    # surrogates escaped), so parking never fails on what it parks.
+    event = body if isinstance(body, dict) and _storable(body) else None
+    failure = {
+        "exception": _escaped(exception[:200]),
+        "message": _escaped(message),
+        "traceback": _escaped(detail),
+    }
     with transaction("operations") as conn:
         stmt = upsert_insert(conn, dead_letters)
         # The same event failing again for the same task (a replay, or two workers parking it at
@@ -130,8 +142,8 @@ def _park(
         row = {
             **failure,
             "id": str(uuid.uuid4()),
-            "event_id": _text(event, "id", 36),
-            "subject": _text(event, "subject"),
+            "event_id": _id(body, "id"),
+            "subject": _id(body, "subject"),
             "task": task,
             "queue": queue,
             "event": event,
@@ -142,7 +154,9 @@ def _park(
             "status": PARKED,
         }
         letter_id = str(conn.execute(stmt.returning(dead_letters.c.id), row).scalar_one())
-    log.error("parked %s for %s after %d attempt(s): %s", letter_id, task, attempts, message)
+    log.error(
+        "parked %s for %s after %d attempt(s): %s", letter_id, task, attempts, failure["message"]
+    )
     return letter_id
 
 
@@ -151,8 +165,8 @@ def parked(subject: str | None = None) -> list[DeadLetter]:
     (``subject``: its id; oldest first failure first).
 
     Reads the operations database; raises sqlalchemy.exc.SQLAlchemyError when it is away. The
-    shop asks this (shop.delays: is an order held up? shop.metrics: parked per queue); the
-    operators' reads and acts are in workers.operations.dlq.
+    shop asks this (shop.dead_letter_delays: is an order held up? shop.web.metrics: parked per
+    queue); the operators' reads and acts are in workers.operations.dlq.
     """
     query = select(dead_letters).where(dead_letters.c.status == PARKED)
     if subject is None:
@@ -173,10 +187,28 @@ def letter_of(row: Any) -> DeadLetter:
     return DeadLetter(**values)
 
 
-def _text(event: dict[str, Any] | None, key: str, limit: int = 100) -> str | None:
-    if event is None or event.get(key) is None:
-        return None
-    return str(event[key])[:limit]
+def _id(body: object, key: str) -> str | None:
+    """The body's event id or subject, when it is a UUID as this system writes them (every
+    other value, and a body that is not an object, leaves the column empty: the body says it)."""
+    value = body.get(key) if isinstance(body, dict) else None
+    return value if isinstance(value, str) and _UUID.fullmatch(value) else None
+
+
+def _storable(value: object) -> bool:
+    """Whether every string in ``value`` (keys included) is text PostgreSQL and UTF-8 store."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is None
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
+
+
+def _escaped(text: str) -> str:
+    """``text`` with what no database of ours can store written as an escape (NUL → ``\\x00``,
+    a lone surrogate → ``\\ud800``)."""
+    return _UNSTORABLE.sub(lambda match: ascii(match.group())[1:-1], text)
 
 
 def _queue(task: str) -> str:
@@ -187,7 +219,9 @@ def _queue(task: str) -> str:
 
 
 def _raw(body: object) -> str:
+    """The body as ASCII text: JSON when it is JSON (escapes for anything not ASCII), else its
+    repr (which escapes the same)."""
     try:
         return json.dumps(body)
     except (TypeError, ValueError):
-        return repr(body)
+        return _escaped(repr(body))

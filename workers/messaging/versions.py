@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 
-from workers.messaging.contracts import MODELS, UNCARRIABLE, describe
+from workers.messaging.contracts import MODELS, UNCARRIABLE
 from workers.messaging.envelope import Envelope, event_type
-from workers.messaging.errors import InvalidEvent, UnknownEventType
+from workers.messaging.errors import InvalidEvent, UnknownEventType, describe
 
 Data = dict[str, Any]
 Upcaster = Callable[[Data], Data]
@@ -29,16 +29,20 @@ _UNCARRIABLE = re.compile(f"[{UNCARRIABLE}]")
 def carriable_text(data: Data) -> Data:
     """v1 → v2, for every event: v2 bounds every string to what every component can carry
     (contracts). Release 0.1.0's shop let a tab or a line break into a customer's name or
-    address, which its v1 events carried on; here each control character becomes a space and a
-    lone surrogate U+FFFD, the replacement character. Nothing else changes: a v1 value that
-    breaks another v2 limit could not have been written by 0.1.0's producers, and is refused
-    as the current model refuses it."""
+    address, and any control character but whitespace into an email address, which its v1
+    events carried on. Here each control character becomes a space, or nothing in an email
+    address (which cannot hold a space, and which 0.1.0 refused with one), and a lone surrogate
+    becomes U+FFFD, the replacement character. Nothing else changes: a v1 value that breaks
+    another v2 limit could not have been written by 0.1.0's producers, and is refused as the
+    current model refuses it."""
 
-    def clean(value: Any) -> Any:
+    def clean(value: Any, key: str = "") -> Any:
         if isinstance(value, str):
+            if key == "email":
+                return _UNCARRIABLE.sub("", value)
             return _UNCARRIABLE.sub(_replacement, value)
         if isinstance(value, dict):
-            return {key: clean(item) for key, item in value.items()}
+            return {name: clean(item, name) for name, item in value.items()}
         if isinstance(value, list):
             return [clean(item) for item in value]
         return value
