@@ -800,3 +800,19 @@ def test_a_producer_cannot_build_an_event_its_consumers_would_park(
     with pytest.raises(InvariantViolation) as caught:
         contracts.new_event(data, source="/test", subject=ORDER_ID)
     assert str(caught.value).startswith(f"{data.TYPE} would be invalid: {named}")
+
+
+def test_a_v1_order_placed_with_what_0_1_0_let_into_text_reads_as_v2() -> None:
+    # 0.1.0's checkout let a tab into a name and any control character but whitespace into an
+    # email address ("ada\x01@example.com" passed its [^@\s] check); such an order may wait on
+    # the broker or in an outbox across the upgrade.
+    data = copy.deepcopy(placed_by_the_shop().data)
+    data["customer"] = {"name": "Ada\tLovelace", "email": "ada\x01@exam\x7fple.com"}
+    data["shipping_address"]["line1"] = "Main Street 1\nBack door"
+    v1 = Envelope(type=event_type("order.placed", 1), source="/shop", subject=ORDER_ID, data=data)
+
+    read = parse(wire(v1))
+
+    assert read.type == PLACED
+    assert read.data["customer"] == {"name": "Ada Lovelace", "email": "ada@example.com"}
+    assert read.data["shipping_address"]["line1"] == "Main Street 1 Back door"
