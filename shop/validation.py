@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,13 +129,19 @@ def read_json(raw: bytes) -> Any:
     """Decode a request body, or raise UnreadableBody for what a JSON parser cannot or should not
     read: bytes that are not UTF-8 (an encoded surrogate among them), the NaN, Infinity and
     -Infinity that Python's parser takes though JSON has no such numbers, an object with the
-    same key twice (parsers disagree on which one counts), an integer of more than 4300 digits,
+    same key twice (parsers disagree on which one counts), a number too large for a float
+    (1e999, Infinity once read), an integer of more than 4300 digits,
     and nesting deeper than MAX_JSON_DEPTH (past about 1000 levels Python's parser raises
     RecursionError, which is no ValueError)."""
     too_deep = f"it is nested deeper than {MAX_JSON_DEPTH} levels"
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        value = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            object_pairs_hook=_unique_keys,
+        )
     except UnreadableBody:
         raise
     except RecursionError:
@@ -148,6 +155,15 @@ def read_json(raw: bytes) -> Any:
 
 def _no_constant(name: str) -> Any:
     raise UnreadableBody(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or an exponent, which Python reads as a float: 1e999 would
+    be Infinity, which JSON has no number for (no field takes a float: the model refuses one)."""
+    number = float(text)
+    if math.isinf(number):
+        raise UnreadableBody(f"{text[:20]} is beyond any JSON number the shop reads")
+    return number
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

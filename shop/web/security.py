@@ -29,7 +29,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-API_PREFIX = "/api/"
+API_PREFIX = "/api"
 
 
 def init_app(app: Flask) -> None:
@@ -46,7 +46,8 @@ def add_security_headers(response: Response) -> Response:
 
 def api_http_error(exc: HTTPException) -> HTTPException | tuple[Response, int]:
     """Under /api every refusal (404, 405, 413, a CSRF or size limit) has DESIGN's error shape."""
-    if not request.path.startswith(API_PREFIX) or exc.code is None:
+    under_api = request.path == API_PREFIX or request.path.startswith(f"{API_PREFIX}/")
+    if not under_api or exc.code is None:
         return exc  # pages keep Werkzeug's (or their own) rendering
     # Werkzeug's name for the status, in the API's snake_case: "payload_too_large".
     code = (exc.name or "error").lower().replace(" ", "_").replace("-", "_")

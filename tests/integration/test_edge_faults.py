@@ -125,6 +125,8 @@ UNCARRIABLE = {
     "NUL": "\x00",  # PostgreSQL refuses it in text
     "escape": "\x1b",
     "C1 next line": "\x85",
+    "line separator": "\u2028",  # breaks a line of a page or a mail as a line feed does
+    "bidi override": "\u202e",  # shows a name or an address as other text than it is
 }
 
 
@@ -252,6 +254,7 @@ VALID = json.dumps(body_for(REFUSED)).encode()
         VALID.decode().encode("utf-16"),  # JSON between systems is UTF-8 (RFC 8259)
         VALID[:-1] + b', "payment": {"card_number": "4000000000000002"}}',  # a key twice
         b'{"quantity": ' + b"9" * 5000 + b"}",  # more digits than Python will read
+        VALID[:-1] + b', "note": 1e999}',  # Infinity once read, even in a field nobody reads
     ],
     ids=[
         "arrays-1000-deep",
@@ -265,6 +268,7 @@ VALID = json.dumps(body_for(REFUSED)).encode()
         "utf16",
         "duplicate-key",
         "5000-digits",
+        "1e999",
     ],
 )
 def test_a_body_the_parser_should_not_read_is_a_400(client: FlaskClient, raw: bytes) -> None:

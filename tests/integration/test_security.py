@@ -48,11 +48,19 @@ def test_a_100_kb_api_body_is_refused_with_413_in_the_error_shape(client: FlaskC
     assert error["fields"] == {}
 
 
-def test_an_unknown_api_path_answers_404_in_the_error_shape(client: FlaskClient) -> None:
-    response = client.get("/api/nothing-here")
+@pytest.mark.parametrize("path", ["/api/nothing-here", "/api", "/api/"])
+def test_an_unknown_api_path_answers_404_in_the_error_shape(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
 
     assert response.status_code == 404
     assert set(response.get_json()["error"]) == {"code", "message", "fields"}
+
+
+def test_a_page_path_that_only_starts_like_the_api_keeps_the_page_404(client: FlaskClient) -> None:
+    response = client.get("/apinothing")
+
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
 
 
 def test_a_wrong_method_on_the_api_answers_405_with_allow(client: FlaskClient) -> None:

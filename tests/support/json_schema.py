@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from workers.messaging import contracts
 
 Schema = dict[str, Any]
+BIDI_CONTROLS = "".join(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
 
 
 def values_of(schema: Schema, text_faults: bool = False) -> st.SearchStrategy[Any]:
@@ -38,9 +39,15 @@ def values_of(schema: Schema, text_faults: bool = False) -> st.SearchStrategy[An
     if kind == "string":
         low, high = schema.get("minLength", 0), schema.get("maxLength", 120)
         if schema.get("pattern") == contracts.LINE_PATTERN:
-            # Any character but controls (Cc: C0, DEL, C1) and surrogates (Cs).
-            excluded = [] if text_faults else ["Cc", "Cs"]
-            return st.text(st.characters(exclude_categories=excluded), min_size=low, max_size=high)
+            # Any character but controls (Cc: C0, DEL, C1), surrogates (Cs), the line and
+            # paragraph separators (Zl, Zp) and the bidi controls.
+            if text_faults:
+                alphabet = st.characters(exclude_categories=[])
+            else:
+                alphabet = st.characters(
+                    exclude_categories=["Cc", "Cs", "Zl", "Zp"], exclude_characters=BIDI_CONTROLS
+                )
+            return st.text(alphabet, min_size=low, max_size=high)
         if "pattern" in schema:
             return st.from_regex(schema["pattern"], fullmatch=True).filter(
                 lambda text: low <= len(text) <= high

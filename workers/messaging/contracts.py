@@ -5,8 +5,9 @@ with the type the producer sends (strict: no string is read as a number, no numb
 string). Every string and every integer is bounded by what every component that stores or
 sends it can carry: the columns it lands in (VARCHAR lengths, PostgreSQL's 32-bit INTEGER),
 UTF-8 (no lone surrogates), PostgreSQL's text (no NUL) and one line of a page or a mail (no
-other control character). The shop's request model (``shop.bodies.NewOrder``) refuses at the edge
-whatever these would refuse further down, from the same limits below.
+other control character, no line separator, no bidi control). The shop's request model
+(``shop.bodies.NewOrder``) refuses at the edge whatever these would refuse further down, from
+the same limits below.
 
 A field the model does not know is ignored, not refused: a newer producer may add an optional
 field without breaking an older consumer (a tolerant reader). Producers build their events from
@@ -40,10 +41,13 @@ MAX_QUANTITY = 10  # pairs of one shoe and size in one order
 MAX_LINES = 20  # lines in one order
 MAX_CENTS = 2**31 - 1  # PostgreSQL INTEGER, where prices, totals and amounts are stored
 
-# C0 and C1 control characters, NUL among them (PostgreSQL refuses it in text), and lone
-# surrogates (JSON can escape one, "\ud83d", but UTF-8 cannot encode it). Written with escapes,
-# which Python's re and JSON Schema's regular expressions read alike.
-UNCARRIABLE = r"\x00-\x1f\x7f-\x9f\ud800-\udfff"
+# C0 and C1 control characters, NUL among them (PostgreSQL refuses it in text); the line and
+# paragraph separators (U+2028, U+2029), which break a line as a line feed does; the bidi
+# embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069), which make a name or
+# an address display as other text than it is; and lone surrogates (JSON can escape one,
+# "\ud83d", but UTF-8 cannot encode it). Written with escapes, which Python's re and JSON
+# Schema's regular expressions read alike.
+UNCARRIABLE = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
 LINE_PATTERN = rf"^[^{UNCARRIABLE}]*$"
 EMAIL_PATTERN = rf"^[^@\s{UNCARRIABLE}]+@[^@\s{UNCARRIABLE}]+\.[^@\s{UNCARRIABLE}]+$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"  # ISO 3166-1 alpha-2, upper case (shipping picks the carrier)
