@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, TypeVar
+from urllib.parse import urlsplit
 
 COMPONENTS = ("shop", "orders", "payments", "shipping", "operations")
 """Every component that owns a database (operations keeps the dead letters)."""
@@ -36,6 +37,39 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 120
 # past a whole retry budget, so a delivery still retrying is not doubled.
 DEFAULT_REDELIVER_AFTER_S = 300
 GATEWAY_TIMEOUT_S = 5.0
+# RabbitMQ's native delayed delivery counts whole seconds and refuses less than one, so there
+# every retry waits at least this long (workers.messaging.consumer). The retry budget that
+# SHOESHOP_REDELIVER_AFTER must exceed counts it on every broker: the bound then does not move
+# with the broker, and on Redis it overstates the budget by at most a second a retry.
+SHORTEST_RETRY_WAIT_S = 1.0
+
+# What a development process runs with when SHOESHOP_SECRET_KEY or SHOESHOP_ADMIN_PASSWORD is
+# unset; production refuses both (they are in this repository for anyone to read).
+DEV_SECRET_KEY = "dev-only-secret-key"
+DEV_ADMIN_PASSWORD = "admin"
+# The shortest SHOESHOP_SECRET_KEY production accepts. Flask signs its session cookie and
+# Flask-WTF its CSRF tokens with itsdangerous, which derives its HMAC key from SECRET_KEY by one
+# plain hash, with no stretching ("not intended to make a complex key out of a short password:
+# use large random secret keys"), so a short key can be guessed offline from any signed cookie
+# or token. The checkout's idempotency fingerprint is an HMAC-SHA256 keyed with it too, and
+# RFC 2104 asks for an HMAC key at least as long as the hash's output: 32 bytes for SHA-256.
+# 32 characters are at least 32 bytes; `python -c "import secrets; print(secrets.token_hex(32))"`
+# gives 64. Development keeps its short, well-known key.
+MIN_SECRET_KEY_CHARS = 32
+
+# The URLs each URL setting may take, by scheme.
+GATEWAY_URL_SCHEMES = ("http", "https")
+# workers.messaging.database turns postgresql:// and postgres:// into postgresql+psycopg://,
+# the one driver installed (psycopg 3), and passes anything else to SQLAlchemy as it is. An
+# sqlite:// URL would get past it, but would put all five components in one file, where their
+# same-named tables (inbox, outbox, alembic_version) collide: SQLite is the default, one file
+# per component under SHOESHOP_DATA_DIR, chosen by leaving SHOESHOP_DATABASE_URL unset.
+DATABASE_URL_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+# config.celeryconfig sets queues up for RabbitMQ when the URL is one of kombu's AMQP schemes
+# (workers.messaging.broker_dead.is_amqp), and for Redis otherwise; redis+socket:// is the
+# embedded Redis's unix socket. Any other kombu transport would get Redis's settings.
+REDIS_BROKER_SCHEMES = ("redis", "rediss", "redis+socket")
+AMQP_BROKER_SCHEMES = ("amqp", "amqps", "pyamqp")
 
 
 class Bounds(NamedTuple):
@@ -72,7 +106,8 @@ GATEWAY_LATENCY_BOUNDS_MS = Bounds(0, 60_000, "milliseconds")
 PACKING_DELAY_BOUNDS_S = Bounds(0, ONE_DAY_S, "seconds")
 # At least a second; at most a day, the longest a killed worker's taken messages (visibility
 # timeout) or an event the broker lost (redeliver-after) should wait to be handed on again. The
-# visibility timeout must also exceed the longest retry delay plus a gateway call (Settings).
+# visibility timeout must also exceed the longest retry delay plus a gateway call, and the
+# redeliver-after the longest retry budget plus a gateway call (Settings).
 VISIBILITY_TIMEOUT_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
 REDELIVER_AFTER_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
 
@@ -107,9 +142,10 @@ class Settings:
     data_dir: Path
     broker_url: str | None
     database_url: str | None
-    secret_key: str
+    # Not in the repr: a logged or printed Settings shows no secret.
+    secret_key: str = field(repr=False)
     env: str
-    admin_password: str
+    admin_password: str = field(repr=False)
     gateway_url: str
     payment_timeout_s: int
     max_retries: int
@@ -141,7 +177,26 @@ class Settings:
             return self.broker_url
         return f"redis+socket://{self.redis_socket}"
 
+    @property
+    def longest_backoff_s(self) -> float:
+        """The longest a message can spend waiting between its attempts: every retry's longest
+        backoff (workers.messaging.consumer.backoff_delay without its jitter), at least
+        SHORTEST_RETRY_WAIT_S each."""
+        return sum(
+            max(
+                SHORTEST_RETRY_WAIT_S,
+                min(self.retry_max_delay_s, self.retry_base_delay_s * 2.0**retry),
+            )
+            for retry in range(self.max_retries)
+        )
+
     def __post_init__(self) -> None:
+        self._check_secrets()
+        _check_gateway_url(self.gateway_url)
+        if self.broker_url is not None:
+            _check_broker_url(self.broker_url)
+        if self.database_url is not None:
+            _check_database_url(self.database_url)
         if self.retry_base_delay_s > self.retry_max_delay_s:
             raise ConfigurationError(
                 f"SHOESHOP_RETRY_BASE_DELAY ({self.retry_base_delay_s}s) must not exceed "
@@ -153,6 +208,59 @@ class Settings:
                 f"SHOESHOP_VISIBILITY_TIMEOUT ({self.visibility_timeout_s}s) must exceed the "
                 f"longest retry delay plus a gateway call ({longest_wait:.0f}s), or Redis would "
                 "hand a waiting retry to a second worker"
+            )
+        # The relay re-sends an event its subscriber has not applied after redeliver_after_s;
+        # a delivery still working through its retries has not applied it either, and would be
+        # doubled (harmless to the data, every consumer is idempotent, but it doubles the calls
+        # on a service that is already failing).
+        retry_budget = self.longest_backoff_s + GATEWAY_TIMEOUT_S
+        if self.redeliver_after_s <= retry_budget:
+            hint = ""
+            if retry_budget >= REDELIVER_AFTER_BOUNDS_S.high:
+                hint = (
+                    f"; no value up to {REDELIVER_AFTER_BOUNDS_S.high} does, so lower "
+                    "SHOESHOP_MAX_RETRIES or the retry delays"
+                )
+            raise ConfigurationError(
+                f"SHOESHOP_REDELIVER_AFTER ({self.redeliver_after_s}s) must exceed the longest "
+                f"retry budget, the backoff of SHOESHOP_MAX_RETRIES ({self.max_retries}) retries "
+                f"from SHOESHOP_RETRY_BASE_DELAY ({self.retry_base_delay_s}s) up to "
+                f"SHOESHOP_RETRY_MAX_DELAY ({self.retry_max_delay_s}s), at least "
+                f"{SHORTEST_RETRY_WAIT_S:g}s each, plus a gateway call "
+                f"({_seconds(retry_budget)}s), or the relay would re-send a delivery that is "
+                f"still retrying{hint}"
+            )
+
+    def _check_secrets(self) -> None:
+        """Blank secrets are refused everywhere (an empty admin password opens /admin to a
+        request without credentials, an empty key signs nothing); production also refuses the
+        development values and a short secret key. No message shows a secret."""
+        for name, value, wanted in (
+            ("SHOESHOP_SECRET_KEY", self.secret_key, "a random string"),
+            ("SHOESHOP_ADMIN_PASSWORD", self.admin_password, "a password"),
+        ):
+            if not value.strip():
+                got = "an empty value" if value == "" else f"{len(value)} blank character(s)"
+                raise ConfigurationError(
+                    f"{name} must be {wanted} with something other than whitespace in it (or "
+                    f"unset, in development only, for the development value), not {got}"
+                )
+        if not self.is_production:
+            return
+        for name, value, default in (
+            ("SHOESHOP_SECRET_KEY", self.secret_key, DEV_SECRET_KEY),
+            ("SHOESHOP_ADMIN_PASSWORD", self.admin_password, DEV_ADMIN_PASSWORD),
+        ):
+            if value == default:
+                raise ConfigurationError(
+                    f"{name} must be set when SHOESHOP_ENV=production, to something other than "
+                    "the development value"
+                )
+        if len(self.secret_key) < MIN_SECRET_KEY_CHARS:
+            raise ConfigurationError(
+                f"SHOESHOP_SECRET_KEY must be at least {MIN_SECRET_KEY_CHARS} characters when "
+                f"SHOESHOP_ENV=production, not {len(self.secret_key)}: a random one is "
+                '`python -c "import secrets; print(secrets.token_hex(32))"`'
             )
 
     @classmethod
@@ -167,10 +275,10 @@ class Settings:
             data_dir=Path(env.get("SHOESHOP_DATA_DIR", "var")).resolve(),
             broker_url=env.get("SHOESHOP_BROKER_URL") or None,
             database_url=env.get("SHOESHOP_DATABASE_URL") or None,
-            secret_key=env.get("SHOESHOP_SECRET_KEY", "dev-only-secret-key"),
+            secret_key=env.get("SHOESHOP_SECRET_KEY", DEV_SECRET_KEY),
             env=mode,
-            admin_password=env.get("SHOESHOP_ADMIN_PASSWORD", "admin"),
-            gateway_url=env.get("SHOESHOP_GATEWAY_URL", DEFAULT_GATEWAY_URL).rstrip("/"),
+            admin_password=env.get("SHOESHOP_ADMIN_PASSWORD", DEV_ADMIN_PASSWORD),
+            gateway_url=_gateway_url(env),
             payment_timeout_s=_int(env, "SHOESHOP_PAYMENT_TIMEOUT", DEFAULT_PAYMENT_TIMEOUT_S),
             max_retries=_int(env, "SHOESHOP_MAX_RETRIES", DEFAULT_MAX_RETRIES),
             retry_base_delay_s=_float(env, "SHOESHOP_RETRY_BASE_DELAY", DEFAULT_RETRY_BASE_DELAY_S),
@@ -183,6 +291,14 @@ class Settings:
             ),
             redeliver_after_s=_int(env, "SHOESHOP_REDELIVER_AFTER", DEFAULT_REDELIVER_AFTER_S),
         )
+
+
+def _gateway_url(env: dict[str, str]) -> str:
+    # Checked before its trailing slashes go, so that a refusal shows what was set (Settings
+    # checks the result again).
+    url = env.get("SHOESHOP_GATEWAY_URL", DEFAULT_GATEWAY_URL)
+    _check_gateway_url(url)
+    return url.rstrip("/")
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -205,6 +321,127 @@ def _checked(name: str, raw: str, value: _Number | None, kind: str) -> _Number:
     if value is None or not bounds.low <= value <= bounds.high:
         raise ConfigurationError(f"{name} must be {bounds.describe(kind)}, not {raw!r}")
     return value
+
+
+def _seconds(value: float) -> str:
+    """A number of seconds as a message shows it: 36.5, 305, 0.01."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _shown(url: str) -> str:
+    """The URL as a message may show it: a password in it (scheme://user:password@host) is
+    replaced by ***, whatever else is wrong with the URL."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    user, colon, _password = credentials.partition(":")
+    if not sep or not at or not colon:
+        return url
+    return f"{scheme}://{user}:***@{place}"
+
+
+def _scheme_fault(url: str, schemes: tuple[str, ...]) -> str | None:
+    """What makes ``url`` no URL of one of ``schemes``, or None."""
+    if not url.strip():
+        return "it is empty" if url == "" else "it is blank"
+    scheme, sep, _rest = url.partition("://")
+    if not sep:
+        return "it has no scheme://"
+    if url != url.strip():
+        return "it starts or ends with whitespace"
+    if not url.isprintable():
+        return "it holds control characters"
+    if scheme not in schemes:
+        return f"{scheme}:// is not one of them"
+    return None
+
+
+def _place_fault(url: str, *, needs_host: bool) -> str | None:
+    """What makes the host and port of ``url`` (scheme://host:port/…) unusable, or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed [ of an IPv6 address, or a port that is no number
+        if "IPv6" in str(exc):
+            return "its host is not one"
+        port = 0
+    if port == 0:
+        return "its port is not a number from 1 to 65535"
+    host = parts.hostname or ""
+    if needs_host and not host:
+        return "it has no host"
+    if any(char.isspace() for char in host):
+        return "its host holds blanks"
+    return None
+
+
+def _check_gateway_url(url: str) -> None:
+    fault = _scheme_fault(url, GATEWAY_URL_SCHEMES) or _place_fault(url, needs_host=True)
+    if fault is None and ("?" in url or "#" in url):
+        fault = "the client adds its paths to it, so it can have no query or fragment"
+    if fault is not None:
+        raise ConfigurationError(
+            "SHOESHOP_GATEWAY_URL must be an http:// or https:// URL with a host (and a port "
+            "from 1 to 65535 if it names one; unset, it is "
+            f"{DEFAULT_GATEWAY_URL}), not {_shown(url)!r}: {fault}"
+        )
+
+
+def _check_broker_url(url: str) -> None:
+    schemes = REDIS_BROKER_SCHEMES + AMQP_BROKER_SCHEMES
+    # kombu takes a list of brokers to fail over between, separated by ";".
+    urls = url.split(";")
+    fault = next(
+        (
+            fault
+            for one in urls
+            if (fault := _scheme_fault(one, schemes) or _place_fault(one, needs_host=False))
+        ),
+        None,
+    )
+    if fault is None and len({one.partition("://")[0] in AMQP_BROKER_SCHEMES for one in urls}) > 1:
+        fault = "it mixes Redis and RabbitMQ"
+    if fault is not None:
+        raise ConfigurationError(
+            "SHOESHOP_BROKER_URL must be a Redis URL (redis://, rediss://, redis+socket://) or a "
+            "RabbitMQ one (amqp://, amqps://, pyamqp://), or unset for the embedded Redis, not "
+            f"{';'.join(_shown(one) for one in urls)!r}: {fault}"
+        )
+
+
+def _check_database_url(url: str) -> None:
+    fault = _scheme_fault(url, DATABASE_URL_SCHEMES)
+    if fault is None:
+        fault = _sqlalchemy_fault(url)
+    elif url.startswith(("sqlite:", "sqlite+")):
+        fault = (
+            "one SQLite URL would put every component in one file; unset it for one SQLite file "
+            "per component under SHOESHOP_DATA_DIR"
+        )
+    if fault is not None:
+        raise ConfigurationError(
+            "SHOESHOP_DATABASE_URL must be a PostgreSQL URL (postgresql://, postgres:// or "
+            "postgresql+psycopg://), or unset for SQLite files under SHOESHOP_DATA_DIR, not "
+            f"{_shown(url)!r}: {fault}"
+        )
+
+
+def _sqlalchemy_fault(url: str) -> str | None:
+    """What SQLAlchemy, which opens the databases with it, finds wrong with ``url``, or None.
+    Its own parser, not urlsplit: it reads some URLs differently (a password with a "/")."""
+    # Imported here: SQLAlchemy costs a process megabytes, and this runs only when the variable
+    # is set, mostly in processes that then open their databases with it anyway.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "SQLAlchemy cannot read it"
+    except ValueError:  # a port that is no number, an unclosed [ of an IPv6 address
+        return "SQLAlchemy cannot read its host and port"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return "its port is not a number from 1 to 65535"
+    return None
 
 
 @lru_cache(maxsize=1)

@@ -94,11 +94,11 @@ def test_production_refuses_to_start_without_a_secret_key(
 
 
 def test_production_starts_with_a_secret_key(production_env: pytest.MonkeyPatch) -> None:
-    production_env.setenv("SHOESHOP_SECRET_KEY", "a-real-secret-from-the-vault")
+    production_env.setenv("SHOESHOP_SECRET_KEY", "a-real-secret-from-the-vault-of-forty-chars")
     production_env.setenv("SHOESHOP_ADMIN_PASSWORD", "a-real-admin-password")
     get_settings.cache_clear()
     from shop import create_app
 
     app = create_app({"TESTING": True})
 
-    assert app.config["SECRET_KEY"] == "a-real-secret-from-the-vault"
+    assert app.config["SECRET_KEY"] == "a-real-secret-from-the-vault-of-forty-chars"

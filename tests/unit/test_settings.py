@@ -1,5 +1,7 @@
-"""Every numeric setting is checked when it is read: finite, ASCII digits, inside its bounds and
-consistent with the others; a refusal names the variable, what it got and the allowed range."""
+"""Every setting is checked when it is read. Numbers: finite, ASCII digits, inside their bounds
+and consistent with the others. Secrets: never blank, and in production neither the development
+values nor a short secret key. URLs: a scheme the code supports, a host and port that can be.
+A refusal names the variable, what it got (never a secret) and what is allowed."""
 
 from __future__ import annotations
 
@@ -8,7 +10,15 @@ from collections.abc import Callable
 
 import pytest
 
-from config.settings import NUMERIC_SETTINGS, ConfigurationError, Settings
+from config.settings import (
+    DEV_ADMIN_PASSWORD,
+    DEV_SECRET_KEY,
+    MIN_SECRET_KEY_CHARS,
+    NUMERIC_SETTINGS,
+    ConfigurationError,
+    Settings,
+)
+from workers.messaging.consumer import backoff_delay
 
 # Each numeric variable, the Settings field it fills, and a valid value of at least two adjacent
 # digits (so that an underscore can go between them).
@@ -38,9 +48,11 @@ FULL_WIDTH = _digits_from(0xFF10)  # '900' -> the full-width nine, zero, zero
 
 # A value at a bound may conflict with a default of another setting; these make it consistent.
 COMPANIONS = {
+    ("SHOESHOP_MAX_RETRIES", "high"): {"SHOESHOP_REDELIVER_AFTER": "86400"},
     ("SHOESHOP_RETRY_BASE_DELAY", "high"): {
         "SHOESHOP_RETRY_MAX_DELAY": "3600",
         "SHOESHOP_VISIBILITY_TIMEOUT": "86400",
+        "SHOESHOP_REDELIVER_AFTER": "86400",
     },
     ("SHOESHOP_RETRY_MAX_DELAY", "low"): {"SHOESHOP_RETRY_BASE_DELAY": "0.01"},
     ("SHOESHOP_RETRY_MAX_DELAY", "high"): {"SHOESHOP_VISIBILITY_TIMEOUT": "86400"},
@@ -113,12 +125,17 @@ def test_a_plain_ascii_value_is_read(name: str) -> None:
     assert getattr(Settings.from_env({name: value}), field) == float(value)
 
 
-# The lowest visibility timeout is set by its consistency check (see the last test), not its range.
+# The lowest visibility timeout and the lowest redeliver-after are set by their consistency
+# checks (see the tests below), not their ranges.
+SET_BY_A_CONSISTENCY_CHECK = {
+    ("SHOESHOP_VISIBILITY_TIMEOUT", "low"),
+    ("SHOESHOP_REDELIVER_AFTER", "low"),
+}
 ENDS = [
     (name, end)
     for name in VARIABLES
     for end in ("low", "high")
-    if (name, end) != ("SHOESHOP_VISIBILITY_TIMEOUT", "low")
+    if (name, end) not in SET_BY_A_CONSISTENCY_CHECK
 ]
 
 
@@ -204,3 +221,416 @@ def test_even_the_shortest_retry_delay_needs_a_visibility_timeout_above_a_gatewa
         }
     )
     assert message.startswith("SHOESHOP_VISIBILITY_TIMEOUT (5s) must exceed")
+
+
+# --- SHOESHOP_REDELIVER_AFTER against the retry budget -------------------------------------------
+
+DEFAULT_BUDGET_S = 37  # retries 1+1+2+4+8+16 (0.5 s doubling, at least 1 s each) + a 5 s call
+
+
+def _budget_message_of(environ: dict[str, str]) -> str:
+    message = _refusal(environ)
+    assert message.startswith("SHOESHOP_REDELIVER_AFTER (")
+    for name in ("SHOESHOP_MAX_RETRIES", "SHOESHOP_RETRY_BASE_DELAY", "SHOESHOP_RETRY_MAX_DELAY"):
+        assert name in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("environ", "budget"),
+    [
+        # The reviewer's example: a second, while a delivery may retry for half a minute.
+        ({"SHOESHOP_REDELIVER_AFTER": "1"}, "37"),
+        ({"SHOESHOP_REDELIVER_AFTER": str(DEFAULT_BUDGET_S)}, "37"),  # equal is not past it
+        ({"SHOESHOP_REDELIVER_AFTER": "5", "SHOESHOP_MAX_RETRIES": "0"}, "5"),  # the call alone
+        # Every retry counts at least a second (RabbitMQ's delayed delivery): 6 + 5.
+        (
+            {
+                "SHOESHOP_REDELIVER_AFTER": "11",
+                "SHOESHOP_RETRY_BASE_DELAY": "0.01",
+                "SHOESHOP_RETRY_MAX_DELAY": "0.01",
+            },
+            "11",
+        ),
+        # 32 s for the first six retries, then 94 at the 30 s ceiling, then the call.
+        ({"SHOESHOP_REDELIVER_AFTER": "2857", "SHOESHOP_MAX_RETRIES": "100"}, "2857"),
+        # A budget between whole seconds: 1.25 + 2.5 + 5 (+ 5).
+        (
+            {
+                "SHOESHOP_REDELIVER_AFTER": "13",
+                "SHOESHOP_MAX_RETRIES": "3",
+                "SHOESHOP_RETRY_BASE_DELAY": "1.25",
+            },
+            "13.75",
+        ),
+    ],
+)
+def test_a_redeliver_after_within_the_retry_budget_is_refused_naming_the_bound(
+    environ: dict[str, str], budget: str
+) -> None:
+    message = _budget_message_of(environ)
+    assert f"plus a gateway call ({budget}s)" in message
+    assert message.endswith("or the relay would re-send a delivery that is still retrying")
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},  # 300
+        {"SHOESHOP_REDELIVER_AFTER": str(DEFAULT_BUDGET_S + 1)},
+        {"SHOESHOP_REDELIVER_AFTER": "6", "SHOESHOP_MAX_RETRIES": "0"},
+        {"SHOESHOP_REDELIVER_AFTER": "2858", "SHOESHOP_MAX_RETRIES": "100"},
+        # What the test suites run with: tests/chaos/conftest.py (RETRIES)...
+        {
+            "SHOESHOP_RETRY_BASE_DELAY": "0.2",
+            "SHOESHOP_RETRY_MAX_DELAY": "2",
+            "SHOESHOP_MAX_RETRIES": "5",
+            "SHOESHOP_VISIBILITY_TIMEOUT": "15",
+            "SHOESHOP_REDELIVER_AFTER": "20",
+        },
+        # ... tests/integration/conftest.py and tests/upgrade (FAST_RETRIES, child.py).
+        {
+            "SHOESHOP_RETRY_BASE_DELAY": "0.05",
+            "SHOESHOP_RETRY_MAX_DELAY": "0.4",
+            "SHOESHOP_MAX_RETRIES": "4",
+        },
+        {
+            "SHOESHOP_RETRY_BASE_DELAY": "0.1",
+            "SHOESHOP_RETRY_MAX_DELAY": "1",
+            "SHOESHOP_MAX_RETRIES": "4",
+        },
+    ],
+)
+def test_a_redeliver_after_past_the_retry_budget_is_allowed(environ: dict[str, str]) -> None:
+    settings = Settings.from_env(environ)
+    assert settings.redeliver_after_s > settings.longest_backoff_s + 5
+
+
+def test_a_retry_budget_no_redeliver_after_can_exceed_says_what_to_lower() -> None:
+    message = _budget_message_of(
+        {
+            "SHOESHOP_MAX_RETRIES": "100",
+            "SHOESHOP_RETRY_BASE_DELAY": "3600",
+            "SHOESHOP_RETRY_MAX_DELAY": "3600",
+            "SHOESHOP_VISIBILITY_TIMEOUT": "86400",
+            "SHOESHOP_REDELIVER_AFTER": "86400",
+        }
+    )
+    assert "(360005s)" in message
+    assert message.endswith(
+        "no value up to 86400 does, so lower SHOESHOP_MAX_RETRIES or the retry delays"
+    )
+
+
+class _Longest:
+    """An rng whose jitter always picks the longest delay."""
+
+    def uniform(self, _low: float, high: float) -> float:
+        return high
+
+
+@pytest.mark.parametrize(
+    ("retries", "base", "ceiling"),
+    [("6", "0.5", "30"), ("0", "0.5", "30"), ("10", "0.01", "0.4"), ("100", "0.25", "60")],
+)
+def test_the_budget_is_the_consumers_own_longest_backoff(
+    retries: str, base: str, ceiling: str
+) -> None:
+    settings = Settings.from_env(
+        {
+            "SHOESHOP_MAX_RETRIES": retries,
+            "SHOESHOP_RETRY_BASE_DELAY": base,
+            "SHOESHOP_RETRY_MAX_DELAY": ceiling,
+            "SHOESHOP_VISIBILITY_TIMEOUT": "86400",
+            "SHOESHOP_REDELIVER_AFTER": "86400",
+        }
+    )
+    longest = [
+        max(1.0, backoff_delay(retry, settings, _Longest()))  # type: ignore[arg-type]
+        for retry in range(settings.max_retries)
+    ]
+    assert settings.longest_backoff_s == pytest.approx(sum(longest))
+
+
+# --- SHOESHOP_SECRET_KEY and SHOESHOP_ADMIN_PASSWORD ---------------------------------------------
+
+SECRETS = ["SHOESHOP_SECRET_KEY", "SHOESHOP_ADMIN_PASSWORD"]
+GOOD_KEY = "k" * MIN_SECRET_KEY_CHARS
+PRODUCTION = {
+    "SHOESHOP_ENV": "production",
+    "SHOESHOP_SECRET_KEY": "a-real-secret-key-of-forty-characters-xx",
+    "SHOESHOP_ADMIN_PASSWORD": "a-real-admin-password",
+}
+
+
+def test_development_keeps_its_development_secrets_when_they_are_unset() -> None:
+    settings = Settings.from_env({})
+    assert (settings.secret_key, settings.admin_password) == (DEV_SECRET_KEY, DEV_ADMIN_PASSWORD)
+    assert (DEV_SECRET_KEY, DEV_ADMIN_PASSWORD) == ("dev-only-secret-key", "admin")
+
+
+def test_the_reviewers_production_with_empty_secrets_is_refused() -> None:
+    # It used to start: /admin answered 200 without credentials, product pages 500.
+    message = _refusal(
+        {"SHOESHOP_ENV": "production", "SHOESHOP_ADMIN_PASSWORD": "", "SHOESHOP_SECRET_KEY": ""}
+    )
+    assert message == (
+        "SHOESHOP_SECRET_KEY must be a random string with something other than whitespace in it "
+        "(or unset, in development only, for the development value), not an empty value"
+    )
+
+
+@pytest.mark.parametrize(
+    ("blank", "got"),
+    [("", "an empty value"), (" ", "1 blank character(s)"), (" \t\n", "3 blank character(s)")],
+)
+@pytest.mark.parametrize("mode", ["development", "production"])
+@pytest.mark.parametrize("name", SECRETS)
+def test_a_blank_secret_is_refused_in_every_environment(
+    name: str, mode: str, blank: str, got: str
+) -> None:
+    message = _refusal({**PRODUCTION, "SHOESHOP_ENV": mode, name: blank})
+    assert message.startswith(f"{name} must be ")
+    assert "something other than whitespace" in message
+    assert message.endswith(f", not {got}")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SHOESHOP_SECRET_KEY", None),
+        ("SHOESHOP_SECRET_KEY", DEV_SECRET_KEY),
+        ("SHOESHOP_ADMIN_PASSWORD", None),
+        ("SHOESHOP_ADMIN_PASSWORD", DEV_ADMIN_PASSWORD),
+    ],
+)
+def test_production_refuses_a_secret_unset_or_set_to_its_development_value(
+    name: str, value: str | None
+) -> None:
+    environ = {**PRODUCTION}
+    if value is None:
+        del environ[name]
+    else:
+        environ[name] = value
+    assert _refusal(environ) == (
+        f"{name} must be set when SHOESHOP_ENV=production, to something other than the "
+        "development value"
+    )
+
+
+@pytest.mark.parametrize("length", [1, 16, MIN_SECRET_KEY_CHARS - 1])
+def test_production_refuses_a_short_secret_key_without_showing_it(length: int) -> None:
+    key = "S3cr3t" * 10
+    message = _refusal({**PRODUCTION, "SHOESHOP_SECRET_KEY": key[:length]})
+    assert message.startswith(
+        f"SHOESHOP_SECRET_KEY must be at least 32 characters when SHOESHOP_ENV=production, "
+        f"not {length}: "
+    )
+    assert "S3cr" not in message
+
+
+def test_production_starts_with_real_secrets_of_any_length_from_32() -> None:
+    settings = Settings.from_env({**PRODUCTION, "SHOESHOP_SECRET_KEY": GOOD_KEY})
+    assert settings.secret_key == GOOD_KEY
+    assert Settings.from_env(PRODUCTION).admin_password == "a-real-admin-password"
+
+
+def test_development_takes_short_secrets_of_its_own() -> None:
+    # Only production asks for a long key; the test suites set e.g. SHOESHOP_ADMIN_PASSWORD=chaos.
+    settings = Settings.from_env(
+        {"SHOESHOP_SECRET_KEY": "short", "SHOESHOP_ADMIN_PASSWORD": "chaos"}
+    )
+    assert (settings.secret_key, settings.admin_password) == ("short", "chaos")
+
+
+# --- URLs ----------------------------------------------------------------------------------------
+
+
+def _url_refusal(name: str, url: str) -> str:
+    message = _refusal({name: url})
+    assert message.startswith(f"{name} must be ")
+    return message
+
+
+GATEWAY_ALLOWED = "SHOESHOP_GATEWAY_URL must be an http:// or https:// URL with a host"
+
+
+@pytest.mark.parametrize(
+    ("url", "fault"),
+    [
+        ("not a url", "it has no scheme://"),  # the reviewer's examples
+        ("ftp://x", "ftp:// is not one of them"),
+        ("", "it is empty"),
+        ("   ", "it is blank"),
+        ("127.0.0.1:8020", "it has no scheme://"),
+        ("HTTP://127.0.0.1:8020", "HTTP:// is not one of them"),
+        ("http://", "it has no host"),
+        ("https://:8020", "it has no host"),
+        ("http:///v1", "it has no host"),
+        ("http://127.0.0.1:99999", "its port is not a number from 1 to 65535"),
+        ("http://127.0.0.1:0", "its port is not a number from 1 to 65535"),
+        ("http://127.0.0.1:port", "its port is not a number from 1 to 65535"),
+        ("http://[::1", "its host is not one"),
+        ("http://exa mple.com", "its host holds blanks"),
+        (" http://127.0.0.1:8020", "it starts or ends with whitespace"),
+        ("http://127.0.0.1:8020\n", "it starts or ends with whitespace"),
+        (
+            "http://127.0.0.1:8020?key=1",
+            "the client adds its paths to it, so it can have no query or fragment",
+        ),
+        (
+            "http://127.0.0.1:8020/#top",
+            "the client adds its paths to it, so it can have no query or fragment",
+        ),
+    ],
+)
+def test_a_gateway_url_that_is_no_http_url_is_refused(url: str, fault: str) -> None:
+    message = _url_refusal("SHOESHOP_GATEWAY_URL", url)
+    assert message.startswith(GATEWAY_ALLOWED)
+    assert "a port from 1 to 65535" in message
+    assert message.endswith(f", not {url!r}: {fault}")
+
+
+@pytest.mark.parametrize(
+    ("url", "read"),
+    [
+        ("http://127.0.0.1:8020", "http://127.0.0.1:8020"),
+        ("http://127.0.0.1:41234/", "http://127.0.0.1:41234"),  # a free port, as the tests use
+        ("https://gateway.example", "https://gateway.example"),
+        ("https://gateway.example:443/payments/", "https://gateway.example:443/payments"),
+        ("http://[::1]:8020", "http://[::1]:8020"),
+        ("http://localhost:65535", "http://localhost:65535"),
+    ],
+)
+def test_an_http_gateway_url_is_read_without_its_trailing_slash(url: str, read: str) -> None:
+    assert Settings.from_env({"SHOESHOP_GATEWAY_URL": url}).gateway_url == read
+
+
+def test_the_default_gateway_url_is_the_simulators() -> None:
+    assert Settings.from_env({}).gateway_url == "http://127.0.0.1:8020"
+
+
+ONE_SQLITE_FILE = (
+    "one SQLite URL would put every component in one file; unset it for one SQLite file per "
+    "component under SHOESHOP_DATA_DIR"
+)
+DATABASE_ALLOWED = (
+    "SHOESHOP_DATABASE_URL must be a PostgreSQL URL (postgresql://, postgres:// or "
+    "postgresql+psycopg://), or unset for SQLite files under SHOESHOP_DATA_DIR, not "
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "fault"),
+    [
+        ("nonsense", "it has no scheme://"),  # the reviewer's examples
+        ("mysql://x/y", "mysql:// is not one of them"),
+        ("   ", "it is blank"),
+        ("postgresql+psycopg2://127.0.0.1/shoeshop", "postgresql+psycopg2:// is not one of them"),
+        ("postgres+psycopg://127.0.0.1/shoeshop", "postgres+psycopg:// is not one of them"),
+        ("POSTGRESQL://127.0.0.1/shoeshop", "POSTGRESQL:// is not one of them"),
+        ("sqlite:///var/shop.db", ONE_SQLITE_FILE),
+        ("sqlite+pysqlite:///var/shop.db", ONE_SQLITE_FILE),
+        ("postgresql://127.0.0.1:abc/shoeshop", "SQLAlchemy cannot read its host and port"),
+        ("postgresql://[::1/shoeshop", "SQLAlchemy cannot read its host and port"),
+        ("postgresql://127.0.0.1:99999/shoeshop", "its port is not a number from 1 to 65535"),
+        ("postgresql://127.0.0.1:0/shoeshop", "its port is not a number from 1 to 65535"),
+        (" postgresql://127.0.0.1/shoeshop", "it starts or ends with whitespace"),
+        ("postgresql://127.0.0.1/shop\x00", "it holds control characters"),
+    ],
+)
+def test_a_database_url_that_is_no_postgresql_url_is_refused(url: str, fault: str) -> None:
+    message = _url_refusal("SHOESHOP_DATABASE_URL", url)
+    assert message.startswith(DATABASE_ALLOWED)
+    assert message.endswith(f"{url!r}: {fault}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:5432/shoeshop_test_0123456789",  # tests/support/stack.py
+        "postgresql://postgres@127.0.0.1:5432/shoeshop",  # the README
+        "postgres://shop:secret@db.internal/shoeshop",
+        "postgresql+psycopg://shop:secret@db.internal:6543/shoeshop?sslmode=require",
+        "postgresql:///shoeshop",  # the local unix socket
+        "postgresql://shop:pass/word@db.internal/shoeshop",  # SQLAlchemy reads a "/" in it
+    ],
+)
+def test_a_postgresql_database_url_is_allowed(url: str) -> None:
+    assert Settings.from_env({"SHOESHOP_DATABASE_URL": url}).database_url == url
+
+
+BROKER_ALLOWED = (
+    "SHOESHOP_BROKER_URL must be a Redis URL (redis://, rediss://, redis+socket://) or a "
+    "RabbitMQ one (amqp://, amqps://, pyamqp://), or unset for the embedded Redis, not "
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "fault"),
+    [
+        ("nonsense", "it has no scheme://"),
+        ("http://127.0.0.1:6379", "http:// is not one of them"),
+        ("memory://", "memory:// is not one of them"),
+        ("sentinel://127.0.0.1:26379", "sentinel:// is not one of them"),
+        ("   ", "it is blank"),
+        ("redis://127.0.0.1:99999/0", "its port is not a number from 1 to 65535"),
+        ("amqp://guest@127.0.0.1:port//", "its port is not a number from 1 to 65535"),
+        ("amqp://[::1", "its host is not one"),
+        ("redis://127.0.0.1:6379/0 ", "it starts or ends with whitespace"),
+        ("amqp://127.0.0.1//;", "it is empty"),
+        ("amqp://127.0.0.1//;redis://127.0.0.1/0", "it mixes Redis and RabbitMQ"),
+    ],
+)
+def test_a_broker_url_that_is_no_redis_or_rabbitmq_url_is_refused(url: str, fault: str) -> None:
+    message = _url_refusal("SHOESHOP_BROKER_URL", url)
+    assert message.startswith(BROKER_ALLOWED)
+    assert message.endswith(f"{url!r}: {fault}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+socket:///tmp/pytest-0/var/redis/redis.sock",  # the embedded Redis
+        "redis://127.0.0.1:6379/0",
+        "rediss://:secret@redis.internal:6380/0",
+        "amqp://guest:guest@127.0.0.1:5672//",
+        "amqp://guest:guest@127.0.0.1:5672/shoeshop-test-0123456789",  # tests/support/stack.py
+        "amqps://shop:secret@rabbit.internal//",
+        "pyamqp://guest@127.0.0.1//",
+        "amqp://guest@rabbit-a//;amqp://guest@rabbit-b//",  # kombu's failover list
+    ],
+)
+def test_a_redis_or_rabbitmq_broker_url_is_allowed(url: str) -> None:
+    assert Settings.from_env({"SHOESHOP_BROKER_URL": url}).effective_broker_url == url
+
+
+def test_unset_urls_keep_sqlite_files_and_the_embedded_redis() -> None:
+    settings = Settings.from_env({"SHOESHOP_DATABASE_URL": "", "SHOESHOP_BROKER_URL": ""})
+    assert (settings.database_url, settings.embedded_broker) == (None, True)
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "shown"),
+    [
+        ("SHOESHOP_GATEWAY_URL", "ftp://pay:hunter2@gw", "ftp://pay:***@gw"),
+        ("SHOESHOP_DATABASE_URL", "mysql://shop:hunter2@db/x", "mysql://shop:***@db/x"),
+        ("SHOESHOP_DATABASE_URL", "postgresql://u:hun/ter2@db:0/x", "postgresql://u:***@db:0/x"),
+        ("SHOESHOP_BROKER_URL", "redis://:hunter2@h:99999/0", "redis://:***@h:99999/0"),
+        (
+            "SHOESHOP_BROKER_URL",
+            "amqp://g:hunter2@a//;redis://:hunter2@b/0",
+            "amqp://g:***@a//;redis://:***@b/0",
+        ),
+    ],
+)
+def test_a_refused_url_is_shown_without_its_password(name: str, url: str, shown: str) -> None:
+    message = _url_refusal(name, url)
+    assert "hunter2" not in message and "ter2" not in message
+    assert f"not {shown!r}: " in message
+
+
+def test_a_printed_settings_shows_no_secret() -> None:
+    shown = repr(Settings.from_env(PRODUCTION))
+    assert PRODUCTION["SHOESHOP_SECRET_KEY"] not in shown
+    assert PRODUCTION["SHOESHOP_ADMIN_PASSWORD"] not in shown
