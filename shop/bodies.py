@@ -6,11 +6,14 @@ schemas from all of them. The request's limits and patterns are the event contra
 (``workers.messaging.contracts``), so the shop refuses at the edge whatever an event behind it
 would refuse further down.
 
-Request models describe a value as the shop keeps it. A few inputs are also read in a friendlier
-shape first, each step named in ``shop.validation`` and told in the field's description:
-whitespace around text is dropped, a size may come as a number (42), a card number may have
-spaces or hyphens, a country code may be lower case, and the numbers may come as digit text
-("12"), as the product page's form sends them.
+Request models describe a value as the shop keeps it. A field is also read in a few friendlier
+shapes, each by the field's reader in ``shop.validation``, which declares the JSON Schema of those
+shapes beside the code that reads them; the API's description folds them into the field's schema
+(``anyOf``), and the field's description tells them in words: whitespace around text and digits
+is dropped, a size may come as a number (42), a card number may have one space or hyphen between
+two digits, a country code may be lower case, and the numbers may come as digit text ("12", "09"),
+as the product page's form sends them. A card number and a security code are text only: as a
+JSON integer a card number loses digits past 2**53 in many a client, a code its zeros first.
 
 A request model ignores a field it does not name (msgspec's default), as the event contracts do:
 a client that sends one more field than this release knows is not refused for it. A response
@@ -130,8 +133,8 @@ class Card(RequestBody, frozen=True):
             min_length=CARD_NUMBER_LENGTHS[0],
             max_length=CARD_NUMBER_LENGTHS[1],
             pattern=r"^[0-9]+$",
-            description="The digits 0-9, passing the Luhn check. Spaces and hyphens between "
-            "them are dropped first; a JSON integer is read as its digits.",
+            description="The digits 0-9 as text, passing the Luhn check. One space or hyphen "
+            'between two digits ("4242 4242 4242 4242") and whitespace around are dropped first.',
         ),
     ]
     exp_month: Annotated[
@@ -139,7 +142,8 @@ class Card(RequestBody, frozen=True):
         msgspec.Meta(
             ge=1,
             le=12,
-            description='Month of expiry, 1 to 12. Digit text ("09") is read as the number.',
+            description='Month of expiry, 1 to 12. Digit text ("09", whitespace around it '
+            "dropped) is read as the number.",
         ),
     ]
     exp_year: Annotated[
@@ -149,15 +153,15 @@ class Card(RequestBody, frozen=True):
             le=LAST_YEAR,
             description=f"Year of expiry, this year to {CARD_YEARS_AHEAD} years ahead; two "
             "digits (31) mean 2000 onwards (2031). A month and year before the current month "
-            "have expired. Digit text is read as the number.",
+            'have expired. Digit text is read as the number (zeros first too: "0031" is 31).',
         ),
     ]
     cvc: Annotated[
         str,
         msgspec.Meta(
             pattern=CVC_PATTERN,
-            description="The security code on the card, 3 or 4 digits; a JSON integer is read "
-            "as its digits.",
+            description="The security code on the card, 3 or 4 digits as text; whitespace "
+            "around them is dropped.",
         ),
     ]
 

@@ -4,10 +4,12 @@ The request's model is ``shop.bodies.NewOrder``, whose limits are the event cont
 module reads a decoded body against it in steps:
 
 1. the body (``read_json``): refuses what a JSON parser cannot or should not read;
-2. the model, field by field (``_read_struct``): each value is first read in the friendlier
-   shapes the API also takes (``_READ_FIRST``: whitespace around text dropped, digit text as a
-   number, a size as a number, spaces in a card number, a country in lower case), then checked
-   with ``msgspec.convert(value, type=<the field's type>, strict=True)``. msgspec stops at the
+2. the model, field by field (``_read_struct``): each value is first read by the field's
+   ``Reader``, which also takes a few friendlier shapes (whitespace around text and digits
+   dropped, digit text as a number, a size as a number, a card number as printed with single
+   spaces or hyphens between digits, a country in lower case) and says so in JSON Schema for
+   the API's description; then it is checked with
+   ``msgspec.convert(value, type=<the field's type>, strict=True)``. msgspec stops at the
    first error, so each field is converted on its own and every failure is kept, in the words
    of the constraint it broke (``_message``);
 3. what no field's type can say (``_check_card``): the card number's Luhn digit, a two-digit
@@ -32,14 +34,15 @@ from msgspec import inspect
 
 from shop import bodies
 from shop.bodies import CARD_YEARS_AHEAD
-from workers.messaging.contracts import LINE_PATTERN, SIZE_LENGTH
+from workers.messaging.contracts import LINE_PATTERN, SIZE_LENGTH, UNCARRIABLE
 
 # A checkout body is three levels deep (body, items, a line); anything much deeper is not one.
 MAX_JSON_DEPTH = 10
 # The API's header, named like a field when it is what is wrong.
 KEY_PATH = "Idempotency-Key"
-# Digit text longer than this is not read as a number: int() of text has costs and limits of
-# its own (more than 4300 digits raise), and no field takes a number of ten digits.
+# Digit text with more digits than this (zeros first aside) is not read as a number: int() of
+# text has costs and limits of its own (more than 4300 digits raise), and no field takes a
+# number of ten digits.
 _MAX_DIGIT_TEXT = 9
 
 UNCARRIABLE_MESSAGE = "must not contain control characters or unpaired surrogates"
@@ -322,16 +325,13 @@ def _read_list(
 def _read_leaf(
     part: _Part, raw: Any, path: str, errors: dict[str, str], messages: dict[str, str]
 ) -> Any:
-    """One value (text or a number) read as ``_READ_FIRST`` says, then converted to the field's
+    """One value (text or a number) read by the field's Reader, then converted to the field's
     annotated type in the model; None with the error recorded if it fails."""
     field_name = re.sub(r"\[\d+\]", "[]", path)  # items[3].size → items[].size
-    reader = _READ_FIRST.get(field_name) or (
-        _whole if isinstance(part.info, inspect.IntType) else _trimmed
-    )
-    value = reader(raw)
+    value = _reader_for(field_name, part.info).read(raw)
     try:
         return msgspec.convert(value, type=part.type, strict=True)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, UnicodeEncodeError):  # see _converts
         errors[path] = _message(field_name, part.info, value, messages)
         return None
 
@@ -375,37 +375,170 @@ def _broken_constraint(info: Any, value: Any) -> str:
 
 
 def _converts(value: Any, type_: Any) -> bool:
+    """Whether msgspec converts ``value`` to ``type_``. Text with a lone surrogate (JSON can
+    escape one, "\\ud800") makes msgspec raise UnicodeEncodeError rather than refuse it where
+    no pattern is checked first (an integer's type, a length): refused all the same."""
     try:
         msgspec.convert(value, type=type_, strict=True)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, UnicodeEncodeError):
         return False
     return True
 
 
 # --- the shapes a value may come in besides its model's -----------------------------------------
+#
+# Each field is read by a Reader before its model's type checks it. A Reader also says, in JSON
+# Schema, what that reading lets in besides the model's own values: shop.web.openapi folds it into
+# the field's schema in the API's description (``anyOf``: the model's schema, then these;
+# ``not``: what the model's schema takes but the reader refuses), so the description says what
+# the API accepts, declared here beside the code that accepts it. tests/unit/test_api_description
+# checks that a body is accepted if and only if it is valid against the description, field by
+# field, but for the rules no schema can say (_check_card's; and a JSON integer written as one:
+# JSON Schema's "integer" takes 1.0, which this API refuses).
+#
+# Patterns are written with escapes (\xNN, \uNNNN) and plain classes, which Python's re and
+# JSON Schema's ECMA-262 regular expressions read alike.
+
+
+def _code_points(ranges: tuple[tuple[int, int], ...]) -> str:
+    return "".join(chr(point) for low, high in ranges for point in range(low, high + 1))
+
+
+def _escaped_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    def escape(point: int) -> str:
+        return f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}"
+
+    return "".join(escape(lo) + (f"-{escape(hi)}" if hi > lo else "") for lo, hi in ranges)
+
+
+# Whitespace, as Unicode's White_Space property has it: what is dropped around text and digits.
+# Not str.strip()'s whitespace, which also takes the information separators U+001C-U+001F (control
+# characters, refused in text like any other) and differs from JSON Schema's \s besides.
+_WHITESPACE_RANGES = (
+    (0x09, 0x0D),
+    (0x20, 0x20),
+    (0x85, 0x85),
+    (0xA0, 0xA0),
+    (0x1680, 0x1680),
+    (0x2000, 0x200A),
+    (0x2028, 0x2029),
+    (0x202F, 0x202F),
+    (0x205F, 0x205F),
+    (0x3000, 0x3000),
+)
+WHITESPACE = _code_points(_WHITESPACE_RANGES)
+_WS = _escaped_class(_WHITESPACE_RANGES)  # the same, inside a regular expression's [...]
+# Text that is whitespace alone (or nothing): never a value, though a line's pattern takes it.
+_BLANK: dict[str, Any] = {"type": "string", "pattern": f"^[{_WS}]*$"}
+# A card number as printed: groups of ASCII digits, one space or hyphen between two of them.
+_CARD_GROUPS = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
+
+Schema = dict[str, Any]
+
+
+def _no_alternative(model: Schema) -> list[Schema]:
+    return []
+
+
+def _nothing_refused(model: Schema) -> Schema | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Reader:
+    """How a field's value is read before its model's type checks it (``read``), and what that
+    reading takes in JSON Schema: ``alternatives``, the schemas of the shapes it takes besides
+    the model's own values, and ``refused``, the schema of model values it refuses (or None);
+    both are made from the model's schema of the field (its limits, without its description),
+    so they follow the model's limits."""
+
+    read: Callable[[Any], Any]
+    alternatives: Callable[[Schema], list[Schema]] = _no_alternative
+    refused: Callable[[Schema], Schema | None] = _nothing_refused
 
 
 def _trimmed(value: Any) -> Any:
     """Text without the whitespace around it; anything else as it is."""
-    return value.strip() if isinstance(value, str) else value
+    return value.strip(WHITESPACE) if isinstance(value, str) else value
+
+
+def _padded(model: Schema) -> list[Schema]:
+    """Text the model takes once the whitespace around it is dropped (with that whitespace)."""
+    low, high = max(model.get("minLength", 1), 1), model.get("maxLength")
+    if model["pattern"] == LINE_PATTERN:
+        # Any line: inside the whitespace, a line of the model's length.
+        core = f"[^{UNCARRIABLE}]{{{low},{high}}}"
+    else:
+        # A pattern whose text holds no whitespace (an email address, a code): what is between
+        # the whitespace is the value, as long as the model allows.
+        core = f"(?:{model['pattern'].removeprefix('^').removesuffix('$')})"
+        if high is not None:
+            core = f"(?=[^{_WS}]{{{low},{high}}}[{_WS}]*$){core}"
+    return [{"type": "string", "pattern": f"^[{_WS}]*{core}[{_WS}]*$"}]
+
+
+def _blank(model: Schema) -> Schema | None:
+    """Whitespace alone, which a line's pattern takes and trimming leaves empty; other patterns
+    (an email address, a code) take no whitespace at all."""
+    return _BLANK if model["pattern"] == LINE_PATTERN else None
+
+
+TEXT = Reader(_trimmed, _padded, _blank)
+"""Text, with the whitespace around it dropped (as a form field may send it)."""
 
 
 def _whole(value: Any) -> Any:
-    """Text of one to nine ASCII digits (the form sends text) as its int; anything else as it
-    is, for the model to take (a JSON integer) or refuse (a boolean, a float, a sign, digits
-    other than ASCII's: "²", "٣")."""
+    """Digit text (the form sends text) as its int: ASCII digits with whitespace around, any
+    zeros first ("09"), at most nine digits after them (int() of long text has costs and limits
+    of its own). Anything else as it is, for the model to take (a JSON integer) or refuse (a
+    boolean, a float, a sign, digits other than ASCII's: "²", "٣")."""
     if isinstance(value, str):
-        digits = value.strip()
-        if len(digits) <= _MAX_DIGIT_TEXT and is_ascii_digits(digits):
-            return int(digits)
+        digits = value.strip(WHITESPACE)
+        if is_ascii_digits(digits):
+            significant = digits.lstrip("0") or "0"
+            if len(significant) <= _MAX_DIGIT_TEXT:
+                return int(significant)
     return value
 
 
-def _as_text(value: Any) -> Any:
-    """A JSON integer as its digits (never a boolean, which is an int to Python)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
+def _digit_text(model: Schema) -> list[Schema]:
+    """The digits of a number in the model's range, zeros first allowed, whitespace around."""
+    numerals = numerals_between(model["minimum"], model["maximum"])
+    return [{"type": "string", "pattern": f"^[{_WS}]*0*{numerals}[{_WS}]*$"}]
+
+
+WHOLE = Reader(_whole, _digit_text)
+"""A whole number: a JSON integer, or its digits as text (as a form sends it)."""
+
+
+def numerals_between(low: int, high: int) -> str:
+    """A regular expression (a group) matching the decimal numerals of every integer from
+    ``low`` to ``high`` (0 <= low <= high), written without zeros first: 0 is "0"."""
+    alternatives: list[str] = []
+    for length in range(len(str(low)), len(str(high)) + 1):
+        first = max(low, 10 ** (length - 1) if length > 1 else 0)
+        last = min(high, 10**length - 1)
+        if first <= last:
+            alternatives += _same_length(str(first), str(last))
+    return f"(?:{'|'.join(alternatives)})"
+
+
+def _same_length(first: str, last: str) -> list[str]:
+    """Alternatives matching every numeral from ``first`` to ``last``, both of one length."""
+    if first == last:
+        return [first]
+    head, rest = first[0], len(first) - 1
+    if not rest:
+        return [f"[{first}-{last}]"]
+    if first[1:] == "0" * rest and last[1:] == "9" * rest:
+        return [f"[{head}-{last[0]}][0-9]{{{rest}}}"]
+    if head == last[0]:
+        return [f"{head}(?:{'|'.join(_same_length(first[1:], last[1:]))})"]
+    parts = [f"{head}(?:{'|'.join(_same_length(first[1:], '9' * rest))})"]
+    if int(last[0]) - int(head) > 1:
+        parts.append(f"[{int(head) + 1}-{int(last[0]) - 1}][0-9]{{{rest}}}")
+    parts.append(f"{last[0]}(?:{'|'.join(_same_length('0' * rest, last[1:]))})")
+    return parts
 
 
 def _size(value: Any) -> Any:
@@ -415,11 +548,34 @@ def _size(value: Any) -> Any:
     return _trimmed(value)
 
 
+SIZE = Reader(
+    _size,
+    lambda model: [
+        *_padded(model),
+        {"type": "integer", "minimum": 1, "maximum": 10**SIZE_LENGTH - 1},
+    ],
+    _blank,
+)
+
+
 def _card_number(value: Any) -> Any:
-    """A card number as printed on the card, "4242 4242 4242 4242", loses its spaces and
-    hyphens."""
-    value = _as_text(value)
-    return re.sub(r"[\s-]", "", value) if isinstance(value, str) else value
+    """A card number as printed on the card, "4242 4242 4242 4242" or with hyphens, loses the
+    one space or hyphen between two digits (and the whitespace around it). Only text: a JSON
+    integer is refused (past 2**53 a JSON number loses digits in many a client, and
+    -4242424242424242 is no card), as are separators anywhere else ("4242-", "4242--4242") and
+    other characters between digits (control characters such as U+001C-U+001F among them)."""
+    if not isinstance(value, str):
+        return value
+    number = value.strip(WHITESPACE)
+    return re.sub("[ -]", "", number) if _CARD_GROUPS.fullmatch(number) else number
+
+
+def _printed_card(model: Schema) -> list[Schema]:
+    more = f"{{{model['minLength'] - 1},{model['maxLength'] - 1}}}"
+    return [{"type": "string", "pattern": f"^[{_WS}]*[0-9](?:[ -]?[0-9]){more}[{_WS}]*$"}]
+
+
+CARD_NUMBER = Reader(_card_number, _printed_card)
 
 
 def _country(value: Any) -> Any:
@@ -429,14 +585,41 @@ def _country(value: Any) -> Any:
     return value.upper() if isinstance(value, str) and value.isascii() else value
 
 
+COUNTRY = Reader(
+    _country,
+    lambda model: [{"type": "string", "pattern": f"^[{_WS}]*[A-Za-z]{{2}}[{_WS}]*$"}],
+)
+
+
 # How a field is read before its type is checked, by its path (any item's index as "[]"). Other
-# text is trimmed (_trimmed), other numbers may come as digit text (_whole).
-_READ_FIRST: dict[str, Callable[[Any], Any]] = {
-    "shipping_address.country": _country,
-    "items[].size": _size,
-    "payment.card_number": _card_number,
-    "payment.cvc": lambda value: _trimmed(_as_text(value)),
+# text is read as TEXT, other numbers as WHOLE. The security code is text only, like the card
+# number: a JSON integer would lose its zeros first (0123 is 123, a valid-looking other code).
+_READERS: dict[str, Reader] = {
+    "shipping_address.country": COUNTRY,
+    "items[].size": SIZE,
+    "payment.card_number": CARD_NUMBER,
 }
+
+
+def _reader_for(field_name: str, info: Any) -> Reader:
+    return _READERS.get(field_name) or (WHOLE if isinstance(info, inspect.IntType) else TEXT)
+
+
+def field_readers(
+    model: type[msgspec.Struct] = bodies.NewOrder, path: str = ""
+) -> list[tuple[type[msgspec.Struct], str, Reader]]:
+    """Every value field of the request, as (its model, its name in JSON, its Reader): what the
+    API's description needs to say what each field takes."""
+    found = []
+    for part in _parts_of(model):
+        at = f"{path}.{part.name}" if path else part.name
+        if part.model is not None:
+            found += field_readers(part.model, at)
+        elif part.item_model is not None:
+            found += field_readers(part.item_model, f"{at}[]")
+        else:
+            found.append((model, part.key, _reader_for(at, part.info)))
+    return found
 
 
 # --- step 3: what no field's type can say -------------------------------------------------------

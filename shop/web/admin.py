@@ -2,13 +2,18 @@
 
 The one module of the shop that imports the operations component (workers.operations), whose
 data these pages show; the import contracts in pyproject.toml allow no other.
+
+Nothing an operator puts in a URL reaches a database unchecked: a dead letter's id is matched by
+the ``dead_letter_id`` converter (a lower-case UUID, anything else a 404 before any view runs), and
+the list's filters (queue, status, since) are read by ``dlq.read_filters``, which refuses what the
+store does not hold with a 422 naming each such parameter: in the API's error shape under /api, in a
+sentence on the page.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from datetime import datetime
 
 from flask import (
     Blueprint,
@@ -17,6 +22,7 @@ from flask import (
     jsonify,
     redirect,
     render_template,
+    render_template_string,
     request,
     url_for,
 )
@@ -29,7 +35,7 @@ from shop.web.errors import error_response
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
 from workers.operations import dlq
-from workers.operations.dlq import DeadLetterNotFound
+from workers.operations.dlq import DeadLetterNotFound, Filters, InvalidFilters
 from workers.operations.relay import backlogs
 
 log = logging.getLogger(__name__)
@@ -106,22 +112,49 @@ def _throughput() -> list[throughput.Minute]:
         return throughput.recent(conn, utcnow())
 
 
-@bp.get("/dead-letters")
-def dead_letters_page() -> ResponseReturnValue:
-    status = request.args.get("status", dlq.PARKED)
-    queue = request.args.get("queue") or None
-    letters = dlq.list_letters(queue=queue, status=None if status == "all" else status or None)
-    return render_template(
-        "admin_dead_letters.html",
-        letters=letters,
-        status=status,
-        queue=queue,
-        queues=QUEUES,
-        statuses=[*dlq.STATUSES, "all"],
+# The list page when a filter in its URL is not one the store holds: the page's own heading and a
+# sentence for each filter that is not, saying what it takes, and a way back to the default list.
+BAD_FILTER_PAGE = """{% extends "base.html" %}
+{% block title %}Dead letters{% endblock %}
+{% block content %}
+<nav class="crumbs"><a href="{{ url_for('admin.dashboard') }}">Operations</a></nav>
+<h1>Dead letters</h1>
+{% for sentence in sentences %}
+<p class="banner banner-error" role="alert">{{ sentence }}</p>
+{% endfor %}
+<p><a class="button" href="{{ url_for('admin.dead_letters_page') }}">Show the parked letters</a></p>
+{% endblock %}"""
+
+
+def _filters() -> Filters:
+    """The list's filters from the query string; raises dlq.InvalidFilters."""
+    return dlq.read_filters(
+        queue=request.args.get("queue"),
+        status=request.args.get("status"),
+        since=request.args.get("since"),
+        now=utcnow(),
     )
 
 
-@bp.get("/dead-letters/<letter_id>")
+@bp.get("/dead-letters")
+def dead_letters_page() -> ResponseReturnValue:
+    try:
+        filters = _filters()
+    except InvalidFilters as exc:
+        sentences = [f"The {name} filter {message}." for name, message in exc.fields.items()]
+        return render_template_string(BAD_FILTER_PAGE, sentences=sentences), 422
+    letters = dlq.list_letters(queue=filters.queue, since=filters.since, status=filters.status)
+    return render_template(
+        "admin_dead_letters.html",
+        letters=letters,
+        status=filters.status or dlq.ALL,
+        queue=filters.queue,
+        queues=dlq.QUEUE_NAMES,
+        statuses=dlq.ALL_STATUSES,
+    )
+
+
+@bp.get("/dead-letters/<dead_letter_id:letter_id>")
 def dead_letter_page(letter_id: str) -> ResponseReturnValue:
     try:
         letter = dlq.get(letter_id)
@@ -130,7 +163,7 @@ def dead_letter_page(letter_id: str) -> ResponseReturnValue:
     return render_template("admin_dead_letter.html", letter=letter, actions=dlq.actions(letter_id))
 
 
-@bp.post("/dead-letters/<letter_id>/<any(replay, discard):action>")
+@bp.post("/dead-letters/<dead_letter_id:letter_id>/<any(replay, discard):action>")
 def act_on_letter(letter_id: str, action: str) -> ResponseReturnValue:
     try:
         done = dlq.replay(celery_app, letter_id) if action == "replay" else dlq.discard(letter_id)
@@ -142,23 +175,15 @@ def act_on_letter(letter_id: str, action: str) -> ResponseReturnValue:
 
 @api_bp.get("/dead-letters")
 def list_json() -> ResponseReturnValue:
-    status = request.args.get("status", dlq.PARKED)
-    if status not in (*dlq.STATUSES, "all"):
-        return _invalid("status", f"must be one of {', '.join(dlq.STATUSES)} or all")
-    queue = request.args.get("queue") or None
-    if queue is not None and queue not in QUEUES:
-        return _invalid("queue", f"must be one of {', '.join(QUEUES)}")
-    since = None
-    if raw_since := request.args.get("since"):
-        try:
-            since = datetime.fromisoformat(raw_since)
-        except ValueError:
-            return _invalid("since", "must be an ISO 8601 time")
-    letters = dlq.list_letters(queue=queue, since=since, status=None if status == "all" else status)
+    try:
+        filters = _filters()
+    except InvalidFilters as exc:
+        return _invalid(exc.fields)
+    letters = dlq.list_letters(queue=filters.queue, since=filters.since, status=filters.status)
     return jsonify([letter.to_dict() for letter in letters])
 
 
-@api_bp.get("/dead-letters/<letter_id>")
+@api_bp.get("/dead-letters/<dead_letter_id:letter_id>")
 def show_json(letter_id: str) -> ResponseReturnValue:
     try:
         letter = dlq.get(letter_id)
@@ -168,7 +193,7 @@ def show_json(letter_id: str) -> ResponseReturnValue:
     return jsonify({**letter.to_dict(), "actions": history})
 
 
-@api_bp.post("/dead-letters/<letter_id>/replay")
+@api_bp.post("/dead-letters/<dead_letter_id:letter_id>/replay")
 def replay_json(letter_id: str) -> ResponseReturnValue:
     try:
         done = dlq.replay(celery_app, letter_id)
@@ -179,7 +204,7 @@ def replay_json(letter_id: str) -> ResponseReturnValue:
     return jsonify(done.to_dict()), 202
 
 
-@api_bp.post("/dead-letters/<letter_id>/discard")
+@api_bp.post("/dead-letters/<dead_letter_id:letter_id>/discard")
 def discard_json(letter_id: str) -> ResponseReturnValue:
     try:
         done = dlq.discard(letter_id)
@@ -192,5 +217,5 @@ def _not_found(letter_id: str) -> tuple[Response, int]:
     return error_response(404, "not_found", f"no dead letter has the id {letter_id}")
 
 
-def _invalid(field: str, message: str) -> tuple[Response, int]:
-    return error_response(422, "invalid_fields", "some parameters are invalid", {field: message})
+def _invalid(fields: dict[str, str]) -> tuple[Response, int]:
+    return error_response(422, "invalid_fields", "some parameters are invalid", fields)

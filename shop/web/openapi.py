@@ -2,8 +2,12 @@
 
 Every schema of a body is generated from its model in ``shop.bodies`` (msgspec's JSON Schema,
 which is JSON Schema 2020-12, OpenAPI 3.1's own dialect), so the limits the description states
-are the ones checkout enforces. Only the paths are written here: which operation answers which
-status, with a reference to a generated schema.
+are the ones checkout enforces. A request field whose reader in ``shop.validation`` also takes
+other shapes (digit text for a number, whitespace around text, a card number as printed) has
+them folded in beside the model's own schema (``fold``): ``anyOf`` [the model's, the reader's
+alternatives], ``not`` what the reader refuses, so the description says what the API accepts.
+Only the paths are written here: which operation answers which status, with a reference to a
+generated schema.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import msgspec
 from flask import Blueprint, Response, jsonify
 
 from shop import bodies
-from shop.validation import MAX_JSON_DEPTH
+from shop.validation import MAX_JSON_DEPTH, Reader, field_readers
 from shop.web.api import MAX_IDEMPOTENCY_KEY
 from shop.web.app import MAX_REQUEST_BYTES
 from workers.messaging import contracts
@@ -122,9 +126,27 @@ PATHS: dict[str, Any] = {
 
 def schemas() -> dict[str, Any]:
     """components/schemas: every model in MODELS and every object inside one, by class name,
-    as msgspec generates them."""
+    as msgspec generates them, each request field folded with its reader (``fold``)."""
     _, components = msgspec.json.schema_components(MODELS, ref_template=REF_TEMPLATE)
+    for model, key, reader in field_readers():
+        properties = components[model.__name__]["properties"]
+        properties[key] = fold(properties[key], reader)
     return components
+
+
+def fold(generated: dict[str, Any], reader: Reader) -> dict[str, Any]:
+    """A request field's schema: what its model takes (``generated``, msgspec's) and what its
+    reader takes besides, less what the reader refuses; the description stays on the field."""
+    description = generated.get("description")
+    model = {key: value for key, value in generated.items() if key != "description"}
+    alternatives, refused = reader.alternatives(model), reader.refused(model)
+    if not alternatives and refused is None:
+        return generated
+    folded: dict[str, Any] = {"description": description} if description else {}
+    folded["anyOf"] = [model, *alternatives]
+    if refused is not None:
+        folded["not"] = refused
+    return folded
 
 
 def spec() -> dict[str, Any]:

@@ -7,11 +7,22 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
+from workers.messaging.envelope import UUID_PATTERN
 
-class OrderIdConverter(BaseConverter):
-    """``<order_id:…>``: a UUID as the shop writes them (lower-case hex, hyphenated)."""
 
-    regex = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+class UuidConverter(BaseConverter):
+    """A UUID as the shop writes them (lower-case hex, hyphenated): ``UUID_PATTERN``, the
+    envelope's own, unanchored (Werkzeug anchors a converter's regex in its route)."""
+
+    regex = UUID_PATTERN.removeprefix("^").removesuffix("$")
+
+
+class OrderIdConverter(UuidConverter):
+    """``<order_id:…>``: an order's id."""
+
+
+class DeadLetterIdConverter(UuidConverter):
+    """``<dead_letter_id:…>``: a dead letter's id (workers.messaging.deadletters writes uuid4s)."""
 
 
 class SkuConverter(BaseConverter):
@@ -23,4 +34,5 @@ class SkuConverter(BaseConverter):
 def init_app(app: Flask) -> None:
     """Register the converters; call before any blueprint whose routes use them."""
     app.url_map.converters["order_id"] = OrderIdConverter
+    app.url_map.converters["dead_letter_id"] = DeadLetterIdConverter
     app.url_map.converters["sku"] = SkuConverter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -10,9 +11,11 @@ import pytest
 
 from shop.validation import (
     MAX_JSON_DEPTH,
+    WHITESPACE,
     UnreadableBody,
     ValidationFailed,
     luhn_ok,
+    numerals_between,
     parse_checkout,
     read_json,
 )
@@ -127,7 +130,7 @@ def with_change_in(body: dict[str, Any], path: str, value: Any) -> dict[str, Any
 
 # Digits: ASCII 0-9 only. "²" passes str.isdigit() and makes int() raise; Arabic-Indic and
 # fullwidth digits pass it and int() reads them; none is something the gateway takes.
-@pytest.mark.parametrize("digits", ["²", "١٢", "\uff11\uff12", "1²"])
+@pytest.mark.parametrize("digits", ["²", "١٢", "\uff11\uff12", "1²", "\ud800", "1\udc00"])
 @pytest.mark.parametrize(
     "path", ["payment.exp_month", "payment.exp_year", "payment.cvc", "items[0].quantity"]
 )
@@ -144,13 +147,96 @@ def test_a_card_number_is_ascii_digits_only(number: str) -> None:
 
 def test_digits_come_as_text_or_as_json_integers() -> None:
     body = with_change("payment.exp_month", " 09 ")
-    body["payment"].update(exp_year="2031", cvc=123)
+    body["payment"].update(exp_year="2031", cvc="123")
     body["items"][0]["quantity"] = "2"
 
     request = parse_checkout(body, TODAY)
 
     assert (request.card.exp_month, request.card.exp_year, request.card.cvc) == (9, 2031, "123")
     assert request.lines[0].quantity == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "number"),
+    [
+        ("items[0].quantity", "0010", 10),
+        ("payment.exp_month", "\u3000012\xa0", 12),
+        ("payment.exp_year", "0031", 2031),
+        ("payment.exp_year", "0" * 5000 + "2031", 2031),
+    ],
+)
+def test_digit_text_may_have_zeros_first_and_whitespace_around(
+    path: str, text: str, number: int
+) -> None:
+    request = parse_checkout(with_change(path, text), TODAY)
+
+    assert number in (request.lines[0].quantity, request.card.exp_month, request.card.exp_year)
+
+
+# A security code and a card number are text: as a JSON integer, a code loses its zeros first
+# (0123 would be 123, a valid-looking other code) and a card number its digits past 2**53 in
+# many a client; -4242424242424242 is no card at all.
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("payment.cvc", 123, "must be 3 or 4 digits"),
+        ("payment.cvc", 1234, "must be 3 or 4 digits"),
+        ("payment.card_number", 4242424242424242, "must be 12 to 19 digits"),
+        ("payment.card_number", -4242424242424242, "must be 12 to 19 digits"),
+    ],
+)
+def test_codes_are_text_never_json_integers(path: str, value: Any, message: str) -> None:
+    assert errors_for(with_change(path, value)) == {path: message}
+
+
+# One space or one hyphen between two digits, as a card prints them; anything else between the
+# digits was an accident of reading (str.split() takes U+001C-U+001F for whitespace).
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4242-4242-4242-4242-",
+        "-4242424242424242",
+        "4242--4242-4242-4242",
+        "4242  4242 4242 4242",
+        "4242\x1c4242\x1d4242\x1e4242",
+        "4242\x1f4242424242424",
+        "4242\t4242\t4242\t4242",
+        "4242\xa04242\xa04242\xa04242",
+        "4242_4242_4242_4242",
+    ],
+)
+def test_a_card_number_has_one_space_or_hyphen_between_digits_at_most(number: str) -> None:
+    assert errors_for(order_body(card=number)) == {"payment.card_number": "must be 12 to 19 digits"}
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["4242 4242 4242 4242", "4242-4242-4242-4242", " 4242424242424242\n", "4-2-4-2 4242424242 4 2"],
+)
+def test_a_card_number_may_come_as_printed(number: str) -> None:
+    assert parse_checkout(order_body(card=number), TODAY).card.number == "4242424242424242"
+
+
+def test_whitespace_is_unicodes_not_the_information_separators() -> None:
+    # str.strip() also drops U+001C-U+001F, control characters: those are refused, not trimmed.
+    every = {chr(point) for point in range(0x110000)}
+    assert set(WHITESPACE) == {c for c in every if c.isspace()} - set("\x1c\x1d\x1e\x1f")
+    assert errors_for(with_change("customer.name", "\x1cAda")) == {
+        "customer.name": "must not contain control characters or unpaired surrogates"
+    }
+    assert set(errors_for(with_change("items[0].quantity", "\x1f2"))) == {"items[0].quantity"}
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(0, 9999), (1, 10), (1, 12), (0, 0), (7, 7), (38, 45), (5, 1234), (19, 20000)]
+)
+def test_numerals_between_match_exactly_the_numbers_in_range(low: int, high: int) -> None:
+    pattern = re.compile(numerals_between(low, high))
+
+    matched = {n for n in range(0, 30000) if pattern.fullmatch(str(n))}
+
+    assert matched == set(range(low, high + 1))
+    assert not pattern.fullmatch("01") and not pattern.fullmatch("")
 
 
 TEXT_PATHS = [
@@ -321,14 +407,14 @@ def test_a_country_code_is_two_ascii_letters(country: str) -> None:
     }
 
 
-def test_a_card_may_come_as_printed_or_as_numbers() -> None:
+def test_a_card_may_come_as_printed_but_its_number_not_as_a_json_integer() -> None:
     body = order_body(card="4242 4242-4242 4242")
     body["payment"].update(cvc=" 123 ", exp_year=" 31 ")
     card = parse_checkout(body, TODAY).card
-    as_integer = parse_checkout(with_change("payment.card_number", 4242424242424242), TODAY).card
+    as_integer = errors_for(with_change("payment.card_number", 4242424242424242))
 
     assert (card.number, card.cvc, card.exp_year) == ("4242424242424242", "123", 2031)
-    assert as_integer.number == "4242424242424242"
+    assert as_integer == {"payment.card_number": "must be 12 to 19 digits"}
 
 
 @pytest.mark.parametrize("value", [None, "", "  "])

@@ -5,18 +5,25 @@ letters and act on them here, from ``shoeshop dlq`` (workers.operations.dlq_cli)
 pages (shop.web.admin). Every replay and discard is written to ``dead_letter_actions``, the audit
 trail of operators' hands. Everything here reads and writes the operations database only, and
 raises sqlalchemy.exc.SQLAlchemyError when it is away.
+
+What an operator types to pick letters (an id, a queue, a status, a time or an age) is checked
+here too (``is_letter_id``, ``read_filters``, ``parse_since``), once for the CLI and the admin
+pages, so that nothing an operator can type reaches a database it would fail in (PostgreSQL
+refuses a NUL even in a lookup) nor a datetime it would overflow.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery
 from sqlalchemy import func, insert, select, update
 
+from config.settings import QUEUES
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.deadletters import (
     DISCARDED,
@@ -26,31 +33,152 @@ from workers.messaging.deadletters import (
     DeadLetter,
     letter_of,
 )
-from workers.messaging.envelope import as_utc, utcnow
+from workers.messaging.envelope import UUID_PATTERN, as_utc, utcnow
 from workers.messaging.publisher import send_to
 from workers.messaging.tables import dead_letter_actions, dead_letters
 
 __all__ = [
+    "ALL_STATUSES",
+    "EARLIEST_SINCE",
     "PARKED",
+    "QUEUE_NAMES",
     "STATUSES",
+    "UNKNOWN_QUEUE",
     "Action",
     "DeadLetter",
     "DeadLetterNotFound",
+    "Filters",
+    "InvalidFilter",
+    "InvalidFilters",
     "actions",
     "count_parked",
     "discard",
     "get",
+    "is_letter_id",
     "list_letters",
     "parked_keys",
+    "parse_since",
+    "read_filters",
     "replay",
     "replay_all",
 ]
 
 log = logging.getLogger(__name__)
 
+# The queue a letter is filed under when the task it was for names no component queue: a
+# message the broker dead-lettered without saying from where, or parked for a task name that is
+# no component's (workers.messaging.deadletters and workers.operations.broker_drain write it).
+# An undecodable message is filed under the queue it was taken from, or this one.
+UNKNOWN_QUEUE = "unknown"
+QUEUE_NAMES = (*QUEUES, UNKNOWN_QUEUE)
+"""Every queue a dead letter can be filed under: what ``--queue`` and ``?queue=`` take."""
+# What ``--status`` and ``?status=`` take: one status, or every one.
+ALL = "all"
+ALL_STATUSES = (*STATUSES, ALL)
+# No letter is older than the Unix epoch; a `since` before it is a typo (or a probe), and one
+# far enough back overflows a datetime once it is converted to UTC.
+EARLIEST_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
+_LETTER_ID = re.compile(UUID_PATTERN)
+# An age: a whole number of seconds, minutes, hours or days, in ASCII digits ("٣d" is no age).
+_AGE = re.compile(r"([0-9]{1,18})([smhd])", re.ASCII)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SINCE_FORMS = "an ISO 8601 time (UTC when it has no offset) or an age like 30m, 2h, 7d"
+
 
 class DeadLetterNotFound(LookupError):
     """No dead letter has the id an operator asked for."""
+
+
+class InvalidFilter(ValueError):
+    """A filter an operator gave is not one this store reads: ``name`` is the filter's
+    (``queue``, ``status``, ``since``), ``message`` what it must be, a fragment that follows the
+    name ("must be one of …")."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name} {message}")
+        self.name = name
+        self.message = message
+
+
+class InvalidFilters(ValueError):
+    """Some filters are not ones this store reads: ``fields`` maps each one's name to what it
+    must be."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name} {message}" for name, message in fields.items()))
+        self.fields = fields
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which letters to list, as ``list_letters`` takes them."""
+
+    queue: str | None = None
+    since: datetime | None = None
+    status: str | None = PARKED
+
+
+def is_letter_id(text: str) -> bool:
+    """Whether ``text`` is a dead letter's id as the store writes them: a lower-case UUID."""
+    return _LETTER_ID.fullmatch(text) is not None
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """When ``value`` says to list letters from, as an aware UTC datetime: an ISO 8601 time (UTC
+    when it has no offset) or an age such as 30m, 2h, 7d back from ``now``. Raises InvalidFilter
+    ("since") for anything else, and for a time before EARLIEST_SINCE or past what a datetime
+    holds in UTC (the year 0001 at +14:00 is the year 0 in UTC; 9999-12-31 at -14:00 is 10000),
+    an age reaching back further than EARLIEST_SINCE among them."""
+    text = value.strip()
+    out_of_range = InvalidFilter(
+        "since",
+        f"must be a time from {EARLIEST_SINCE:%Y-%m-%d} (UTC) to the year 9999, or an age "
+        f"reaching back no further than {EARLIEST_SINCE:%Y-%m-%d}",
+    )
+    if age := _AGE.fullmatch(text):
+        amount, unit = age.groups()
+        seconds = int(amount) * _UNIT_SECONDS[unit]
+        if seconds > (now - EARLIEST_SINCE).total_seconds():
+            raise out_of_range
+        return now - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidFilter("since", f"must be {SINCE_FORMS}") from None
+    try:
+        moment = as_utc(moment).astimezone(UTC)
+    except OverflowError:
+        raise out_of_range from None
+    if moment < EARLIEST_SINCE:
+        raise out_of_range
+    return moment
+
+
+def read_filters(
+    *, queue: str | None, status: str | None, since: str | None, now: datetime
+) -> Filters:
+    """The filters an operator typed (each None or empty when not given), checked: a queue of
+    QUEUE_NAMES, a status of ALL_STATUSES (parked when not given), a since as ``parse_since``
+    reads it. Raises InvalidFilters naming every one that is not."""
+    wrong: dict[str, str] = {}
+    if queue and queue not in QUEUE_NAMES:
+        wrong["queue"] = f"must be one of {_listed(QUEUE_NAMES)}"
+    status = status or PARKED
+    if status not in ALL_STATUSES:
+        wrong["status"] = f"must be one of {_listed(ALL_STATUSES)}"
+    moment = None
+    if since:
+        try:
+            moment = parse_since(since, now)
+        except InvalidFilter as exc:
+            wrong[exc.name] = exc.message
+    if wrong:
+        raise InvalidFilters(wrong)
+    return Filters(queue=queue or None, since=moment, status=None if status == ALL else status)
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 @dataclass(frozen=True)
@@ -107,7 +235,10 @@ def count_parked() -> int:
 
 
 def get(letter_id: str) -> DeadLetter:
-    """The letter with this id, whatever its status; raises DeadLetterNotFound."""
+    """The letter with this id, whatever its status; raises DeadLetterNotFound (without asking
+    the database when ``letter_id`` is no id the store writes)."""
+    if not is_letter_id(letter_id):
+        raise DeadLetterNotFound(letter_id)
     with engine_for("operations").connect() as conn:
         row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).mappings()
         found = row.first()
@@ -118,6 +249,8 @@ def get(letter_id: str) -> DeadLetter:
 
 def actions(letter_id: str) -> list[Action]:
     """Every replay and discard of the letter, oldest first (empty for an unknown id)."""
+    if not is_letter_id(letter_id):
+        return []
     query = select(dead_letter_actions).where(dead_letter_actions.c.dead_letter_id == letter_id)
     with engine_for("operations").connect() as conn:
         rows = conn.execute(query.order_by(dead_letter_actions.c.seq)).mappings()

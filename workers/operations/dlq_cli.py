@@ -4,35 +4,29 @@ drain RabbitMQ's own (workers.operations.broker_drain)."""
 from __future__ import annotations
 
 import json
-import re
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import click
 
-from config.settings import QUEUES
+from workers.messaging.envelope import utcnow
 from workers.operations import dlq as dead_letters
-from workers.operations.dlq import Action, DeadLetter, DeadLetterNotFound
+from workers.operations.dlq import Action, DeadLetter, DeadLetterNotFound, InvalidFilter
 
 # How often `drain-broker --follow` looks at shoeshop.dead: a parked message is an operator's
 # concern, not a customer's, so a few seconds of lag is fine and keeps the broker quiet.
 FOLLOW_INTERVAL_S = 5.0
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_since(value: str) -> datetime:
-    """An ISO 8601 time (UTC if no offset) or an age such as 30m, 2h, 7d."""
-    from workers.messaging.envelope import utcnow
-
-    if match := _DURATION.match(value.strip()):
-        amount, unit = match.groups()
-        return utcnow() - timedelta(**{_UNITS[unit]: int(amount)})
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """``--since``, read by ``dlq.parse_since``: anything it refuses is click's usage error
+    naming the option (exit 2), never a traceback."""
+    if not value:
+        return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("use an ISO 8601 time or an age like 30m, 2h, 7d") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+        return dead_letters.parse_since(value, utcnow())
+    except InvalidFilter as exc:
+        raise click.BadParameter(exc.message, ctx, param) from None
 
 
 @click.group()
@@ -41,21 +35,27 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("--queue", type=click.Choice(QUEUES), default=None)
-@click.option("--since", default=None, help="ISO 8601 time, or an age like 30m, 2h, 7d.")
+@click.option("--queue", type=click.Choice(dead_letters.QUEUE_NAMES), default=None)
+@click.option(
+    "--since",
+    callback=_since,
+    default=None,
+    help=f"From {dead_letters.EARLIEST_SINCE:%Y-%m-%d} on: an ISO 8601 time (UTC if no offset), "
+    "or an age like 30m, 2h, 7d.",
+)
 @click.option(
     "--status",
-    type=click.Choice([*dead_letters.STATUSES, "all"]),
+    type=click.Choice(dead_letters.ALL_STATUSES),
     default=dead_letters.PARKED,
     show_default=True,
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
-def list_command(queue: str | None, since: str | None, status: str, as_json: bool) -> None:
+def list_command(queue: str | None, since: datetime | None, status: str, as_json: bool) -> None:
     """List dead letters, oldest failure first."""
     letters = dead_letters.list_letters(
         queue=queue,
-        since=parse_since(since) if since else None,
-        status=None if status == "all" else status,
+        since=since,
+        status=None if status == dead_letters.ALL else status,
     )
     if as_json:
         click.echo(json.dumps([letter.to_dict() for letter in letters], indent=2))
@@ -103,7 +103,12 @@ def show(letter_id: str, as_json: bool) -> None:
 @dlq.command()
 @click.argument("letter_id", required=False)
 @click.option("--all", "every", is_flag=True, help="Replay every parked letter.")
-@click.option("--queue", type=click.Choice(QUEUES), default=None, help="With --all: only these.")
+@click.option(
+    "--queue",
+    type=click.Choice(dead_letters.QUEUE_NAMES),
+    default=None,
+    help="With --all: only these.",
+)
 def replay(letter_id: str | None, every: bool, queue: str | None) -> None:
     """Send a parked event to its task again; the task's inbox makes a repeat harmless."""
     from config.celery import app
