@@ -34,6 +34,9 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A letter's status: parked by a worker; replayed or discarded by an operator (a replayed letter
 # that fails again is parked again, on its own row).
 PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
+# The queue a letter is filed under when the task it was for names no component queue (a
+# message the broker dead-lettered without saying from where, or one nobody could decode).
+UNKNOWN_QUEUE = "unknown"
 STATUSES = (PARKED, REPLAYED, DISCARDED)
 
 
@@ -215,7 +218,7 @@ def _queue(task: str) -> str:
     try:
         return queue_of(task)
     except ValueError:
-        return "unknown"
+        return UNKNOWN_QUEUE
 
 
 def _raw(body: object) -> str:

@@ -17,7 +17,7 @@ class ParkingConsumer(Consumer):  # type: ignore[misc]  # celery ships no type h
     gone. Parking it first keeps the promise that nothing is dropped silently."""
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
-        queue = str((message.delivery_info or {}).get("routing_key") or "unknown")
+        queue = str((message.delivery_info or {}).get("routing_key") or deadletters.UNKNOWN_QUEUE)
         try:
             deadletters.park_undecodable(queue, message.body, exc)
         except Exception:  # the dead-letter store is away: Celery's log line is all that is left

@@ -51,7 +51,7 @@ def _park(message: Message) -> None:
     deaths = headers.get("x-death") or []
     first = deaths[0] if deaths else {}
     task = str(headers.get("task") or "unknown")
-    queue = str(first.get("queue") or "unknown")
+    queue = str(first.get("queue") or deadletters.UNKNOWN_QUEUE)
     attempts = int(headers.get("x-delivery-count") or 0) + 1
     reason = json.dumps(deaths, default=str)
     deadletters.park_rejected(task, queue, _event_of(message), reason, attempts)

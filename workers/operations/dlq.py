@@ -30,6 +30,7 @@ from workers.messaging.deadletters import (
     PARKED,
     REPLAYED,
     STATUSES,
+    UNKNOWN_QUEUE,
     DeadLetter,
     letter_of,
 )
@@ -65,11 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The queue a letter is filed under when the task it was for names no component queue: a
-# message the broker dead-lettered without saying from where, or parked for a task name that is
-# no component's (workers.messaging.deadletters and workers.operations.broker_drain write it).
-# An undecodable message is filed under the queue it was taken from, or this one.
-UNKNOWN_QUEUE = "unknown"
 QUEUE_NAMES = (*QUEUES, UNKNOWN_QUEUE)
 """Every queue a dead letter can be filed under: what ``--queue`` and ``?queue=`` take."""
 # What ``--status`` and ``?status=`` take: one status, or every one.
