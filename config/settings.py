@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -156,6 +156,15 @@ class Settings:
     packing_delay_s: float
     visibility_timeout_s: int
     redeliver_after_s: int
+
+    def __repr__(self) -> str:
+        """Every setting but the secrets, a password in the broker's or the database's URL
+        shown as ***: a logged or printed Settings gives no credential away."""
+        shown = {item.name: getattr(self, item.name) for item in fields(self) if item.repr}
+        for name in ("broker_url", "database_url"):
+            if shown[name]:
+                shown[name] = _shown(shown[name])
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @property
     def is_production(self) -> bool:

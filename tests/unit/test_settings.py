@@ -634,3 +634,19 @@ def test_a_printed_settings_shows_no_secret() -> None:
     shown = repr(Settings.from_env(PRODUCTION))
     assert PRODUCTION["SHOESHOP_SECRET_KEY"] not in shown
     assert PRODUCTION["SHOESHOP_ADMIN_PASSWORD"] not in shown
+
+
+def test_a_printed_settings_shows_no_password_of_a_url_nor_any_secret() -> None:
+    settings = Settings.from_env(
+        {
+            "SHOESHOP_BROKER_URL": "amqp://shop:broker-pass@rabbit:5672//",
+            "SHOESHOP_DATABASE_URL": "postgresql://shop:db-pass@pg:5432/shoeshop",
+            "SHOESHOP_SECRET_KEY": "s" * 40,
+            "SHOESHOP_ADMIN_PASSWORD": "admin-pass",
+        }
+    )
+    shown = repr(settings)
+    assert "amqp://shop:***@rabbit:5672//" in shown
+    assert "postgresql://shop:***@pg:5432/shoeshop" in shown
+    for secret in ("broker-pass", "db-pass", "s" * 40, "admin-pass"):
+        assert secret not in shown
