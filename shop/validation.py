@@ -35,6 +35,7 @@ from msgspec import inspect
 from shop import bodies
 from shop.bodies import CARD_YEARS_AHEAD
 from workers.messaging.contracts import LINE_PATTERN, SIZE_LENGTH, UNCARRIABLE
+from workers.messaging.envelope import unanchored
 
 # A checkout body is three levels deep (body, items, a line); anything much deeper is not one.
 MAX_JSON_DEPTH = 10
@@ -471,7 +472,7 @@ def _padded(model: Schema) -> list[Schema]:
     else:
         # A pattern whose text holds no whitespace (an email address, a code): what is between
         # the whitespace is the value, as long as the model allows.
-        core = f"(?:{model['pattern'].removeprefix('^').removesuffix('$')})"
+        core = f"(?:{unanchored(model['pattern'])})"
         if high is not None:
             core = f"(?=[^{_WS}]{{{low},{high}}}[{_WS}]*$){core}"
     return [{"type": "string", "pattern": f"^[{_WS}]*{core}[{_WS}]*$"}]

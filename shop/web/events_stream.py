@@ -13,6 +13,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from shop import readmodel
 from shop.dead_letter_delays import delay_of
+from shop.validation import is_ascii_digits
 from workers.messaging.database import engine_for
 
 bp = Blueprint("events_stream", __name__)
@@ -65,12 +66,18 @@ def is_final(view: dict[str, Any]) -> bool:
     return view["status"] in readmodel.FINAL
 
 
+# A version is a count of the order's timeline entries: six digits are far more than any has.
+MAX_VERSION_DIGITS = 6
+
+
 def last_event_id() -> int | None:
-    """The version the client already has: the header a reconnecting EventSource sends."""
-    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-    if raw is None or not raw.strip().isdigit():
+    """The version the client already has: the header a reconnecting EventSource sends. Anything
+    but one to six ASCII digits ("²", "٣", five thousand nines) is no version: the stream starts
+    from the beginning, as for a new client."""
+    raw = (request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "").strip()
+    if not (is_ascii_digits(raw) and len(raw) <= MAX_VERSION_DIGITS):
         return None
-    return int(raw.strip())
+    return int(raw)
 
 
 @bp.get("/orders/<order_id:order_id>/events")

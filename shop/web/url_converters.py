@@ -7,14 +7,14 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from workers.messaging.envelope import UUID_PATTERN
+from workers.messaging.envelope import UUID_PATTERN, unanchored
 
 
 class UuidConverter(BaseConverter):
     """A UUID as the shop writes them (lower-case hex, hyphenated): ``UUID_PATTERN``, the
     envelope's own, unanchored (Werkzeug anchors a converter's regex in its route)."""
 
-    regex = UUID_PATTERN.removeprefix("^").removesuffix("$")
+    regex = unanchored(UUID_PATTERN)
 
 
 class OrderIdConverter(UuidConverter):

@@ -95,6 +95,18 @@ def test_a_client_resuming_from_an_older_version_gets_the_current_view(
     assert json.loads(frames[0]["data"])["status"] == "SHIPPED"
 
 
+@pytest.mark.parametrize("sent", ["²", "٣", "9" * 5000, "-1", "1e3", "\x00"], ids=ascii)
+def test_a_last_event_id_that_is_no_version_starts_the_stream_afresh(
+    client: FlaskClient, sent: str
+) -> None:
+    view = shipped_order(client)
+
+    status, events = read_events(client, f"/orders/{view['id']}/events?last_event_id={sent}")
+
+    assert status == 200
+    assert json.loads(order_frames(events)[-1]["data"])["status"] == "SHIPPED"
+
+
 def test_an_unknown_order_has_no_stream(client: FlaskClient) -> None:
     response = client.get("/orders/00000000-0000-4000-8000-000000000000/events")
 

@@ -7,9 +7,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from workers.messaging import contracts
+from workers.messaging.envelope import unanchored
 
 Schema = dict[str, Any]
-BIDI_CONTROLS = "".join(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+# Unicode's Bidi_Control characters, which contracts.LINE_PATTERN refuses.
+BIDI_CONTROLS = "".join(
+    map(chr, [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+)
 
 
 def values_of(schema: Schema, text_faults: bool = False) -> st.SearchStrategy[Any]:
@@ -49,7 +53,7 @@ def values_of(schema: Schema, text_faults: bool = False) -> st.SearchStrategy[An
                 )
             return st.text(alphabet, min_size=low, max_size=high)
         if "pattern" in schema:
-            return st.from_regex(schema["pattern"], fullmatch=True).filter(
+            return st.from_regex(unanchored(schema["pattern"]), fullmatch=True).filter(
                 lambda text: low <= len(text) <= high
             )
         return st.text(min_size=low, max_size=high)

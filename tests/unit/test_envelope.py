@@ -80,6 +80,11 @@ UUID = "3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11"
             "time: Expected `datetime` with a timezone component",
         ),
         (lambda e: e.update(specversion="0.3"), "specversion: Invalid enum value"),
+        # Times a database cannot store once in UTC (year 0, year 10000), or none this shop
+        # could have written.
+        (lambda e: e.update(time="0001-01-01T00:00:00+01:00"), "time: not between 1970 and 9000"),
+        (lambda e: e.update(time="9999-12-31T23:59:59-01:00"), "time: not between 1970 and 9000"),
+        (lambda e: e.update(time="1969-12-31T23:59:59+00:00"), "time: not between 1970 and 9000"),
     ],
 )
 def test_a_malformed_envelope_is_refused_naming_what_is_wrong(mutation, message) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +93,15 @@ def test_a_malformed_envelope_is_refused_naming_what_is_wrong(mutation, message)
     with pytest.raises(InvalidEvent) as caught:
         Envelope.from_dict(wire)
     assert str(caught.value).startswith(f"the envelope is invalid: {message}")
+
+
+def test_any_rfc_3339_time_is_read_a_lower_case_z_too() -> None:
+    wire = sample().to_dict()
+    wire["time"] = "2031-01-01T00:00:00z"
+
+    event = Envelope.from_dict(wire)
+
+    assert event.occurred_at.isoformat() == "2031-01-01T00:00:00+00:00"
 
 
 def test_a_body_that_is_not_an_object_is_refused() -> None:

@@ -816,3 +816,37 @@ def test_a_v1_order_placed_with_what_0_1_0_let_into_text_reads_as_v2() -> None:
     assert read.type == PLACED
     assert read.data["customer"] == {"name": "Ada Lovelace", "email": "ada@example.com"}
     assert read.data["shipping_address"]["line1"] == "Main Street 1 Back door"
+
+
+def string_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Where the strings are in a body: a path of keys and indexes to each."""
+    if isinstance(value, str):
+        return [path]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in string_paths(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in string_paths(item, (*path, index))]
+    return []
+
+
+@pytest.mark.parametrize("tail", ["\n", "\u2028", "\u200f", "\u061c"], ids=ascii)
+def test_no_string_of_an_event_may_end_in_a_line_break_or_a_bidi_mark(tail: str) -> None:
+    # Python's "$" (msgspec's patterns) matches before a final line feed; every pattern of the
+    # contracts ends where the text ends, as JSON Schema's does.
+    placed = placed_by_the_shop()
+    for path in string_paths(placed.data):
+        data = copy.deepcopy(placed.data)
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] += tail
+        with pytest.raises(InvalidEvent):
+            parse(wire(dataclasses.replace(placed, data=data)))
+
+
+@pytest.mark.parametrize("field", ["id", "subject", "correlationid", "source", "type"], ids=str)
+def test_no_attribute_of_an_envelope_may_end_in_a_line_feed(field: str) -> None:
+    body = placed_by_the_shop().to_dict()
+    body[field] += "\n"
+    with pytest.raises(InvalidEvent, match=f"the envelope is invalid: {field}: "):
+        Envelope.from_dict(body)

@@ -23,7 +23,7 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from workers.messaging.envelope import UUID_PATTERN, Envelope, event_type
+from workers.messaging.envelope import UUID_PATTERN, Envelope, event_type, whole
 from workers.messaging.errors import InvariantViolation, describe
 
 # --- limits, in characters (code points, as PostgreSQL counts a VARCHAR) and whole units -------
@@ -43,18 +43,24 @@ MAX_CENTS = 2**31 - 1  # PostgreSQL INTEGER, where prices, totals and amounts ar
 
 # C0 and C1 control characters, NUL among them (PostgreSQL refuses it in text); the line and
 # paragraph separators (U+2028, U+2029), which break a line as a line feed does; the bidi
-# embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069), which make a name or
-# an address display as other text than it is; and lone surrogates (JSON can escape one,
-# "\ud83d", but UTF-8 cannot encode it). Written with escapes, which Python's re and JSON
-# Schema's regular expressions read alike.
-UNCARRIABLE = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
-LINE_PATTERN = rf"^[^{UNCARRIABLE}]*$"
-EMAIL_PATTERN = rf"^[^@\s{UNCARRIABLE}]+@[^@\s{UNCARRIABLE}]+\.[^@\s{UNCARRIABLE}]+$"
-COUNTRY_PATTERN = r"^[A-Z]{2}$"  # ISO 3166-1 alpha-2, upper case (shipping picks the carrier)
-SKU_PATTERN = rf"^[A-Za-z0-9-]{{1,{SKU_LENGTH}}}$"
-CODE_PATTERN = rf"^[a-z0-9_]{{1,{REASON_LENGTH}}}$"
+# controls (Unicode's Bidi_Control: U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069),
+# which make a name or an address display as other text than it is; and lone surrogates (JSON
+# can escape one, "\ud83d", but UTF-8 cannot encode it). Written with escapes, which Python's re
+# and JSON Schema's regular expressions read alike.
+UNCARRIABLE = (
+    r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+)
+# Whitespace that is not a control character, as JSON Schema's "\s" has it (ECMA-262, U+FEFF
+# among it) and Python's does not quite: written out, so both read one set.
+WHITESPACE = r" \xa0\u1680\u2000-\u200a\u202f\u205f\u3000\ufeff"
+LINE_PATTERN = whole(rf"[^{UNCARRIABLE}]*")
+_NOT_IN_EMAIL = rf"@{WHITESPACE}{UNCARRIABLE}"
+EMAIL_PATTERN = whole(rf"[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+\.[^{_NOT_IN_EMAIL}]+")
+COUNTRY_PATTERN = whole(r"[A-Z]{2}")  # ISO 3166-1 alpha-2, upper case (shipping picks the carrier)
+SKU_PATTERN = whole(rf"[A-Za-z0-9-]{{1,{SKU_LENGTH}}}")
+CODE_PATTERN = whole(rf"[a-z0-9_]{{1,{REASON_LENGTH}}}")
 # Printable ASCII without the space: what a gateway's id or a tracking number is made of.
-OPAQUE_PATTERN = r"^[\x21-\x7e]+$"
+OPAQUE_PATTERN = whole(r"[\x21-\x7e]+")
 
 
 def _line(max_length: int) -> msgspec.Meta:
@@ -65,7 +71,7 @@ Uuid = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
 """An id this system mints: a UUID, lower-case and hyphenated (every id column is VARCHAR(36))."""
 Code = Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
 """A reason or a status code, such as ``payment_timeout`` or ``card_declined``."""
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[str, msgspec.Meta(pattern=whole(r"[A-Z]{3}"))]
 """ISO 4217, as every currency column (VARCHAR(3)) keeps it."""
 Cents = Annotated[int, msgspec.Meta(ge=0, le=MAX_CENTS)]
 PositiveCents = Annotated[int, msgspec.Meta(ge=1, le=MAX_CENTS)]
@@ -76,7 +82,7 @@ ProductName = Annotated[str, _line(PRODUCT_NAME_LENGTH)]
 GatewayId = Annotated[str, msgspec.Meta(max_length=GATEWAY_ID_LENGTH, pattern=OPAQUE_PATTERN)]
 Carrier = Annotated[str, _line(CARRIER_LENGTH)]
 TrackingNumber = Annotated[str, msgspec.Meta(max_length=TRACKING_LENGTH, pattern=OPAQUE_PATTERN)]
-Token = Annotated[str, msgspec.Meta(max_length=TOKEN_LENGTH, pattern=r"^[A-Za-z0-9_=-]+$")]
+Token = Annotated[str, msgspec.Meta(max_length=TOKEN_LENGTH, pattern=whole(r"[A-Za-z0-9_=-]+"))]
 """A sealed card, URL-safe base64 (shop.sealing)."""
 
 OrderStatus = Literal["PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED", "CANCELLED"]
@@ -124,8 +130,8 @@ class SealedCard(Shape, frozen=True):
     """The card as the shop passes it on: sealed for the gateway alone, plus brand and last four."""
 
     token: Token
-    brand: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{1,20}$")]
-    last4: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")]
+    brand: Annotated[str, msgspec.Meta(pattern=whole(r"[a-z]{1,20}"))]
+    last4: Annotated[str, msgspec.Meta(pattern=whole(r"[0-9]{4}"))]
 
 
 class OrderPlaced(Event, frozen=True):
@@ -136,7 +142,7 @@ class OrderPlaced(Event, frozen=True):
     customer: Customer
     shipping_address: Address
     items: Annotated[list[PricedItem], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
-    total_cents: Cents
+    total_cents: PositiveCents  # what payments charges: a payment of nothing is none
     currency: Currency
     payment: SealedCard
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import traceback
 import uuid
@@ -198,7 +199,11 @@ def _id(body: object, key: str) -> str | None:
 
 
 def _storable(value: object) -> bool:
-    """Whether every string in ``value`` (keys included) is text PostgreSQL and UTF-8 store."""
+    """Whether ``value`` is JSON PostgreSQL stores as it is: every string (keys included) text
+    PostgreSQL and UTF-8 store, and every number finite (Celery's JSON reads NaN and Infinity,
+    which PostgreSQL's json refuses and no JSON reader after it takes)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
     if isinstance(value, str):
         return _UNSTORABLE.search(value) is None
     if isinstance(value, dict):
@@ -222,8 +227,9 @@ def _queue(task: str) -> str:
 
 
 def _raw(body: object) -> str:
-    """The body as ASCII text: JSON when it is JSON (escapes for anything not ASCII), else its
-    repr (which escapes the same)."""
+    """The body as ASCII text: JSON when it is JSON (escapes for anything not ASCII; NaN and
+    Infinity as Python writes them, in text nobody parses as JSON again), else its repr (which
+    escapes the same)."""
     try:
         return json.dumps(body)
     except (TypeError, ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -13,14 +13,32 @@ from workers.messaging.errors import InvalidEvent, describe
 
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "shoeshop."
-TYPE_PATTERN = r"^shoeshop\.[a-z_]+\.[a-z_]+\.v[1-9][0-9]*$"
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# Python's "$" also matches before a final line feed, and msgspec checks a pattern with Python's
+# re; JSON Schema's "$" (ECMA-262) does not. Each pattern of the contracts ends with END, which
+# is the end of the text in both: "Ada\n" is not a line.
+END = r"(?!\n)$"
+
+
+def whole(body: str) -> str:
+    """A pattern that ``body`` must match from the first character to the last, in Python's re
+    and in JSON Schema alike."""
+    return f"^{body}{END}"
+
+
+def unanchored(pattern: str) -> str:
+    """What ``whole`` was given: the pattern without its anchors (``END`` or a plain "$"), to
+    put inside another."""
+    return pattern.removeprefix("^").removesuffix(END).removesuffix("$")
+
+
+TYPE_PATTERN = whole(r"shoeshop\.[a-z_]+\.[a-z_]+\.v[1-9][0-9]*")
+UUID_PATTERN = whole(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """An id this system mints: a UUID as ``str(uuid.uuid4())`` writes it, lower-case, hyphenated."""
 # A component's path: /shop, /orders, /payments, /shipping (and /tests in the tests).
-SOURCE_PATTERN = r"^/[a-z0-9_-]{1,50}$"
+SOURCE_PATTERN = whole(r"/[a-z0-9_-]{1,50}")
 
 Uuid = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
-UuidOrNone = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN.replace("^", "^$|^", 1))]
+UuidOrNone = Annotated[str, msgspec.Meta(pattern=whole(f"(?:|{unanchored(UUID_PATTERN)})"))]
 
 
 class Wire(msgspec.Struct, frozen=True):
@@ -44,6 +62,20 @@ class Wire(msgspec.Struct, frozen=True):
 def event_type(name: str, version: int = 1) -> str:
     """The wire type of a named event: ``order.placed`` becomes ``shoeshop.order.placed.v1``."""
     return f"{TYPE_PREFIX}{name}.v{version}"
+
+
+# The times an event may carry: any a database stores as a timestamp once in UTC (a year of 1
+# or 9999 with an offset crosses into year 0 or 10000, which PostgreSQL refuses), and well
+# around any this shop writes.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0
+        return EARLIEST - timedelta(days=1)
 
 
 def utcnow() -> datetime:
@@ -77,7 +109,10 @@ class Envelope:
 
     @property
     def occurred_at(self) -> datetime:
-        return datetime.fromisoformat(self.time)
+        """When it happened, aware: RFC 3339 read as msgspec reads it (``from_dict`` checked it;
+        Python 3.11's fromisoformat refuses some of RFC 3339, a lower-case "z")."""
+        moment: datetime = msgspec.convert(self.time, type=datetime)
+        return moment
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +136,10 @@ class Envelope:
             wire = msgspec.convert(raw, type=Wire, strict=True)
         except msgspec.ValidationError as exc:
             raise InvalidEvent(f"the envelope is invalid: {describe(exc)}") from None
+        if not EARLIEST <= _in_utc(wire.time) <= LATEST:
+            raise InvalidEvent(
+                f"the envelope is invalid: time: not between {EARLIEST.year} and {LATEST.year}"
+            )
         assert isinstance(raw, dict)  # a Wire was read from it
         return cls(
             type=wire.type,
