@@ -70,6 +70,29 @@ DATABASE_URL_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 # embedded Redis's unix socket. Any other kombu transport would get Redis's settings.
 REDIS_BROKER_SCHEMES = ("redis", "rediss", "redis+socket")
 AMQP_BROKER_SCHEMES = ("amqp", "amqps", "pyamqp")
+# The schemes whose path kombu reads as the Redis database number: empty, "/" (both database 0)
+# or "/<number>"; anything else ("/abc", "/0/") kills the worker at start with kombu's "Database
+# is int between 0 and limit - 1". The limit is the server's `databases` setting, 16 by
+# default, so 0 to 15 unless the server says otherwise: only the server can refuse a number.
+REDIS_DATABASE_SCHEMES = ("redis", "rediss")
+_REDIS_DATABASE_PATH = re.compile(r"/?|/[0-9]+")
+REDIS_DEFAULT_DATABASES = 16
+
+# SHOESHOP_LOG_FORMAT: workers.messaging.logs writes JSON lines for "json" and text otherwise,
+# reading the value without surrounding blanks and case-blind; Settings reads it the same way
+# (so " JSON" is json), and refuses any other word, which would quietly have meant text.
+LOG_FORMATS = ("text", "json")
+DEFAULT_LOG_FORMAT = "text"
+
+# Flower's basic auth. The Procfile hands Flower FLOWER_BASIC_AUTH="<user>:<password>"; Flower
+# splits that option on "," into several "user:password" pairs (so a "," in the password would
+# make two logins, one of them chosen by whoever wrote the password's tail) and compares each
+# with the request's decoded credentials by hmac.compare_digest, which raises TypeError on a
+# str that is not ASCII (so every request would fail). The whole "user:password" is compared,
+# so a ":" in the user would let "a" + "b:c" log in as "a:b" + "c": the user has none.
+# Unset, the user is DEFAULT_FLOWER_USER and `shoeshop up` generates a password in development
+# (workers.launcher.flower_credentials); production must set the password.
+DEFAULT_FLOWER_USER = "admin"
 
 
 class Bounds(NamedTuple):
@@ -156,6 +179,10 @@ class Settings:
     packing_delay_s: float
     visibility_timeout_s: int
     redeliver_after_s: int
+    log_format: str = DEFAULT_LOG_FORMAT
+    # None when unset: Flower's user is then DEFAULT_FLOWER_USER, its password generated.
+    flower_user: str | None = None
+    flower_password: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         """Every setting but the secrets, a password in the broker's or the database's URL
@@ -201,6 +228,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._check_secrets()
+        _check_flower_credentials(self.flower_user, self.flower_password)
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigurationError(_log_format_refusal(self.log_format))
         _check_gateway_url(self.gateway_url)
         if self.broker_url is not None:
             _check_broker_url(self.broker_url)
@@ -299,7 +329,67 @@ class Settings:
                 env, "SHOESHOP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S
             ),
             redeliver_after_s=_int(env, "SHOESHOP_REDELIVER_AFTER", DEFAULT_REDELIVER_AFTER_S),
+            log_format=_log_format(env),
+            flower_user=env.get("SHOESHOP_FLOWER_USER"),
+            flower_password=env.get("SHOESHOP_FLOWER_PASSWORD"),
         )
+
+
+def _log_format(env: dict[str, str]) -> str:
+    # Read as workers.messaging.logs reads it; checked before it is trimmed and lowered, so
+    # that a refusal shows what was set. Empty is unset, as for every other setting.
+    raw = env.get("SHOESHOP_LOG_FORMAT", "")
+    value = raw.strip().lower()
+    if raw == "":
+        return DEFAULT_LOG_FORMAT
+    if value not in LOG_FORMATS:
+        raise ConfigurationError(_log_format_refusal(raw))
+    return value
+
+
+def _log_format_refusal(raw: str) -> str:
+    return (
+        "SHOESHOP_LOG_FORMAT must be 'text' or 'json' (in any case, blanks around it ignored), "
+        f"or unset for {DEFAULT_LOG_FORMAT!r}, not {raw!r}"
+    )
+
+
+def _printable_ascii(value: str) -> bool:
+    return all(" " <= char <= "~" for char in value)
+
+
+def _check_flower_credentials(user: str | None, password: str | None) -> None:
+    """A Flower user and password Flower's basic auth reads as one login (see
+    DEFAULT_FLOWER_USER). The user may be shown; the password never is, not even in part."""
+    if user is not None:
+        fault = None
+        if user == "":
+            fault = "it is empty"
+        elif not _printable_ascii(user):
+            fault = "it holds a character that is not printable ASCII"
+        elif ":" in user or "," in user:
+            fault = "it holds a ':' or a ','"
+        if fault is not None:
+            raise ConfigurationError(
+                "SHOESHOP_FLOWER_USER must be printable ASCII without ':' or ',' (Flower reads "
+                "'<user>:<password>' pairs separated by ','), or unset for "
+                f"{DEFAULT_FLOWER_USER!r}, not {user!r}: {fault}"
+            )
+    if password is not None:
+        fault = None
+        if not password.strip():
+            fault = "it is empty" if password == "" else f"it is {len(password)} blank character(s)"
+        elif not _printable_ascii(password):
+            fault = "it holds a character that is not printable ASCII"
+        elif "," in password:
+            fault = "it holds a ','"
+        if fault is not None:
+            raise ConfigurationError(
+                "SHOESHOP_FLOWER_PASSWORD must be printable ASCII without ',' (Flower splits "
+                "its logins on ',' and compares them as ASCII) with something other than blanks "
+                "in it, or unset (`shoeshop up` then generates one, in development only); the "
+                f"value set is not shown: {fault}"
+            )
 
 
 def _gateway_url(env: dict[str, str]) -> str:
@@ -403,7 +493,11 @@ def _check_broker_url(url: str) -> None:
         (
             fault
             for one in urls
-            if (fault := _scheme_fault(one, schemes) or _place_fault(one, needs_host=False))
+            if (
+                fault := _scheme_fault(one, schemes)
+                or _place_fault(one, needs_host=False)
+                or _redis_database_fault(one)
+            )
         ),
         None,
     )
@@ -415,6 +509,20 @@ def _check_broker_url(url: str) -> None:
             "RabbitMQ one (amqp://, amqps://, pyamqp://), or unset for the embedded Redis, not "
             f"{';'.join(_shown(one) for one in urls)!r}: {fault}"
         )
+
+
+def _redis_database_fault(url: str) -> str | None:
+    """What makes the path of a redis:// or rediss:// ``url`` no database number, or None."""
+    if url.partition("://")[0] not in REDIS_DATABASE_SCHEMES:
+        return None
+    path = urlsplit(url).path
+    if _REDIS_DATABASE_PATH.fullmatch(path):
+        return None
+    return (
+        f"its path {path!r} is no Redis database: it must be empty, '/' or '/' and a number in "
+        f"ASCII digits (0 to {REDIS_DEFAULT_DATABASES - 1} with Redis' default `databases "
+        f"{REDIS_DEFAULT_DATABASES}`)"
+    )
 
 
 def _check_database_url(url: str) -> None:

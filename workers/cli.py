@@ -25,17 +25,60 @@ BROKER_DRAIN_INTERVAL_S = 5.0
 REDELIVERY_INTERVAL_S = 15.0
 
 
+class _Failure(click.ClickException):
+    """A command that could not do its work for a reason outside the code: one line,
+    ``shoeshop: <what failed>: <the error's first line>``, and exit status 1."""
+
+    def __init__(self, what: str, error: BaseException) -> None:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        super().__init__(f"{what}: {first_line}")
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"shoeshop: {self.format_message()}", err=True)
+
+
 class _Commands(click.Group):
     """The command group; a setting out of its range, or a database this code cannot use, ends a
-    command with its reason (which variable or database, what to do), not a traceback."""
+    command with its reason (which variable or database, what to do), not a traceback. So do a
+    data directory that cannot be made or written (SHOESHOP_DATA_DIR) and a database that cannot
+    be reached; any other error, a bug, keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError
+
         from workers.schema.revision import SchemaError
 
         try:
             return super().invoke(ctx)
         except (SchemaError, ConfigurationError) as exc:
             raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            # The DB-API's error for what goes wrong around the statements, not in them: a
+            # server that cannot be reached, refused credentials, a locked or unopenable file.
+            raise _Failure("cannot use the database", exc) from None
+        except OSError as exc:
+            data_dir = _data_dir_of(exc)
+            if data_dir is None:
+                raise
+            raise _Failure(
+                f"cannot use the data directory {data_dir} (SHOESHOP_DATA_DIR)", exc
+            ) from None
+
+
+def _data_dir_of(error: OSError) -> Path | None:
+    """The data directory when ``error`` is about it (a path in it, it, or a folder above it
+    that making it needed), else None."""
+    try:
+        data_dir = get_settings().data_dir
+    except ConfigurationError:
+        return None
+    for name in (error.filename, error.filename2):
+        if not isinstance(name, (str, Path)):
+            continue
+        path = Path(name)
+        if path == data_dir or data_dir in path.parents or path in data_dir.parents:
+            return data_dir
+    return None
 
 
 @click.group(cls=_Commands)
@@ -145,3 +188,7 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+if __name__ == "__main__":
+    main(prog_name="shoeshop")

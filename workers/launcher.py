@@ -13,7 +13,7 @@ import click
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from config.settings import Settings
+from config.settings import DEFAULT_FLOWER_USER, Settings
 from workers.messaging.embedded_redis import EmbeddedRedis
 
 
@@ -41,7 +41,7 @@ class Launcher:
             )
         else:
             env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{self.ports['gateway']}"
-        user, password, generated = flower_credentials(self.settings.is_production)
+        user, password, generated = flower_credentials(self.settings.is_production, self.settings)
         env["SHOESHOP_FLOWER_USER"], env["SHOESHOP_FLOWER_PASSWORD"] = user, password
         try:
             manager = Manager()
@@ -77,12 +77,15 @@ class Launcher:
         click.echo("\n".join(lines), err=False)
 
 
-def flower_credentials(production: bool) -> tuple[str, str, bool]:
+def flower_credentials(production: bool, settings: Settings | None = None) -> tuple[str, str, bool]:
     """(user, password, generated): development gets a fresh password, printed at start;
-    production must be given one, so Flower is never open or guarded by a guessable default."""
-    user = os.environ.get("SHOESHOP_FLOWER_USER", "admin")
-    password = os.environ.get("SHOESHOP_FLOWER_PASSWORD")
-    if password:
+    production must be given one, so Flower is never open or guarded by a guessable default.
+    The user and password are the ones Settings checked (read from the environment when no
+    settings are given): printable ASCII that Flower's basic auth reads as one login."""
+    checked = Settings.from_env() if settings is None else settings
+    user = DEFAULT_FLOWER_USER if checked.flower_user is None else checked.flower_user
+    password = checked.flower_password
+    if password is not None:
         return user, password, False
     if production:
         raise click.ClickException(

@@ -18,7 +18,9 @@ from config.settings import (
     ConfigurationError,
     Settings,
 )
+from workers.launcher import flower_credentials
 from workers.messaging.consumer import backoff_delay
+from workers.messaging.logs import json_requested
 
 # Each numeric variable, the Settings field it fills, and a valid value of at least two adjacent
 # digits (so that an underscore can go between them).
@@ -650,3 +652,177 @@ def test_a_printed_settings_shows_no_password_of_a_url_nor_any_secret() -> None:
     assert "postgresql://shop:***@pg:5432/shoeshop" in shown
     for secret in ("broker-pass", "db-pass", "s" * 40, "admin-pass"):
         assert secret not in shown
+
+
+# --- Flower's credentials -----------------------------------------------------------------------
+
+FLOWER_USER_ALLOWED = "SHOESHOP_FLOWER_USER must be printable ASCII without ':' or ','"
+FLOWER_PASSWORD_ALLOWED = "SHOESHOP_FLOWER_PASSWORD must be printable ASCII without ','"
+
+
+@pytest.mark.parametrize(
+    ("user", "fault"),
+    [
+        ("", "it is empty"),
+        ("ad:min", "it holds a ':' or a ','"),  # "ad" + "min:pw" would log in as "ad:min" + "pw"
+        ("admin,ops", "it holds a ':' or a ','"),
+        ("ädmin", "it holds a character that is not printable ASCII"),
+        ("admin\t", "it holds a character that is not printable ASCII"),
+        ("admin\n", "it holds a character that is not printable ASCII"),
+    ],
+)
+def test_a_flower_user_flower_cannot_read_as_one_login_is_refused(user: str, fault: str) -> None:
+    message = _refusal({"SHOESHOP_FLOWER_USER": user})
+    assert message.startswith(FLOWER_USER_ALLOWED)
+    assert message.endswith(f"not {user!r}: {fault}")
+
+
+@pytest.mark.parametrize(
+    ("password", "fault"),
+    [
+        ("s3cr3t,pa55", "it holds a ','"),  # the reviewer's: two logins, admin:s3cr3t and pa55
+        (",", "it holds a ','"),
+        ("pässwort-geheim", "it holds a character that is not printable ASCII"),
+        ("pass\tword", "it holds a character that is not printable ASCII"),
+        ("password\x00", "it holds a character that is not printable ASCII"),
+        ("", "it is empty"),
+        ("   ", "it is 3 blank character(s)"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["development", "production"])
+def test_a_flower_password_flower_cannot_use_is_refused_without_showing_it(
+    password: str, fault: str, mode: str
+) -> None:
+    environ = {**PRODUCTION, "SHOESHOP_ENV": mode, "SHOESHOP_FLOWER_PASSWORD": password}
+    message = _refusal(environ)
+    assert message.startswith(FLOWER_PASSWORD_ALLOWED)
+    assert message.endswith(f"the value set is not shown: {fault}")
+    for part in (password, *password.split(",")):
+        if len(part.strip()) > 2:  # "," and "it is empty" are in every such message
+            assert part not in message
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        ("ops", "system-test-password"),  # tests/system/conftest.py
+        ("admin", "Tr0ub4dor&3:with a colon and spaces"),  # Flower compares the whole pair
+        ("flower admin", "!\"#$%&'()*+-./:;<=>?@[\\]^_`{|}~"),  # all of ASCII's punctuation but ,
+    ],
+)
+def test_printable_ascii_flower_credentials_are_read_as_they_are(user: str, password: str) -> None:
+    settings = Settings.from_env(
+        {**PRODUCTION, "SHOESHOP_FLOWER_USER": user, "SHOESHOP_FLOWER_PASSWORD": password}
+    )
+    assert (settings.flower_user, settings.flower_password) == (user, password)
+    assert password not in repr(settings)
+
+
+def test_unset_flower_credentials_are_left_to_the_launcher() -> None:
+    settings = Settings.from_env({})
+    assert (settings.flower_user, settings.flower_password) == (None, None)
+
+
+def test_the_launcher_hands_flower_the_checked_credentials_or_a_generated_password() -> None:
+    given = Settings.from_env({"SHOESHOP_FLOWER_USER": "ops", "SHOESHOP_FLOWER_PASSWORD": "pw:1"})
+    assert flower_credentials(False, given) == ("ops", "pw:1", False)
+    user, password, generated = flower_credentials(False, Settings.from_env({}))
+    assert (user, generated) == ("admin", True)
+    Settings.from_env({"SHOESHOP_FLOWER_PASSWORD": password})  # a generated one passes the check
+
+
+def test_the_launcher_refuses_flower_credentials_settings_would_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHOESHOP_FLOWER_PASSWORD", "s3cr3t,pa55")
+    with pytest.raises(ConfigurationError, match=r"^SHOESHOP_FLOWER_PASSWORD must be") as refused:
+        flower_credentials(production=False)
+    assert "s3cr3t" not in str(refused.value)
+
+
+# --- Log format ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["yaml", "JSONL", "text json", "plain", "j son", "-"])
+def test_a_log_format_other_than_text_or_json_is_refused(value: str) -> None:
+    message = _refusal({"SHOESHOP_LOG_FORMAT": value})
+    assert message == (
+        "SHOESHOP_LOG_FORMAT must be 'text' or 'json' (in any case, blanks around it ignored), "
+        f"or unset for 'text', not {value!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("text", "text"),
+        ("json", "json"),
+        ("JSON ", "json"),  # read as workers.messaging.logs reads it: trimmed, case-blind
+        (" Text", "text"),
+        ("", "text"),  # empty is unset, as for every setting
+    ],
+)
+def test_text_or_json_in_any_case_is_the_log_format(value: str, read: str) -> None:
+    assert Settings.from_env({"SHOESHOP_LOG_FORMAT": value}).log_format == read
+    assert (read == "json") == json_requested_by(value)
+
+
+def json_requested_by(value: str) -> bool:
+    """What the workers' logging makes of the value (workers.messaging.logs.json_requested)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHOESHOP_LOG_FORMAT", value)
+        return json_requested()
+
+
+def test_the_log_format_is_text_when_unset() -> None:
+    assert Settings.from_env({}).log_format == "text"
+
+
+# --- Redis database numbers ---------------------------------------------------------------------
+
+REDIS_DATABASE_FAULT = (
+    "is no Redis database: it must be empty, '/' or '/' and a number in ASCII digits (0 to 15 "
+    "with Redis' default `databases 16`)"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("redis://127.0.0.1:6399/abc", "/abc"),  # the reviewer's: kombu's "Database is int …"
+        ("rediss://:hunter2@redis.internal:6380/db1", "/db1"),
+        ("redis://127.0.0.1:6379/0/", "/0/"),
+        ("redis://127.0.0.1:6379//", "//"),
+        ("redis://127.0.0.1:6379/-1", "/-1"),
+        ("redis://127.0.0.1:6379/1_0", "/1_0"),
+        ("redis://127.0.0.1:6379/\u0661", "/\u0661"),  # an Arabic-Indic 1
+        ("amqp://127.0.0.1//x;redis://127.0.0.1/x", None),  # mixed: the first fault is Redis'
+        ("redis://a/0;redis://b/x", "/x"),  # every URL of a failover list is checked
+    ],
+)
+def test_a_redis_broker_url_whose_path_is_no_database_number_is_refused(
+    url: str, path: str | None
+) -> None:
+    message = _url_refusal("SHOESHOP_BROKER_URL", url)
+    assert message.startswith(BROKER_ALLOWED)
+    assert "hunter2" not in message
+    if path is None:
+        assert message.endswith(f": its path '/x' {REDIS_DATABASE_FAULT}")
+    else:
+        assert message.endswith(f": its path {path!r} {REDIS_DATABASE_FAULT}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379",
+        "redis://127.0.0.1:6379/",
+        "redis://127.0.0.1:6379/15",
+        "redis://127.0.0.1:6379/42",  # a server with more databases; only it can refuse one
+        "rediss://:secret@redis.internal:6380/3?ssl_cert_reqs=required",
+        "redis+socket:///tmp/var/redis/redis.sock",  # its path is the socket's
+        "amqp://127.0.0.1/shoeshop-test-0123456789",  # a vhost, not a database
+    ],
+)
+def test_a_redis_url_with_no_or_a_numbered_database_is_allowed(url: str) -> None:
+    assert Settings.from_env({"SHOESHOP_BROKER_URL": url}).broker_url == url
