@@ -22,7 +22,6 @@ from flask import (
     jsonify,
     redirect,
     render_template,
-    render_template_string,
     request,
     url_for,
 )
@@ -112,20 +111,6 @@ def _throughput() -> list[throughput.Minute]:
         return throughput.recent(conn, utcnow())
 
 
-# The list page when a filter in its URL is not one the store holds: the page's own heading and a
-# sentence for each filter that is not, saying what it takes, and a way back to the default list.
-BAD_FILTER_PAGE = """{% extends "base.html" %}
-{% block title %}Dead letters{% endblock %}
-{% block content %}
-<nav class="crumbs"><a href="{{ url_for('admin.dashboard') }}">Operations</a></nav>
-<h1>Dead letters</h1>
-{% for sentence in sentences %}
-<p class="banner banner-error" role="alert">{{ sentence }}</p>
-{% endfor %}
-<p><a class="button" href="{{ url_for('admin.dead_letters_page') }}">Show the parked letters</a></p>
-{% endblock %}"""
-
-
 def _filters() -> Filters:
     """The list's filters from the query string; raises dlq.InvalidFilters."""
     return dlq.read_filters(
@@ -142,7 +127,7 @@ def dead_letters_page() -> ResponseReturnValue:
         filters = _filters()
     except InvalidFilters as exc:
         sentences = [f"The {name} filter {message}." for name, message in exc.fields.items()]
-        return render_template_string(BAD_FILTER_PAGE, sentences=sentences), 422
+        return render_template("admin_bad_filters.html", sentences=sentences), 422
     letters = dlq.list_letters(queue=filters.queue, since=filters.since, status=filters.status)
     return render_template(
         "admin_dead_letters.html",
