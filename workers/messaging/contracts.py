@@ -23,7 +23,10 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from workers.messaging.envelope import UUID_PATTERN, Envelope, event_type, whole
+from workers.messaging.envelope import Envelope, event_name, event_type, whole
+
+# The envelope's ids and the events' are one type (re-exported for the shop's models).
+from workers.messaging.envelope import Uuid as Uuid
 from workers.messaging.errors import InvariantViolation, describe
 
 # --- limits, in characters (code points, as PostgreSQL counts a VARCHAR) and whole units -------
@@ -67,8 +70,6 @@ def _line(max_length: int) -> msgspec.Meta:
     return msgspec.Meta(min_length=1, max_length=max_length, pattern=LINE_PATTERN)
 
 
-Uuid = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
-"""An id this system mints: a UUID, lower-case and hyphenated (every id column is VARCHAR(36))."""
 Code = Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
 """A reason or a status code, such as ``payment_timeout`` or ``card_declined``."""
 Currency = Annotated[str, msgspec.Meta(pattern=whole(r"[A-Z]{3}"))]
@@ -286,7 +287,7 @@ def wire_type(name: str) -> str:
     """The current wire type of a named event: ``order.placed`` → ``shoeshop.order.placed.v2``.
     Raises KeyError for a name no model has."""
     for type_ in MODELS:
-        if type_.removeprefix("shoeshop.").rsplit(".", 1)[0] == name:
+        if event_name(type_) == name:
             return type_
     raise KeyError(f"no event is named {name!r}")
 

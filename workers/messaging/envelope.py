@@ -38,6 +38,7 @@ UUID_PATTERN = whole(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 SOURCE_PATTERN = whole(r"/[a-z0-9_-]{1,50}")
 
 Uuid = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
+"""An id this system mints: a UUID, lower-case and hyphenated (every id column is VARCHAR(36))."""
 UuidOrNone = Annotated[str, msgspec.Meta(pattern=whole(f"(?:|{unanchored(UUID_PATTERN)})"))]
 
 
@@ -57,6 +58,11 @@ class Wire(msgspec.Struct, frozen=True):
     # Empty when the event starts a saga (no cause, its own correlation).
     correlationid: UuidOrNone = ""
     causationid: UuidOrNone = ""
+
+
+def event_name(type_: str) -> str:
+    """A wire type's event name: ``shoeshop.order.placed.v2`` → ``order.placed``."""
+    return type_.removeprefix(TYPE_PREFIX).rsplit(".", 1)[0]
 
 
 def event_type(name: str, version: int = 1) -> str:
@@ -105,7 +111,7 @@ class Envelope:
     @property
     def name(self) -> str:
         """The type without prefix and version, e.g. ``payment.succeeded``."""
-        return self.type.removeprefix(TYPE_PREFIX).rsplit(".", 1)[0]
+        return event_name(self.type)
 
     @property
     def occurred_at(self) -> datetime:

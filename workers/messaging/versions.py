@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from workers.messaging.contracts import MODELS, UNCARRIABLE
-from workers.messaging.envelope import Envelope, event_type
+from workers.messaging.envelope import Envelope, event_name, event_type
 from workers.messaging.errors import InvalidEvent, UnknownEventType, describe
 
 Data = dict[str, Any]
@@ -56,7 +56,7 @@ def _replacement(match: re.Match[str]) -> str:
 
 
 UPCASTERS: dict[str, Upcaster] = {
-    event_type(model.TYPE.removeprefix("shoeshop.").rsplit(".", 1)[0], 1): carriable_text
+    event_type(event_name(model.TYPE), 1): carriable_text
     for model in MODELS.values()
 }
 """Old wire type (``shoeshop.<name>.vN``) → the upcaster to ``vN+1``. A breaking change adds the
