@@ -309,27 +309,19 @@ class Delay(ResponseBody, frozen=True):
     ]
 
 
-class Consumer(ResponseBody, frozen=True):
-    """A subscriber that applied the event."""
-
-    task: str
-    attempts: Annotated[int, msgspec.Meta(ge=1)]
-    retries: Annotated[int, msgspec.Meta(ge=0)]
-    applied_at: datetime
-
-
 class TimelineEvent(ResponseBody, frozen=True):
-    """One event of the order's saga."""
+    """One event of the order's saga, as the shop heard of it (who applied it, on which attempt,
+    is the operators' saga view, /admin/orders/<id>)."""
 
     id: str
     type: Annotated[str, msgspec.Meta(examples=["shoeshop.order.placed.v2"])]
-    source: str
-    component: Annotated[str, msgspec.Meta(description="The component that emitted it.")]
+    source: Annotated[
+        str, msgspec.Meta(examples=["/payments"], description="The component that emitted it.")
+    ]
     time: datetime
     since_placed_s: Annotated[
         float, msgspec.Meta(ge=0, description="Seconds after the order was placed.")
     ]
-    consumers: list[Consumer]
 
 
 class Order(ResponseBody, frozen=True):

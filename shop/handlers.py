@@ -16,6 +16,10 @@ def on_order_status_changed(conn: Connection, event: Envelope, _outbox: Outbox) 
     _hear(conn, event)
 
 
+def on_order_delayed(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
+    _hear(conn, event)
+
+
 def _hear(conn: Connection, event: Envelope) -> None:
     readmodel.remember(conn, event)
     readmodel.apply(conn, event, live=True)

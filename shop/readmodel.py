@@ -10,10 +10,10 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+import msgspec
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
 from shop.tables import heard_events, orders, stock
-from workers.messaging import saga
 from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import Envelope, as_utc
 from workers.messaging.versions import upcast
@@ -45,6 +45,9 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
             _apply_status(conn, data["order_id"], data["status"], data.get("reason"), at, live)
             if isinstance(data.get("shipment"), dict):
                 _update(conn, data["order_id"], at, **_parcel(data["shipment"]))
+            _moved_on(conn, data["order_id"], event.id, at)
+        case "order.delayed":
+            _delay(conn, data, at)
         case "shipment.dispatched":  # heard before status changes carried the parcel
             _update(conn, data["order_id"], at, **_parcel(data))
         case "order.cancellation_requested":
@@ -118,6 +121,52 @@ def _apply_status(
     _update(conn, order_id, at, **changes)
 
 
+# An order waits on the oldest of its parked messages: a second letter keeps the first's time.
+_DELAY = (
+    update(orders)
+    .where(
+        orders.c.id == bindparam("key"),
+        orders.c.status.not_in(FINAL),
+        or_(orders.c.delayed_since.is_(None), orders.c.delayed_since > bindparam("since")),
+    )
+    .values(
+        delayed_since=bindparam("since"),
+        delayed_queue=bindparam("queue"),
+        delayed_event_id=bindparam("parked_event_id"),
+    )
+)
+# Moved on: orders announced a step after the message was parked, or the shop applied the very
+# event that was parked (its own step, replayed).
+_MOVED_ON = (
+    update(orders)
+    .where(
+        orders.c.id == bindparam("key"),
+        or_(
+            orders.c.delayed_since < bindparam("at"),
+            orders.c.delayed_event_id == bindparam("event_id"),
+        ),
+    )
+    .values(delayed_since=None, delayed_queue=None, delayed_event_id=None)
+)
+
+
+def _delay(conn: Connection, data: dict[str, Any], at: datetime) -> None:
+    since = as_utc(msgspec.convert(data["since"], type=datetime))
+    conn.execute(
+        _DELAY,
+        {
+            "key": data["order_id"],
+            "since": since,
+            "queue": data["queue"],
+            "parked_event_id": data.get("event_id"),
+        },
+    )
+
+
+def _moved_on(conn: Connection, order_id: str, event_id: str, at: datetime) -> None:
+    conn.execute(_MOVED_ON, {"key": order_id, "at": at, "event_id": event_id})
+
+
 def _update(conn: Connection, order_id: str, at: datetime, **changes: Any) -> None:
     conn.execute(_UPDATE, {"key": order_id, "updated_at": at, **changes})
 
@@ -134,7 +183,7 @@ def _settle_stock(conn: Connection, items: list[dict[str, Any]], *, sold: bool) 
 
 
 def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
-    """The order as the API and the tracking page show it, with its whole saga."""
+    """The order as the API and the tracking page show it, with its saga as the shop heard it."""
     row = conn.execute(select(orders).where(orders.c.id == order_id)).mappings().first()
     if row is None:
         return None
@@ -162,5 +211,59 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         ),
         "cancellable": status not in FINAL and row["cancel_requested_at"] is None,
         "cancel_requested": row["cancel_requested_at"] is not None,
-        "timeline": saga.timeline(order_id),
+        "delayed": _delay_of(row),
+        "timeline": timeline(conn, order_id),
     }
+
+
+# The queue a parked message was for names the step of the order that is held up.
+STAGES = {"orders": "order", "payments": "payment", "shipping": "shipping", "shop": "tracking"}
+
+
+def _delay_of(row: Any) -> dict[str, str] | None:
+    """``{"since", "stage"}`` while a message about the order waits in the dead letters; None
+    once it moved on, or ended (a final order waits on nothing)."""
+    if row["delayed_since"] is None or row["status"] in FINAL:
+        return None
+    queue = row["delayed_queue"]
+    return {"since": as_utc(row["delayed_since"]).isoformat(), "stage": STAGES.get(queue, queue)}
+
+
+# heard_events.order_id is indexed: one read, however many orders the shop has heard of.
+_HEARD = (
+    select(heard_events.c.event)
+    .where(heard_events.c.order_id == bindparam("order_id"))
+    .order_by(heard_events.c.seq)
+)
+
+
+def timeline(conn: Connection, order_id: str) -> list[dict[str, Any]]:
+    """The order's saga as the shop heard it, in time order, from its own log only.
+
+    The shop's own events (order.placed, a cancellation request), each notice of orders
+    (order.status_changed) and the steps each names: the event orders heard and those it
+    emitted. Each entry: ``{"id", "type", "source", "time"`` (ISO 8601, UTC), ``"since_placed_s"``
+    (seconds after the first entry, to the millisecond)``}``; empty for an unknown order.
+    """
+    found: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    for row in conn.execute(_HEARD, {"order_id": order_id}):
+        event = row.event
+        # A v1 notice names no steps; an event named twice (order.placed is the shop's own and
+        # the first step orders names) is listed once.
+        for step in (*event["data"].get("steps", ()), event):
+            if step["id"] not in found:
+                moment = as_utc(msgspec.convert(step["time"], type=datetime))
+                found[step["id"]] = (
+                    moment,
+                    {"id": step["id"], "type": step["type"], "source": step["source"]},
+                )
+    ordered = sorted(found.values(), key=lambda pair: pair[0])
+    start = ordered[0][0] if ordered else None
+    return [
+        {
+            **entry,
+            "time": moment.isoformat(),
+            "since_placed_s": round((moment - start).total_seconds(), 3) if start else 0.0,
+        }
+        for moment, entry in ordered
+    ]

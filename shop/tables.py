@@ -62,6 +62,11 @@ orders = Table(
     # reserved → released (cancelled) or sold (shipped): the stock moves exactly once.
     Column("stock_state", String(10), nullable=False, default="reserved"),
     Column("cancel_requested_at", DateTime(timezone=True), nullable=True),
+    # A message about the order waits in the dead letters (order.delayed): since when, on which
+    # component's queue, and the parked event's id; cleared when the order moves on.
+    Column("delayed_since", DateTime(timezone=True), nullable=True),
+    Column("delayed_queue", String(50), nullable=True),
+    Column("delayed_event_id", String(36), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

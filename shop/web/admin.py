@@ -1,13 +1,17 @@
-"""The operators' pages and JSON: dead letters, outbox backlogs, queue depths; password only.
+"""The operators' pages and JSON: dead letters, outbox backlogs, queue depths, an order's saga
+across every component; password only.
 
 The one module of the shop that imports the operations component (workers.operations), whose
-data these pages show; the import contracts in pyproject.toml allow no other.
+data these pages show; the import contracts in pyproject.toml allow no other. For the same reason
+it is here that the operations' metrics (every outbox's backlog, the dead letters) are added to
+the shop's /metrics (``add_metric_sources``, called by the app factory).
 
 Nothing an operator puts in a URL reaches a database unchecked: a dead letter's id is matched by
-the ``dead_letter_id`` converter (a lower-case UUID, anything else a 404 before any view runs), and
-the list's filters (queue, status, since) are read by ``dlq.read_filters``, which refuses what the
-store does not hold with a 422 naming each such parameter: in the API's error shape under /api, in a
-sentence on the page.
+the ``dead_letter_id`` converter and an order's by ``order_id`` (a lower-case UUID, anything else
+a 404 before any view runs), and the list's filters (queue, status, since) are read by
+``dlq.read_filters``, which refuses what the store does not hold with a 422 naming each such
+parameter: in the API's error shape under /api, in a sentence on the page. A database that does
+not answer the saga view is a 503: in the error shape under /api, in a sentence on the page.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     flash,
     jsonify,
@@ -26,14 +31,17 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.celery import app as celery_app
 from config.settings import QUEUES, get_settings
 from shop import throughput
+from shop.web import metrics
 from shop.web.errors import error_response
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
-from workers.operations import dlq
+from workers.operations import dlq, saga
+from workers.operations import metrics as operations_metrics
 from workers.operations.dlq import DeadLetterNotFound, Filters, InvalidFilters
 from workers.operations.relay import backlogs
 
@@ -44,6 +52,17 @@ api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
 
 REALM = 'Basic realm="Shoeshop admin", charset="UTF-8"'
 FLOWER_PORT = 5555
+SAGA_UNAVAILABLE = (
+    "A component's database did not answer, so the saga cannot be shown. Try again shortly."
+)
+NOT_AN_ORDER_ID = "An order's id is a UUID of 36 characters, as in the address of its page."
+
+
+def add_metric_sources(app: Flask) -> None:
+    """Report the operations' readers at the app's /metrics, as the sources ``outbox`` (every
+    component's outbox backlog) and ``dead_letters`` (parked per queue)."""
+    metrics.add_source(app, "outbox", operations_metrics.outbox_metrics)
+    metrics.add_source(app, "dead_letters", operations_metrics.dead_letter_metrics)
 
 
 def _authorised() -> bool:
@@ -145,7 +164,18 @@ def dead_letter_page(letter_id: str) -> ResponseReturnValue:
         letter = dlq.get(letter_id)
     except DeadLetterNotFound:
         return render_template("404.html", message="No dead letter has that id."), 404
-    return render_template("admin_dead_letter.html", letter=letter, actions=dlq.actions(letter_id))
+    return render_template(
+        "admin_dead_letter.html",
+        letter=letter,
+        actions=dlq.actions(letter_id),
+        saga_order_id=_order_of(letter.subject),
+    )
+
+
+def _order_of(subject: str | None) -> str | None:
+    """The order a letter is about, if its subject is an order's id: a subject is whatever the
+    parked message said (nothing at all for a body that was no event)."""
+    return subject if subject is not None and saga.is_order_id(subject) else None
 
 
 @bp.post("/dead-letters/<dead_letter_id:letter_id>/<any(replay, discard):action>")
@@ -156,6 +186,41 @@ def act_on_letter(letter_id: str, action: str) -> ResponseReturnValue:
         return render_template("404.html", message="No dead letter has that id."), 404
     flash(f"{action}: {done.outcome}", "ok" if done.ok else "error")
     return redirect(url_for("admin.dead_letter_page", letter_id=letter_id), code=303)
+
+
+@bp.get("/orders")
+def find_saga_page() -> ResponseReturnValue:
+    """The dashboard's look-up form: an order's id (pasted, so spaces and capitals are forgiven)."""
+    order_id = request.args.get("order_id", "").strip().lower()
+    if not saga.is_order_id(order_id):
+        return render_template("admin_saga.html", order_id=None, problem=NOT_AN_ORDER_ID), 422
+    return redirect(url_for("admin.saga_page", order_id=order_id), code=303)
+
+
+@bp.get("/orders/<order_id:order_id>")
+def saga_page(order_id: str) -> ResponseReturnValue:
+    try:
+        timeline = saga.timeline(order_id)
+    except SQLAlchemyError:
+        log.warning("saga of order %s unavailable", order_id, exc_info=True)
+        page = render_template("admin_saga.html", order_id=order_id, problem=SAGA_UNAVAILABLE)
+        return page, 503
+    # No component has an event about it: the page says so, with the API's status.
+    status = 200 if timeline else 404
+    return render_template("admin_saga.html", order_id=order_id, timeline=timeline), status
+
+
+@api_bp.get("/orders/<order_id:order_id>/saga")
+def saga_json(order_id: str) -> ResponseReturnValue:
+    try:
+        timeline = saga.timeline(order_id)
+    except SQLAlchemyError:
+        log.warning("saga of order %s unavailable", order_id, exc_info=True)
+        message = "a component's database did not answer; try again shortly"
+        return error_response(503, "database_unavailable", message)
+    if not timeline:
+        return error_response(404, "not_found", f"no component has an event about {order_id}")
+    return jsonify({"order_id": order_id, "timeline": timeline})
 
 
 @api_bp.get("/dead-letters")

@@ -9,7 +9,6 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from shop import catalog, readmodel
 from shop.cancel import TooLateToCancel, UnknownOrder, request_cancellation
 from shop.checkout import OutOfStock, checkout
-from shop.dead_letter_delays import delay_of
 from shop.sealing import PaymentProviderUnavailable, Sealer
 from shop.validation import (
     KEY_PATH,
@@ -86,7 +85,7 @@ def get_order(order_id: str) -> tuple[Response, int] | Response:
         view = readmodel.order_view(conn, order_id)
     if view is None:
         return _no_such_order(order_id)
-    return jsonify({**view, "delayed": delay_of(order_id)})
+    return jsonify(view)
 
 
 @bp.post("/orders/<order_id:order_id>/cancel")

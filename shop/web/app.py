@@ -47,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(admin.api_bp)  # its POSTs must be application/json, which no foreign form can send
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin.api_bp)
+    admin.add_metric_sources(app)  # operations' outbox backlogs and dead letters at /metrics
     _register_operability(app)
     app.extensions["shoeshop.sealer"] = Sealer(settings.gateway_url)
     _prepare_database()

@@ -12,7 +12,6 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from shop import readmodel
-from shop.dead_letter_delays import delay_of
 from shop.validation import is_ascii_digits
 from workers.messaging.database import engine_for
 
@@ -54,7 +53,7 @@ def load_view(order_id: str) -> dict[str, Any] | None:
     """The same view GET /api/orders/<id> answers with."""
     with engine_for("shop").connect() as conn:
         view = readmodel.order_view(conn, order_id)
-    return None if view is None else {**view, "delayed": delay_of(order_id)}
+    return view
 
 
 def version_of(view: dict[str, Any]) -> int:

@@ -1,4 +1,10 @@
-"""Prometheus metrics of the shop and of the pipeline behind it, served at /metrics."""
+"""Prometheus metrics of the shop and of the pipeline behind it, served at /metrics.
+
+The shop reads its own numbers (orders from its read model, checkout times) and the broker's
+queue depths. What lives in other components' tables (every outbox's backlog, the dead letters)
+is read by the operations component, which this module does not import: the app factory adds
+those readers as sources (``add_source``; see ``shop.web.admin.add_metric_sources``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -17,9 +23,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from config.celery import app as celery_app
-from config.settings import COMPONENTS, QUEUES
+from config.settings import QUEUES
 from shop.tables import orders
-from workers.messaging import deadletters, outbox
 from workers.messaging.database import engine_for
 
 log = logging.getLogger(__name__)
@@ -45,25 +50,39 @@ CHECKOUT_SECONDS = Histogram(
 )
 
 
+Reader = Callable[[], Iterable[Metric]]
+"""A source of metrics: reads its numbers when called (at each scrape), raises when it cannot."""
+_SOURCES = "shoeshop.metric_sources"
+
+
 def init_app(app: Flask) -> None:
-    """Serve /metrics and time every checkout request."""
+    """Serve /metrics with the shop's own sources and time every checkout request."""
     app.register_blueprint(bp)
     app.before_request(_start_timer)
     app.after_request(_observe_checkout)
+    add_source(app, "orders", order_metrics)
+    add_source(app, "broker", queue_metrics)
+
+
+def add_source(app: Flask, name: str, read: Reader) -> None:
+    """Report what ``read`` yields at every scrape of this app's /metrics, and whether it answered
+    as ``shoeshop_metrics_source_up{source=name}``. A name added again replaces its reader."""
+    app.extensions.setdefault(_SOURCES, {})[name] = read
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(_scrape_registry()), mimetype=CONTENT_TYPE_LATEST)
+    sources: dict[str, Reader] = current_app.extensions.get(_SOURCES, {})
+    return Response(generate_latest(_scrape_registry(sources)), mimetype=CONTENT_TYPE_LATEST)
 
 
-def _scrape_registry() -> CollectorRegistry:
+def _scrape_registry(sources: dict[str, Reader]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(CHECKOUT_SECONDS)
-    registry.register(PipelineCollector())
+    registry.register(PipelineCollector(sources))
     return registry
 
 
@@ -83,7 +102,13 @@ def _observe_checkout(response: Response) -> Response:
 
 
 class PipelineCollector(Collector):
-    """Reads the numbers at scrape time from where they live, so every process reports the same."""
+    """Reads the numbers at scrape time from where they live, so every process reports the same.
+
+    ``sources``: each source's name and reader, as ``add_source`` registered them.
+    """
+
+    def __init__(self, sources: dict[str, Reader]) -> None:
+        self._sources = dict(sources)
 
     def collect(self) -> Iterable[Metric]:
         source_up = GaugeMetricFamily(
@@ -91,7 +116,7 @@ class PipelineCollector(Collector):
             "1 when the source of a group of metrics answered this scrape, 0 when it did not.",
             labels=["source"],
         )
-        for source, read in self._sources():
+        for source, read in self._sources.items():
             try:
                 families = list(read())
             except Exception:  # one unreachable source must not hide the others
@@ -101,14 +126,6 @@ class PipelineCollector(Collector):
             source_up.add_metric([source], 1)
             yield from families
         yield source_up
-
-    def _sources(self) -> list[tuple[str, Callable[[], Iterator[Metric]]]]:
-        return [
-            ("orders", order_metrics),
-            ("outbox", outbox_metrics),
-            ("dead_letters", dead_letter_metrics),
-            ("broker", queue_metrics),
-        ]
 
 
 def order_metrics() -> Iterator[Metric]:
@@ -140,35 +157,6 @@ def order_metrics() -> Iterator[Metric]:
     for status in ("PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED", "CANCELLED"):
         current.add_metric([status], by_status[status])
     yield from (placed, shipped, cancelled, current)
-
-
-def outbox_metrics() -> Iterator[Metric]:
-    """Every component's outbox (a table of the messaging kit, in each component's database)."""
-    backlog = GaugeMetricFamily(
-        "shoeshop_outbox_backlog", "Events written but not yet published.", labels=["component"]
-    )
-    age = GaugeMetricFamily(
-        "shoeshop_outbox_oldest_unpublished_age_seconds",
-        "Age of the oldest unpublished event; 0 when the outbox is empty.",
-        labels=["component"],
-    )
-    for component in COMPONENTS:
-        with engine_for(component).connect() as conn:
-            backlog.add_metric([component], outbox.backlog(conn))
-            age.add_metric([component], outbox.oldest_unpublished_age(conn))
-    yield from (backlog, age)
-
-
-def dead_letter_metrics() -> Iterator[Metric]:
-    parked = GaugeMetricFamily(
-        "shoeshop_dead_letters_parked",
-        "Messages parked after failing for good, by the queue they came from.",
-        labels=["queue"],
-    )
-    by_queue = Counter(letter.queue for letter in deadletters.parked())
-    for queue in sorted({*QUEUES, *by_queue}):
-        parked.add_metric([queue], by_queue[queue])
-    yield parked
 
 
 def queue_metrics() -> Iterator[Metric]:

@@ -12,7 +12,6 @@ from config.settings import get_settings
 from shop import catalog, readmodel
 from shop.cancel import TooLateToCancel, UnknownOrder, request_cancellation
 from shop.checkout import OutOfStock, checkout
-from shop.dead_letter_delays import delay_of
 from shop.sealing import PaymentProviderUnavailable, Sealer
 from shop.validation import ValidationFailed
 from shop.web.forms import CheckoutForm, all_field_errors, checkout_body, size_choices
@@ -28,7 +27,7 @@ STATUS_LABELS = {
     "CANCELLED": "Cancelled",
 }
 # What a customer reads when a step of the order waits on a parked message
-# (see shop.dead_letter_delays).
+# (the view's "delayed", from order.delayed: see shop.readmodel).
 DELAYS = {
     "payment": "Your payment is delayed; we are on it and will not charge you twice.",
     "shipping": "Shipping is delayed; your order is safe and will ship once we are back on track.",
@@ -124,7 +123,7 @@ def order(order_id: str) -> ResponseReturnValue:
         view = readmodel.order_view(conn, order_id)
     if view is None:
         return _not_found("No order has that number. Check the link in your confirmation.")
-    delayed = None if view["status"] in FINAL_STATUSES else delay_of(order_id)
+    delayed = view["delayed"]
     return render_template(
         "order.html",
         order=view,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
@@ -18,9 +19,9 @@ BIDI_CONTROLS = "".join(
 
 def values_of(schema: Schema, text_faults: bool = False) -> st.SearchStrategy[Any]:
     """Any JSON value the schema allows, for the keywords our schemas use (object, required,
-    array, string, integer, enum, anyOf, and their limits); anything else fails the test, so a
-    new keyword cannot slip past it unread. hypothesis-jsonschema would do this, but its last
-    release no longer runs on the hypothesis this project installs.
+    array, string and its date-time format, integer, enum, anyOf, and their limits); anything
+    else fails the test, so a new keyword cannot slip past it unread. hypothesis-jsonschema
+    would do this, but its last release no longer runs on the hypothesis this project installs.
 
     With ``text_faults``, a line of text (contracts.LINE_PATTERN) may also hold control
     characters and lone surrogates: what release 0.1.0's producers could put in a v1 event."""
@@ -40,6 +41,15 @@ def values_of(schema: Schema, text_faults: bool = False) -> st.SearchStrategy[An
     if kind == "array":
         items = values_of(schema["items"], text_faults)
         return st.lists(items, min_size=schema.get("minItems", 0), max_size=3)
+    if kind == "string" and schema.get("format") == "date-time":
+        # RFC 3339 with an offset, as every producer writes one (contracts: tz=True).
+        offsets = st.integers(min_value=-23 * 60, max_value=23 * 60).map(
+            lambda minutes: timezone(timedelta(minutes=minutes))
+        )
+        moments = st.datetimes(
+            min_value=datetime(1971, 1, 1), max_value=datetime(8999, 1, 1), timezones=offsets
+        )
+        return moments.map(datetime.isoformat)
     if kind == "string":
         low, high = schema.get("minLength", 0), schema.get("maxLength", 120)
         if schema.get("pattern") == contracts.LINE_PATTERN:

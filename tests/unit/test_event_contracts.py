@@ -24,7 +24,7 @@ from shop.checkout import _placed_event
 from shop.validation import parse_checkout
 from tests.support.json_schema import values_of
 from tests.support.shop import order_body
-from workers.messaging import contracts, schemas
+from workers.messaging import contracts, deadletters, schemas
 from workers.messaging.consumer import Subscriber
 from workers.messaging.contracts import MODELS, OrderStatus, PaymentSucceeded, Shape, wire_type
 from workers.messaging.envelope import Envelope, event_type
@@ -42,7 +42,7 @@ from workers.messaging.versions import (
     upcast,
 )
 from workers.orders import domain
-from workers.orders.announcements import announcements, parse_placed
+from workers.orders.announcements import announce, parse_placed
 from workers.orders.domain import Order
 from workers.orders.events import DomainEvent
 from workers.payments import handlers as payments
@@ -576,8 +576,7 @@ def announced_by_orders(*decisions: Decision) -> list[Envelope]:
         history += new_events
         after = domain.fold(history)
         assert after is not None
-        for data in announcements(before, after, new_events, "sealed-card-token"):
-            emitted.append(contracts.new_event(data, source="/orders", cause=cause))
+        emitted += announce(before, after, new_events, "sealed-card-token", cause)
     return emitted
 
 
@@ -636,6 +635,11 @@ def produced() -> list[Envelope]:
         first(orders, "shipment.requested"),
         first(orders, "shipment.cancellation_requested"),
     )
+    # Parking the payment request tells the shop (operations' outbox, written with the letter).
+    delayed = deadletters.delay_notice(
+        payment.to_dict(), ORDER_ID, "payments", payment.id, payment.occurred_at
+    )
+    assert delayed is not None
     return [
         placed_by_the_shop(),
         _cancellation_requested(ORDER_ID),
@@ -647,6 +651,7 @@ def produced() -> list[Envelope]:
         *emitted_by(lambda c, box: payments.record_refund(c, refund, box, "re_1")),
         *emitted_by(lambda c, box: shipping.on_shipment_requested(c, parcel, box)),
         *emitted_by(lambda c, box: shipping.on_shipment_cancellation_requested(c, stop, box)),
+        delayed,
     ]
 
 

@@ -10,7 +10,7 @@ import pytest
 from workers.messaging.contracts import Event, wire_type
 from workers.messaging.errors import InvalidEvent, InvariantViolation
 from workers.orders import domain
-from workers.orders.announcements import announcements
+from workers.orders.announcements import status_change
 from workers.orders.domain import Order, Status
 from workers.orders.events import (
     CancellationRequested,
@@ -121,8 +121,9 @@ def test_the_status_change_to_shipped_names_the_parcel_for_the_shop() -> None:
     dispatched = domain.record_dispatch(before, "s-1", "PostNL", "3S1")
     after = story.then(dispatched).order
     assert before is not None and after is not None
-    said = said_by(announcements(before, after, dispatched, token=None))
-    assert said[wire_type("order.status_changed")] == {
+    notice = status_change(before, after, dispatched, steps=[])
+    assert notice is not None
+    assert said_by([notice])[wire_type("order.status_changed")] == {
         "order_id": "order-1",
         "status": "SHIPPED",
         "reason": None,
@@ -136,9 +137,10 @@ def test_other_status_changes_stay_thin() -> None:
     paid = domain.record_payment(before, PAY, "ch_1", REFUND)
     after = story.then(paid).order
     assert before is not None and after is not None
-    said = said_by(announcements(before, after, paid, token=None))
+    notice = status_change(before, after, paid, steps=[])
+    assert notice is not None
     thin = {"order_id": "order-1", "status": "PAID", "reason": None}
-    assert said[wire_type("order.status_changed")] == thin
+    assert said_by([notice])[wire_type("order.status_changed")] == thin
 
 
 def test_cancelling_before_payment_cancels_at_once() -> None:

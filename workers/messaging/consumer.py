@@ -140,13 +140,15 @@ class Subscriber(Task):  # type: ignore[misc]  # celery ships no type hints
         )
 
     def park(self, body: object, exc: BaseException, attempts: int) -> None:
-        deadletters.park(self.name, body, exc, attempts, first_failed_at=self.first_failed_at())
+        deadletters.park(
+            self.name, body, exc, attempts, first_failed_at=self.first_failed_at(), app=self.app
+        )
 
     def first_failed_at(self) -> datetime | None:
         """When this message first failed, if an earlier attempt did (its retry carries it)."""
-        raw = getattr(self.request, FIRST_FAILED_HEADER, None) or (
-            self.request.headers or {}
-        ).get(FIRST_FAILED_HEADER)
+        raw = getattr(self.request, FIRST_FAILED_HEADER, None) or (self.request.headers or {}).get(
+            FIRST_FAILED_HEADER
+        )
         return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 

@@ -19,11 +19,19 @@ versions of an event and the upcasters between them live in ``versions``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from workers.messaging.envelope import Envelope, event_name, event_type, whole
+from workers.messaging.envelope import (
+    SOURCE_PATTERN,
+    TYPE_PATTERN,
+    Envelope,
+    event_name,
+    event_type,
+    whole,
+)
 
 # The envelope's ids and the events' are one type (re-exported for the shop's models).
 from workers.messaging.envelope import Uuid as Uuid
@@ -43,6 +51,8 @@ TOKEN_LENGTH = 2048  # a sealed card: RSA-2048 OAEP in base64 is 344 characters
 MAX_QUANTITY = 10  # pairs of one shoe and size in one order
 MAX_LINES = 20  # lines in one order
 MAX_CENTS = 2**31 - 1  # PostgreSQL INTEGER, where prices, totals and amounts are stored
+# Events one step of orders is about: the one it heard and those it emitted (at most three today).
+MAX_STEPS = 10
 
 # C0 and C1 control characters, NUL among them (PostgreSQL refuses it in text); the line and
 # paragraph separators (U+2028, U+2029), which break a line as a line feed does; the bidi
@@ -210,14 +220,49 @@ class Parcel(Shape, frozen=True):
     tracking_number: TrackingNumber
 
 
+class SagaStep(Shape, frozen=True):
+    """One event of the order's saga, as orders heard or emitted it: what the shop's timeline
+    shows (``shop.readmodel.timeline``) without reading any other component's tables."""
+
+    id: Uuid
+    type: Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN)]
+    source: Annotated[str, msgspec.Meta(pattern=SOURCE_PATTERN)]
+    time: Annotated[datetime, msgspec.Meta(tz=True)]
+
+
 class OrderStatusChanged(Event, frozen=True):
-    """orders → shop: the order's new status (a thin notification); SHIPPED names the parcel."""
+    """orders → shop: the order's status after a step orders recorded (a thin notification);
+    SHIPPED names the parcel.
+
+    Sent when the status changes, and also after a step that leaves it as it was (a refund of a
+    cancelled order, a cancellation waiting on the parcel), so the shop hears every step: ``steps``
+    are the events the step was about, the one orders heard and those it emitted beside this one
+    (empty in a v1 event, which announced status changes only).
+    """
 
     TYPE = event_type("order.status_changed", 2)
     order_id: Uuid
     status: OrderStatus
     reason: Code | None
     shipment: Parcel | None = None
+    steps: Annotated[list[SagaStep], msgspec.Meta(max_length=MAX_STEPS)] = msgspec.field(
+        default_factory=list
+    )
+
+
+class OrderDelayed(Event, frozen=True):
+    """operations → shop: a message about the order was parked in the dead letters and waits
+    for an operator (a thin notification, written with the dead letter).
+
+    ``queue`` is the component queue the message was for (or ``unknown``), ``since`` when it
+    first failed, ``event_id`` the parked event's id (None when the body was no event).
+    """
+
+    TYPE = event_type("order.delayed", 1)
+    order_id: Uuid
+    queue: Code
+    since: Annotated[datetime, msgspec.Meta(tz=True)]
+    event_id: Uuid | None
 
 
 class OrderCancellationRequested(Event, frozen=True):
@@ -267,6 +312,7 @@ MODELS: dict[str, type[Event]] = {
     model.TYPE: model
     for model in (
         OrderPlaced,
+        OrderDelayed,
         PaymentRequested,
         PaymentSucceeded,
         PaymentDeclined,

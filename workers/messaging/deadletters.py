@@ -15,16 +15,21 @@ import math
 import re
 import traceback
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from celery import Celery
+from sqlalchemy import Connection, select
 
+from config.settings import QUEUES
+from workers.messaging import contracts
 from workers.messaging.database import engine_for, transaction, upsert_insert
-from workers.messaging.envelope import UUID_PATTERN, as_utc, utcnow
+from workers.messaging.envelope import UUID_PATTERN, Envelope, as_utc, event_name, utcnow
+from workers.messaging.outbox import Outbox
 from workers.messaging.subscriptions import queue_of
 from workers.messaging.tables import dead_letters
+from workers.messaging.unit_of_work import publish_committed
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
 # The queue a letter is filed under when the task it was for names no component queue (a
 # message the broker dead-lettered without saying from where, or one nobody could decode).
 UNKNOWN_QUEUE = "unknown"
+# The source of the events parking writes (order.delayed), from the operations database.
+SOURCE = "/operations"
 STATUSES = (PARKED, REPLAYED, DISCARDED)
 
 
@@ -80,43 +87,56 @@ def park(
     exc: BaseException,
     attempts: int,
     first_failed_at: datetime | None = None,
+    *,
+    app: Celery | None = None,
 ) -> str:
     """Store a failed message with its reason and traceback; returns the dead letter's id.
 
     ``body`` is the event (a dict) or whatever the task received; ``attempts`` the deliveries
     that failed; ``first_failed_at`` when its first attempt failed (now, when not given). The same
-    event parked again for the same task updates its row (attempts add up). Raises
+    event parked again for the same task updates its row (attempts add up). When the body names
+    an order, an ``order.delayed`` event for the shop is written with the letter (operations'
+    outbox) and, given ``app``, published at once (else by the relay). Raises
     sqlalchemy.exc.SQLAlchemyError when the operations database is away.
     """
     detail = "".join(traceback.format_exception(exc))
-    return _park(
-        task, _queue(task), body, type(exc).__name__, str(exc), detail, attempts, first_failed_at
-    )
+    failure = _Failure(type(exc).__name__, str(exc), detail)
+    return _park(task, _queue(task), body, failure, attempts, app, first_failed_at)
 
 
-def park_rejected(task: str, queue: str, body: object, reason: str, attempts: int) -> str:
+def park_rejected(
+    task: str, queue: str, body: object, reason: str, attempts: int, *, app: Celery | None = None
+) -> str:
     """Store a message the broker dead-lettered (delivery limit, rejection); ``reason`` is its
-    x-death header as JSON. Returns the dead letter's id; raises as ``park``."""
+    x-death header as JSON. Returns the dead letter's id; raises and notifies as ``park``."""
     note = "dead-lettered by the broker; no traceback in this process"
-    return _park(task, queue, body, "RejectedByBroker", reason, note, attempts)
+    return _park(task, queue, body, _Failure("RejectedByBroker", reason, note), attempts, app)
 
 
 def park_undecodable(queue: str, raw: bytes | str, exc: BaseException) -> str:
     """Store a message no task could even read (not JSON, a forbidden content type) as text,
-    under the task UNDECODABLE_TASK. Returns the dead letter's id; raises as ``park``."""
+    under the task UNDECODABLE_TASK. Returns the dead letter's id; raises as ``park`` (no order
+    can be named from it, so nobody is notified)."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     detail = "".join(traceback.format_exception(exc))
-    return _park(UNDECODABLE_TASK, queue, text, type(exc).__name__, str(exc), detail, 1)
+    failure = _Failure(type(exc).__name__, str(exc), detail)
+    return _park(UNDECODABLE_TASK, queue, text, failure, 1, None)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    exception: str
+    message: str
+    detail: str
 
 
 def _park(
     task: str,
     queue: str,
     body: object,
-    exception: str,
-    message: str,
-    detail: str,
+    failure: _Failure,
     attempts: int,
+    app: Celery | None,
     first_failed_at: datetime | None = None,
 ) -> str:
     now = utcnow()
@@ -124,10 +144,10 @@ def _park(
     # can store it, else as ASCII JSON text in `raw` (NUL, control characters and lone
     # surrogates escaped), so parking never fails on what it parks.
     event = body if isinstance(body, dict) and _storable(body) else None
-    failure = {
-        "exception": _escaped(exception[:200]),
-        "message": _escaped(message),
-        "traceback": _escaped(detail),
+    columns = {
+        "exception": _escaped(failure.exception[:200]),
+        "message": _escaped(failure.message),
+        "traceback": _escaped(failure.detail),
     }
     with transaction("operations") as conn:
         stmt = upsert_insert(conn, dead_letters)
@@ -137,14 +157,14 @@ def _park(
         stmt = stmt.on_conflict_do_update(
             index_elements=[dead_letters.c.event_id, dead_letters.c.task],
             set_={
-                **failure,
+                **columns,
                 "attempts": dead_letters.c.attempts + stmt.excluded.attempts,
                 "last_failed_at": stmt.excluded.last_failed_at,
                 "status": PARKED,
             },
         )
         row = {
-            **failure,
+            **columns,
             "id": str(uuid.uuid4()),
             "event_id": _id(body, "id"),
             "subject": _id(body, "subject"),
@@ -157,11 +177,55 @@ def _park(
             "last_failed_at": now,
             "status": PARKED,
         }
-        letter_id = str(conn.execute(stmt.returning(dead_letters.c.id), row).scalar_one())
+        returned = conn.execute(
+            stmt.returning(dead_letters.c.id, dead_letters.c.first_failed_at), row
+        ).one()
+        notices = _notify(conn, body, row, as_utc(returned.first_failed_at))
+    letter_id = str(returned.id)
     log.error(
-        "parked %s for %s after %d attempt(s): %s", letter_id, task, attempts, failure["message"]
+        "parked %s for %s after %d attempt(s): %s", letter_id, task, attempts, columns["message"]
     )
+    if app is not None and notices:
+        publish_committed(app, "operations", notices)
     return letter_id
+
+
+def _notify(conn: Connection, body: object, row: dict[str, Any], since: datetime) -> list[Envelope]:
+    """Write the letter's ``order.delayed`` (``delay_notice``) in the letter's transaction."""
+    notice = delay_notice(body, row["subject"], row["queue"], row["event_id"], since)
+    if notice is None:
+        return []
+    outbox = Outbox(conn)
+    outbox.emit(notice)
+    return outbox.emitted
+
+
+def delay_notice(
+    body: object, subject: str | None, queue: str, event_id: str | None, since: datetime
+) -> Envelope | None:
+    """The ``order.delayed`` event telling the shop that a message about order ``subject`` is
+    parked since ``since``, on ``queue``; caused by the parked event ``event_id`` when it is one.
+
+    None for a body that names no order, and for a parked ``order.delayed`` itself: the shop's
+    failing to hear one must not write another, and so on for ever.
+    """
+    if subject is None or not isinstance(body, dict):
+        return None
+    if event_name(str(body.get("type", ""))) == "order.delayed":
+        return None
+    notice = contracts.new_event(
+        contracts.OrderDelayed(
+            order_id=subject,
+            # The broker may name a queue of its own (x-death): to the shop it is no step.
+            queue=queue if queue in QUEUES else UNKNOWN_QUEUE,
+            since=since,
+            event_id=event_id,
+        ),
+        source=SOURCE,
+        subject=subject,
+    )
+    # Caused by the parked event, when it is one: the saga view joins it to the rest.
+    return notice if event_id is None else replace(notice, causationid=event_id)
 
 
 def parked(subject: str | None = None) -> list[DeadLetter]:

@@ -159,5 +159,3 @@ class Envelope:
             causationid=wire.causationid,
             datacontenttype=wire.datacontenttype,
         )
-
-

@@ -12,8 +12,9 @@ from workers.messaging.envelope import Envelope, as_utc, utcnow
 from workers.messaging.subscriptions import subscribers_of
 from workers.messaging.tables import outbox
 
-# The components that emit events, each with an outbox in its own database.
-EMITTING_COMPONENTS = ("shop", "orders", "payments", "shipping")
+# The components that emit events, each with an outbox in its own database (operations: the
+# order.delayed events parking writes, see deadletters).
+EMITTING_COMPONENTS = ("shop", "orders", "payments", "shipping", "operations")
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.messaging import contracts
+from workers.messaging.envelope import Envelope
 from workers.messaging.errors import InvariantViolation
 from workers.orders.domain import Order
 from workers.orders.events import (
@@ -16,13 +17,36 @@ from workers.orders.events import (
     PaymentRequested,
     RefundRequested,
     ShipmentRequested,
+    TransitionIgnored,
 )
+
+SOURCE = "/orders"
+
+
+def announce(
+    before: Order | None,
+    after: Order,
+    new_events: list[DomainEvent],
+    token: str | None,
+    cause: Envelope,
+) -> list[Envelope]:
+    """Every event one step emits, in order: those other components must hear, then the shop's
+    notice naming them (``status_change``). Raises InvariantViolation as ``new_event`` does."""
+    emitted = [
+        contracts.new_event(data, source=SOURCE, cause=cause)
+        for data in announcements(before, after, new_events, token)
+    ]
+    notice = status_change(before, after, new_events, steps=[cause, *emitted])
+    if notice is not None:
+        emitted.append(contracts.new_event(notice, source=SOURCE, cause=cause))
+    return emitted
 
 
 def announcements(
     before: Order | None, after: Order, new_events: list[DomainEvent], token: str | None
 ) -> list[contracts.Event]:
-    """What other components must hear about what just happened to the order."""
+    """What other components must hear about what just happened to the order; the shop's
+    notification of it is ``status_change``, which names these."""
     out: list[contracts.Event] = []
     for event in new_events:
         match event:
@@ -61,20 +85,35 @@ def announcements(
                         refund_id=event.refund_id,
                     )
                 )
-    if before is None or before.status is not after.status:
-        out.append(_status_change(after, new_events))
     return out
 
 
-def _status_change(after: Order, new_events: list[DomainEvent]) -> contracts.OrderStatusChanged:
-    """A thin notification; SHIPPED also names the parcel, so the shop, which shows the tracking
-    number, hears one message about it rather than two (shipment.dispatched stays for orders)."""
+def status_change(
+    before: Order | None, after: Order, new_events: list[DomainEvent], steps: list[Envelope]
+) -> contracts.OrderStatusChanged | None:
+    """What the shop hears of the step: the status after it and the events it was about
+    (``steps``: the one orders heard, then those it emitted), or None for a step that only
+    ignored a late or repeated event. SHIPPED also names the parcel, so the shop, which shows
+    the tracking number, hears one message about it rather than two (shipment.dispatched stays
+    for orders)."""
+    changed = before is None or before.status is not after.status
+    if not changed and all(isinstance(event, TransitionIgnored) for event in new_events):
+        return None
     parcel = None
     for event in new_events:
         if isinstance(event, OrderShipped):
             parcel = contracts.Parcel(carrier=event.carrier, tracking_number=event.tracking_number)
     return contracts.OrderStatusChanged(
-        order_id=after.order_id, status=after.status.value, reason=after.reason, shipment=parcel
+        order_id=after.order_id,
+        status=after.status.value,
+        reason=after.reason,
+        shipment=parcel,
+        steps=[
+            contracts.SagaStep(
+                id=step.id, type=step.type, source=step.source, time=step.occurred_at
+            )
+            for step in steps
+        ],
     )
 
 

@@ -9,16 +9,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from config.settings import get_settings
-from workers.messaging import contracts
 from workers.messaging.envelope import Envelope, event_type, utcnow
 from workers.messaging.errors import TransientError
 from workers.messaging.outbox import Outbox
 from workers.orders import domain, projections, store
-from workers.orders.announcements import announcements, parse_placed
+from workers.orders.announcements import SOURCE, announce, parse_placed
 from workers.orders.domain import Order, Status
 from workers.orders.events import DomainEvent
 
-SOURCE = "/orders"
 # Every handler reads data the consumer has already checked against its event's contract
 # (workers.messaging.contracts): the fields it reads are there, with their types.
 
@@ -162,8 +160,8 @@ def decide(
     after = domain.fold([*history, *new_events])
     assert after is not None
     _keep_deadline(conn, before, after, now)
-    for data in announcements(before, after, new_events, token):
-        outbox.emit(contracts.new_event(data, source=SOURCE, cause=cause))
+    for message in announce(before, after, new_events, token, cause):
+        outbox.emit(message)
 
 
 def _keep_deadline(conn: Connection, before: Order | None, after: Order, now: datetime) -> None:

@@ -144,4 +144,3 @@ def all_streams(conn: Connection) -> Iterator[tuple[str, list[tuple[DomainEvent,
         events.append((from_record(row.type, row.data), row.recorded_at))
     if current is not None:
         yield current, events
-

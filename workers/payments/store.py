@@ -105,4 +105,3 @@ def record_refund(
         },
     )
     conn.execute(_SET_STATUS, {"payment_id": payment_id, "status": "refunded"})
-

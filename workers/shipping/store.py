@@ -98,4 +98,3 @@ def ready(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
         .limit(limit)
     )
     return [row.order_id for row in conn.execute(query)]
-

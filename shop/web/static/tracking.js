@@ -133,12 +133,6 @@
       if (typeof event.since_placed_s === "number") {
         li.appendChild(span("event-since", "+" + event.since_placed_s.toFixed(2) + " s", "span"));
       }
-      (event.consumers || []).forEach(function (consumer) {
-        if (consumer.retries) {
-          var noun = consumer.retries === 1 ? " retry" : " retries";
-          li.appendChild(span("event-retries", consumer.task + ": " + consumer.retries + noun, "span"));
-        }
-      });
       fresh.appendChild(li);
     });
     list.replaceChildren(fresh);

@@ -1,39 +1,79 @@
-"""One order's whole saga, joined by its id across the outboxes and inboxes of every component.
+"""The operators' saga view: one order's rows, joined by its id, in every component's kit tables.
 
 It reads only the kit's own tables in each component's database: what each component emitted
-(outbox) and which of its tasks applied what, on which attempt (inbox). It is the kit's one
-join across every component's database, left here only because the shop's order view
-(shop.readmodel.order_view: the tracking page, GET /api/orders/<id>) shows this timeline and
-the shop may not import the operations component. A projection of the shop's own is to replace
-it; the operators' reads of every component's tables live in workers.operations.
+(outbox) and which of its tasks applied what, on which attempt (inbox). Operations is the one
+component that may read them all; the admin blueprint shows this view at
+``/admin/orders/<order id>`` and ``/api/admin/orders/<order id>/saga``. The shop answers its
+customers from its own read model, never from here.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 
 from workers.messaging.database import engine_for
-from workers.messaging.envelope import as_utc
+from workers.messaging.envelope import UUID_PATTERN, as_utc
 from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.tables import inbox, outbox
 
+__all__ = ["Consumer", "SagaEvent", "is_order_id", "timeline"]
 
-def timeline(order_id: str) -> list[dict[str, Any]]:
+_ORDER_ID = re.compile(UUID_PATTERN)
+
+
+class Consumer(TypedDict):
+    """A task that applied the event: ``attempts`` is the delivery that did (1 = first try)."""
+
+    task: str
+    attempts: int
+    retries: int
+    applied_at: str
+
+
+class SagaEvent(TypedDict):
+    """One event of the saga, with who emitted it and which tasks applied it."""
+
+    id: str
+    type: str
+    source: str
+    component: str
+    time: str
+    since_placed_s: float
+    consumers: list[Consumer]
+
+
+class _Emitted(TypedDict):
+    id: str
+    type: str
+    source: str
+    component: str
+    time: datetime
+
+
+def is_order_id(text: str) -> bool:
+    """Whether ``text`` is an order's id as the shop writes them: a lower-case UUID."""
+    return _ORDER_ID.fullmatch(text) is not None
+
+
+def timeline(order_id: str) -> list[SagaEvent]:
     """Every event of the order's saga in time order, with who emitted it and who applied it.
 
     Each entry: ``{"id", "type", "source", "component", "time"`` (ISO 8601, UTC),
     ``"since_placed_s"`` (seconds after the first event, to the millisecond), ``"consumers":
-    [{"task", "attempts", "retries", "applied_at"}]}``; empty for an unknown order. Raises
-    sqlalchemy.exc.SQLAlchemyError when a component's database is away.
+    [{"task", "attempts", "retries", "applied_at"}]}`` (``applied_at`` ISO 8601, UTC); empty for
+    an order no component has an outbox row about. Raises sqlalchemy.exc.SQLAlchemyError when a
+    component's database is away.
     """
-    emitted: list[dict[str, Any]] = []
+    emitted: list[_Emitted] = []
     for component in EMITTING_COMPONENTS:
         emitted.extend(_emitted_by(component, order_id))
     emitted.sort(key=lambda entry: entry["time"])
-    consumers = _applied(event["id"] for event in emitted)
+    consumers = _applied(entry["id"] for entry in emitted)
     start = emitted[0]["time"] if emitted else None
     return [
         {
@@ -49,7 +89,7 @@ def timeline(order_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _emitted_by(component: str, order_id: str) -> list[dict[str, Any]]:
+def _emitted_by(component: str, order_id: str) -> list[_Emitted]:
     query = select(outbox.c.id, outbox.c.event).where(outbox.c.subject == order_id)
     with engine_for(component).connect() as conn:
         rows = conn.execute(query).all()
@@ -65,9 +105,9 @@ def _emitted_by(component: str, order_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _applied(event_ids: Any) -> dict[str, list[dict[str, Any]]]:
+def _applied(event_ids: Iterable[str]) -> dict[str, list[Consumer]]:
     ids = list(event_ids)
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, list[Consumer]] = {}
     if not ids:
         return found
     query = select(inbox.c.event_id, inbox.c.consumer, inbox.c.attempts, inbox.c.processed_at)
@@ -82,4 +122,6 @@ def _applied(event_ids: Any) -> dict[str, list[dict[str, Any]]]:
                         "applied_at": as_utc(row.processed_at).isoformat(),
                     }
                 )
+    for applied in found.values():
+        applied.sort(key=lambda consumer: consumer["applied_at"])
     return found
