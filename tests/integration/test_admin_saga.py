@@ -230,7 +230,7 @@ def test_a_parked_payment_links_its_letter_to_the_saga_which_shows_the_event_una
     client: FlaskClient,
 ) -> None:
     order_id = place(client, card=FAILING_CARD)
-    [letter] = wait_for(lambda: deadletters.parked(subject=order_id), timeout_s=60)
+    [letter] = wait_for(lambda: dlq.parked(subject=order_id), timeout_s=60)
 
     letter_page = client.get(f"/admin/dead-letters/{letter.id}", headers=ADMIN)
     saga_page = client.get(f"/admin/orders/{order_id}", headers=ADMIN)

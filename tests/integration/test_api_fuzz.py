@@ -122,7 +122,7 @@ def called(app: Flask, method: str, path: str, **parts: Any) -> Any:
 @pytest.mark.usefixtures("worker")
 def test_an_order_answers_as_described_from_checkout_to_cancellation(app: Flask) -> None:
     # Fuzzed ids and bodies seldom find an order. These responses carry every field an order can
-    # have: once shipped, a parcel and a timeline whose events list their consumers; while its
+    # have: once shipped, a parcel and a timeline naming every component's events; while its
     # payment is parked, a delay.
     shipped = called(app, "POST", "/api/orders", body=order_body(sku="RUN-001", size="44"))["id"]
     one_order = {"path_parameters": {"order_id": shipped}}

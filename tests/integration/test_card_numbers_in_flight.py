@@ -55,7 +55,7 @@ def wiretap() -> Iterator[Wiretap]:
 
 def settled(client: FlaskClient, order_id: str) -> bool:
     status = client.get(f"/api/orders/{order_id}").get_json()["status"]
-    return status in ("SHIPPED", "CANCELLED") or bool(deadletters.parked(subject=order_id))
+    return status in ("SHIPPED", "CANCELLED") or bool(dlq.parked(subject=order_id))
 
 
 def test_no_card_number_is_published_or_logged(

@@ -119,7 +119,7 @@ def test_a_card_that_always_fails_is_parked_after_its_retries_and_the_order_says
 ) -> None:
     order_id = client.post("/api/orders", json=order_body(card=FAILING_CARD)).get_json()["id"]
 
-    letters = wait_for(lambda: deadletters.parked(subject=order_id), timeout_s=60)
+    letters = wait_for(lambda: dlq.parked(subject=order_id), timeout_s=60)
 
     [letter] = letters
     assert letter.task == "payments.on_payment_requested"
@@ -250,7 +250,7 @@ def test_a_bug_in_a_handler_is_parked_at_once_with_its_traceback(
     # When an order reaches shipping
     order_id = client.post("/api/orders", json=order_body(sku="TRL-002")).get_json()["id"]
     # Then the message is parked at its first attempt, never retried: no retry would fix a bug
-    [letter] = wait_for(lambda: deadletters.parked(subject=order_id), timeout_s=60)
+    [letter] = wait_for(lambda: dlq.parked(subject=order_id), timeout_s=60)
     assert (letter.task, letter.exception, letter.attempts) == (
         "shipping.on_shipment_requested",
         "KeyError",

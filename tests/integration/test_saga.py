@@ -21,7 +21,6 @@ from config.settings import COMPONENTS, get_settings
 from shop import readmodel
 from shop.tables import orders as order_view_table
 from tests.support.shop import FAILING_CARD, FLAKY_CARD, order_body, wait_for
-from workers.messaging import deadletters
 from workers.messaging.contracts import PaymentDeclined, new_event, wire_type
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import utcnow
@@ -333,7 +332,7 @@ def test_a_parked_payment_replayed_moves_the_order_on_and_ends_its_wait(
     order_id = place(client, card=FLAKY_CARD, sku="CAS-001", size="39")
     delayed = wait_for(lambda: order(client, order_id).get("delayed"), timeout_s=60)
     assert delayed["stage"] == "payment"
-    [letter] = deadletters.parked(subject=order_id)
+    [letter] = dlq.parked(subject=order_id)
 
     assert dlq.replay(celery_app, letter.id).outcome == "sent"
 

@@ -10,6 +10,7 @@ from kombu import Producer
 
 from tests.support.shop import wait_for
 from workers.messaging import deadletters
+from workers.operations import dlq
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -30,7 +31,7 @@ def test_a_body_that_is_not_json_is_parked_with_its_queue_and_raw_bytes(celery_a
         )
 
     def parked() -> deadletters.DeadLetter | None:
-        return next((d for d in deadletters.parked() if d.raw and marker in d.raw), None)
+        return next((d for d in dlq.parked() if d.raw and marker in d.raw), None)
 
     letter = wait_for(parked, timeout_s=30)
     assert letter.task == deadletters.UNDECODABLE_TASK

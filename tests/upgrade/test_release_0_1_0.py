@@ -4,6 +4,7 @@ orders work, stock is whole. On the embedded Redis + SQLite and on RabbitMQ + Po
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ from tests.support.shop import GOOD_CARD, db_current, order_body, wait_for
 from tests.upgrade import load
 from workers.messaging import database
 from workers.messaging.embedded_redis import EmbeddedRedis
-from workers.messaging.envelope import Envelope
+from workers.messaging.envelope import Envelope, event_name
 from workers.messaging.versions import parse
 from workers.schema import migrate
 from workers.schema.revision import head_revision
@@ -152,10 +153,33 @@ def test_db_current_sees_0_1_0s_unversioned_databases_and_upgrade_adopts_them(
     assert revisions == {component: head_revision(component) for component in COMPONENTS}
 
 
+# What the shop's own log holds of an order 0.1.0 ran: its own events and orders' notices.
+HEARD_BY_THE_SHOP = {"order.placed", "order.cancellation_requested", "order.status_changed"}
+TIMELINE_KEYS = ("id", "type", "source", "time", "since_placed_s")
+
+
+def as_told_now(answered: dict[str, Any]) -> dict[str, Any]:
+    """0.1.0's answer about an order as this release tells it: the timeline is the shop's
+    projection of what it heard (issue #12), which for an order older than that is the shop's own
+    events and orders' status changes (a v1 notice names no other step), without the tasks that
+    applied each (the operators' saga view, /admin/orders/<id>)."""
+    timeline = [
+        {key: entry[key] for key in TIMELINE_KEYS}
+        for entry in answered["timeline"]
+        if event_name(entry["type"]) in HEARD_BY_THE_SHOP
+    ]
+    return {**answered, "timeline": timeline}
+
+
 def test_old_orders_and_the_catalogue_read_as_0_1_0_answered(upgraded: Upgraded) -> None:
     recorded = upgraded.manifest["api"]
     for order_id in upgraded.ids(*OLD):
-        assert upgraded.view(order_id) == recorded["orders"][order_id], order_id
+        expected = as_told_now(recorded["orders"][order_id])
+        # A parked order's delay reaches the shop as an event (the operations schema's 0003
+        # writes it, the relay publishes it): a moment after the upgrade, not at once.
+        with contextlib.suppress(AssertionError):  # the assertion below shows what differs
+            wait_for(lambda oid=order_id, want=expected: upgraded.view(oid) == want, 30)
+        assert upgraded.view(order_id) == expected, order_id
     products = httpx.get(f"{upgraded.shop.url}/api/products", timeout=10).json()
     assert products == recorded["products"]
 

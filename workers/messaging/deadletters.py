@@ -2,8 +2,8 @@
 
 A parked message is stored in the operations database (``dead_letters``) with everything needed
 to replay it: the event (or the raw body), the task and queue it was for, the exception, its
-traceback and the attempts. ``parked`` is the one read kept here, for the shop (an order held up,
-parked per queue). Listing, showing, replaying and discarding are the operators' side, in
+traceback and the attempts; the order it names hears of it (``order.delayed``, written with the
+letter). Listing, showing, replaying and discarding are the operators' side, in
 workers.operations.dlq.
 """
 
@@ -20,11 +20,11 @@ from datetime import datetime
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from config.settings import QUEUES
 from workers.messaging import contracts
-from workers.messaging.database import engine_for, transaction, upsert_insert
+from workers.messaging.database import transaction, upsert_insert
 from workers.messaging.envelope import UUID_PATTERN, Envelope, as_utc, event_name, utcnow
 from workers.messaging.outbox import Outbox
 from workers.messaging.subscriptions import queue_of
@@ -226,25 +226,6 @@ def delay_notice(
     )
     # Caused by the parked event, when it is one: the saga view joins it to the rest.
     return notice if event_id is None else replace(notice, causationid=event_id)
-
-
-def parked(subject: str | None = None) -> list[DeadLetter]:
-    """The parked letters, all of them (oldest last failure first) or only those about one order
-    (``subject``: its id; oldest first failure first).
-
-    Reads the operations database; raises sqlalchemy.exc.SQLAlchemyError when it is away. The
-    shop asks this (shop.dead_letter_delays: is an order held up? shop.web.metrics: parked per
-    queue); the operators' reads and acts are in workers.operations.dlq.
-    """
-    query = select(dead_letters).where(dead_letters.c.status == PARKED)
-    if subject is None:
-        query = query.order_by(dead_letters.c.last_failed_at)
-    else:
-        query = query.where(dead_letters.c.subject == subject).order_by(
-            dead_letters.c.first_failed_at
-        )
-    with engine_for("operations").connect() as conn:
-        return [letter_of(row) for row in conn.execute(query).mappings()]
 
 
 def letter_of(row: Any) -> DeadLetter:

@@ -223,6 +223,23 @@ def parked_keys(event_ids: list[str]) -> set[tuple[str, str]]:
         return {(row.event_id, row.task) for row in conn.execute(query)}
 
 
+def parked(subject: str | None = None) -> list[DeadLetter]:
+    """The parked letters, all of them (oldest last failure first) or only those about one order
+    (``subject``: its id; oldest first failure first).
+
+    Raises sqlalchemy.exc.SQLAlchemyError when the operations database is away.
+    """
+    query = select(dead_letters).where(dead_letters.c.status == PARKED)
+    if subject is None:
+        query = query.order_by(dead_letters.c.last_failed_at)
+    else:
+        query = query.where(dead_letters.c.subject == subject).order_by(
+            dead_letters.c.first_failed_at
+        )
+    with engine_for("operations").connect() as conn:
+        return [letter_of(row) for row in conn.execute(query).mappings()]
+
+
 def count_parked() -> int:
     """How many letters are parked right now."""
     query = select(func.count()).select_from(dead_letters).where(dead_letters.c.status == PARKED)
