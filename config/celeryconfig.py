@@ -83,15 +83,21 @@ broker_transport_options = {
     "confirm_publish": True,
 }
 
-# Beat only nudges: the payment deadlines themselves are rows in the orders database, so a
-# restart of beat or of any worker loses no timer. The sweep is idempotent, a second beat harmless.
+# Beat only nudges: the deadlines themselves are rows in the databases (orders: an unpaid or an
+# unshipped order, under the task's old name; the shop: an order orders has not taken up), so a
+# restart of beat or of any worker loses no timer. Each sweep is idempotent, a second beat harmless.
 PAYMENT_SWEEP_INTERVAL_S = 10.0
 beat_schedule = {
     "sweep-payment-deadlines": {
         "task": "orders.sweep_payment_deadlines",
         "schedule": PAYMENT_SWEEP_INTERVAL_S,
         "options": {"queue": "orders", "expires": PAYMENT_SWEEP_INTERVAL_S},
-    }
+    },
+    "sweep-acceptance-deadlines": {
+        "task": "shop.sweep_acceptance_deadlines",
+        "schedule": PAYMENT_SWEEP_INTERVAL_S,
+        "options": {"queue": "shop", "expires": PAYMENT_SWEEP_INTERVAL_S},
+    },
 }
 # Parcels packed for SHOESHOP_PACKING_DELAY seconds leave on the next sweep after that.
 PACKING_SWEEP_INTERVAL_S = 1.0

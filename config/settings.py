@@ -22,6 +22,13 @@ DEFAULT_GATEWAY_URL = "http://127.0.0.1:8020"
 DEFAULT_PACKING_DELAY_S = 0.0
 # Fifteen minutes: long enough for a slow bank, short enough that stock is not held all day.
 DEFAULT_PAYMENT_TIMEOUT_S = 15 * 60
+# Ten minutes: an order the orders component has not taken up by then (its order.placed lost,
+# unreadable, or parked) is cancelled and its stock released, rather than held for ever.
+DEFAULT_ACCEPT_TIMEOUT_S = 10 * 60
+# Two days: a paid order whose parcel has not left by then is cancelled and refunded if
+# shipping can still stop it (packing takes seconds to hours, SHOESHOP_PACKING_DELAY at most a
+# day, which this must exceed).
+DEFAULT_SHIP_TIMEOUT_S = 2 * 24 * 60 * 60
 # Attempts before a transiently failing message is parked. With the backoff below the last
 # retry waits at most RETRY_MAX_DELAY_S, far under the Redis visibility timeout.
 DEFAULT_MAX_RETRIES = 6
@@ -111,6 +118,7 @@ ONE_HOUR_S = 60 * 60
 ONE_DAY_S = 24 * ONE_HOUR_S
 # At least a second. At most ten years: what the 0.1.0 upgrade fixture sets to mean "never",
 # and far from where placing time + timeout stops being a datetime (10**30 s is no timedelta).
+# The same for each status's deadline (payment, acceptance, shipping).
 PAYMENT_TIMEOUT_BOUNDS_S = Bounds(1, 10 * 365 * ONE_DAY_S, "seconds")
 # 0 parks a message at its first transient fault. 100 retries at the longest delay are already
 # four days of retrying; 2**attempt in the backoff stays far from a float's limit (2**1024).
@@ -136,6 +144,8 @@ REDELIVER_AFTER_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
 
 NUMERIC_SETTINGS: dict[str, Bounds] = {
     "SHOESHOP_PAYMENT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
+    "SHOESHOP_ACCEPT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
+    "SHOESHOP_SHIP_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
     "SHOESHOP_MAX_RETRIES": MAX_RETRIES_BOUNDS,
     "SHOESHOP_RETRY_BASE_DELAY": RETRY_DELAY_BOUNDS_S,
     "SHOESHOP_RETRY_MAX_DELAY": RETRY_DELAY_BOUNDS_S,
@@ -179,6 +189,8 @@ class Settings:
     packing_delay_s: float
     visibility_timeout_s: int
     redeliver_after_s: int
+    accept_timeout_s: int = DEFAULT_ACCEPT_TIMEOUT_S
+    ship_timeout_s: int = DEFAULT_SHIP_TIMEOUT_S
     log_format: str = DEFAULT_LOG_FORMAT
     # None when unset: Flower's user is then DEFAULT_FLOWER_USER, its password generated.
     flower_user: str | None = None
@@ -236,6 +248,12 @@ class Settings:
             _check_broker_url(self.broker_url)
         if self.database_url is not None:
             _check_database_url(self.database_url)
+        if self.ship_timeout_s <= self.packing_delay_s:
+            raise ConfigurationError(
+                f"SHOESHOP_SHIP_TIMEOUT ({self.ship_timeout_s}s) must exceed "
+                f"SHOESHOP_PACKING_DELAY ({self.packing_delay_s}s), or every parcel would be "
+                "stopped while it is packed"
+            )
         if self.retry_base_delay_s > self.retry_max_delay_s:
             raise ConfigurationError(
                 f"SHOESHOP_RETRY_BASE_DELAY ({self.retry_base_delay_s}s) must not exceed "
@@ -329,6 +347,8 @@ class Settings:
                 env, "SHOESHOP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S
             ),
             redeliver_after_s=_int(env, "SHOESHOP_REDELIVER_AFTER", DEFAULT_REDELIVER_AFTER_S),
+            accept_timeout_s=_int(env, "SHOESHOP_ACCEPT_TIMEOUT", DEFAULT_ACCEPT_TIMEOUT_S),
+            ship_timeout_s=_int(env, "SHOESHOP_SHIP_TIMEOUT", DEFAULT_SHIP_TIMEOUT_S),
             log_format=_log_format(env),
             flower_user=env.get("SHOESHOP_FLOWER_USER"),
             flower_password=env.get("SHOESHOP_FLOWER_PASSWORD"),

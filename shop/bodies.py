@@ -333,6 +333,13 @@ class Order(ResponseBody, frozen=True):
         contracts.Code | None,
         msgspec.Meta(description="Why a cancelled order was cancelled, such as payment_declined."),
     ]
+    reason_text: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The reason in words, as the tracking page shows it.",
+            examples=["Your card was declined"],
+        ),
+    ]
     items: list[OrderItem]
     total_cents: contracts.Cents
     currency: contracts.Currency

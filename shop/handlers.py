@@ -16,7 +16,7 @@ def on_order_status_changed(conn: Connection, event: Envelope, _outbox: Outbox) 
     _hear(conn, event)
 
 
-def on_order_delayed(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
+def on_message_parked(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
     _hear(conn, event)
 
 

@@ -7,13 +7,14 @@ stock is state (pairs on a shelf), not a view that can be recomputed.
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
-from shop.tables import heard_events, orders, stock
+from config.settings import get_settings
+from shop.tables import acceptance_deadlines, heard_events, orders, stock
 from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import Envelope, as_utc
 from workers.messaging.versions import upcast
@@ -41,12 +42,17 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
     match event.name:
         case "order.placed":
             _insert_view(conn, data, at)
+            if live:  # a timer is state, as stock is: set once, when the order is placed
+                due = at + timedelta(seconds=get_settings().accept_timeout_s)
+                conn.execute(
+                    insert(acceptance_deadlines), {"order_id": data["order_id"], "due_at": due}
+                )
         case "order.status_changed":
             _apply_status(conn, data["order_id"], data["status"], data.get("reason"), at, live)
             if isinstance(data.get("shipment"), dict):
                 _update(conn, data["order_id"], at, **_parcel(data["shipment"]))
             _moved_on(conn, data["order_id"], event.id, at)
-        case "order.delayed":
+        case "message.parked":
             _delay(conn, data, at)
         case "shipment.dispatched":  # heard before status changes carried the parcel
             _update(conn, data["order_id"], at, **_parcel(data))
@@ -82,6 +88,9 @@ _STATUS_FOR_UPDATE = (
     .where(orders.c.id == bindparam("order_id"))
     .with_for_update()
 )
+_ACCEPTED = delete(acceptance_deadlines).where(
+    acceptance_deadlines.c.order_id == bindparam("order_id")
+)
 # The columns named in the parameters are the ones SET; "key" is not a column.
 _UPDATE = update(orders).where(orders.c.id == bindparam("key"))
 
@@ -113,6 +122,8 @@ def _apply_status(
     row = conn.execute(_STATUS_FOR_UPDATE, {"order_id": order_id}).mappings().first()
     if row is None or row["status"] in FINAL or RANK[status] <= RANK[row["status"]]:
         return
+    if live:  # orders has taken the order up (or ended it): nothing left to time
+        conn.execute(_ACCEPTED, {"order_id": order_id})
     changes: dict[str, Any] = {"status": status, "reason": reason}
     if status in FINAL and row["stock_state"] == "reserved":
         if live:
@@ -195,6 +206,7 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         "id": row["id"],
         "status": status,
         "reason": reason,
+        "reason_text": reason_text(reason),
         "items": row["items"],
         "total_cents": row["total_cents"],
         "currency": row["currency"],
@@ -214,6 +226,25 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         "delayed": _delay_of(row),
         "timeline": timeline(conn, order_id),
     }
+
+
+# Why an order was cancelled, as the customer reads it (the API's reason_text, the tracking
+# page): every reason orders gives (workers.orders.domain.Reason).
+REASONS = {
+    "payment_declined": "Your card was declined",
+    "customer_request": "Cancelled at your request",
+    "payment_timeout": "Payment did not arrive in time",
+    "shipping_timeout": "Your parcel could not leave in time; your payment is refunded",
+    "invalid_order": "We could not process this order; nothing is charged, or it is refunded",
+    "not_accepted": "We could not take this order up in time; nothing is charged",
+}
+
+
+def reason_text(reason: str | None) -> str | None:
+    """The reason in words; one the shop does not know yet reads as its code in words."""
+    if not reason:
+        return None
+    return REASONS.get(reason, reason.replace("_", " ").capitalize())
 
 
 # The queue a parked message was for names the step of the order that is held up.

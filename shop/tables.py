@@ -62,7 +62,7 @@ orders = Table(
     # reserved → released (cancelled) or sold (shipped): the stock moves exactly once.
     Column("stock_state", String(10), nullable=False, default="reserved"),
     Column("cancel_requested_at", DateTime(timezone=True), nullable=True),
-    # A message about the order waits in the dead letters (order.delayed): since when, on which
+    # A message about the order waits in the dead letters (message.parked): since when, on which
     # component's queue, and the parked event's id; cleared when the order moves on.
     Column("delayed_since", DateTime(timezone=True), nullable=True),
     Column("delayed_queue", String(50), nullable=True),
@@ -81,6 +81,15 @@ checkouts = Table(
     # body is refused. Never a plain hash: the body holds a card number. NULL for checkouts made
     # before revision 0002 of the shop's schema, which are taken as matching.
     Column("body_hmac", String(64), nullable=True),
+)
+
+acceptance_deadlines = Table(
+    "acceptance_deadlines",
+    metadata,
+    # An order the shop placed and orders has not taken up yet (still PLACED, stock reserved):
+    # past due_at the shop asks orders to cancel it (shop.acceptance). Durable, as every timer.
+    Column("order_id", String(36), primary_key=True),
+    Column("due_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 heard_events = Table(

@@ -27,17 +27,12 @@ STATUS_LABELS = {
     "CANCELLED": "Cancelled",
 }
 # What a customer reads when a step of the order waits on a parked message
-# (the view's "delayed", from order.delayed: see shop.readmodel).
+# (the view's "delayed", from message.parked: see shop.readmodel).
 DELAYS = {
     "payment": "Your payment is delayed; we are on it and will not charge you twice.",
     "shipping": "Shipping is delayed; your order is safe and will ship once we are back on track.",
     "order": "Processing is delayed; your order is safe and will continue shortly.",
     "other": "Something is taking longer than usual; your order is safe.",
-}
-REASONS = {
-    "payment_declined": "Your card was declined",
-    "customer_request": "Cancelled at your request",
-    "payment_timeout": "Payment did not arrive in time",
 }
 # The happy path an order walks; CANCELLED can branch off any step before SHIPPED.
 STEPS = ("PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED")
@@ -130,13 +125,13 @@ def order(order_id: str) -> ResponseReturnValue:
         delayed=delayed,
         delay_text=DELAYS.get(delayed["stage"], DELAYS["other"]) if delayed else "",
         status_label=STATUS_LABELS.get(view["status"], view["status"]),
-        reason_text=_reason_text(view["reason"]),
+        reason_text=view["reason_text"] or "",
         steps=progress(view["status"]),
         final=view["status"] in FINAL_STATUSES,
         # tracking.js re-renders with the same words the server used.
         client_text={
             "labels": STATUS_LABELS,
-            "reasons": REASONS,
+            "reasons": readmodel.REASONS,
             "steps": STEPS,
             "final": FINAL_STATUSES,
             "delays": DELAYS,
@@ -153,12 +148,6 @@ def cancel_order(order_id: str) -> ResponseReturnValue:
     except TooLateToCancel:
         pass  # the tracking page shows why: it has shipped, or is already cancelled
     return redirect(url_for("pages.order", order_id=order_id), code=303)
-
-
-def _reason_text(reason: str | None) -> str:
-    if not reason:
-        return ""
-    return REASONS.get(reason, reason.replace("_", " ").capitalize())
 
 
 def _load_product(sku: str) -> dict[str, Any] | None:

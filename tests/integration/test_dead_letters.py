@@ -128,7 +128,7 @@ def test_a_card_that_always_fails_is_parked_after_its_retries_and_the_order_says
     # The first failure is the first attempt's, carried through the retries: their backoffs
     # (FAST_RETRIES: at least 0.025 + 0.05 + 0.1 + 0.2 s) lie between it and the last.
     assert (letter.last_failed_at - letter.first_failed_at).total_seconds() >= 0.375
-    # The shop hears of it (order.delayed, written with the letter) and keeps it in its view.
+    # The shop hears of it (message.parked, written with the letter) and keeps it in its view.
     delayed = wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["delayed"])
     assert delayed == {"since": letter.first_failed_at.isoformat(), "stage": "payment"}
 

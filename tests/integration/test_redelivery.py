@@ -16,7 +16,7 @@ from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import Envelope, utcnow
 from workers.messaging.tables import inbox, outbox
 from workers.operations import redelivery
-from workers.operations.redelivery import redeliver_unapplied
+from workers.operations.redelivery import redeliver_unapplied, unapplied
 
 pytestmark = pytest.mark.usefixtures("worker")
 STALL = timedelta(seconds=60)
@@ -71,6 +71,8 @@ def test_a_published_event_no_subscriber_applied_is_sent_again_once(
     # Then the subscriber gets it and applies it, and the next sweep has nothing to send
     assert sent >= 1  # this one, and any other event the broker lost in this session
     wait_for(lambda: applied(lost.id) == 1)
+    # Once every re-sent event is applied (others may still be on their way), nothing is left.
+    wait_for(lambda: not unapplied(utcnow(), STALL))
     assert redeliver_unapplied(celery_app, utcnow(), STALL) == 0
     assert client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED"
 

@@ -307,7 +307,7 @@ def test_the_payment_timer_is_a_database_row_while_the_order_waits(client: Flask
     reaches(client, paid, "SHIPPED")
 
     with engine_for("orders").connect() as conn:
-        timers = set(conn.execute(select(store.payment_deadlines.c.order_id)).scalars())
+        timers = set(conn.execute(select(store.deadlines.c.order_id)).scalars())
 
     assert waiting in timers  # survives any worker restart: it is not an in-memory countdown
     assert paid not in timers  # cleared in the same transaction as the payment

@@ -602,9 +602,7 @@ def every_saga_path() -> list[Envelope]:
             lambda o: domain.record_shipment_stopped(o, REFUND),
             lambda o: domain.record_refund(o, REFUND),
         ),
-        *announced_by_orders(
-            place, lambda o: domain.expire_payment(o, due + timedelta(seconds=1)), pay
-        ),
+        *announced_by_orders(place, lambda o: domain.expire(o, due + timedelta(seconds=1)), pay),
     ]
 
 
@@ -636,8 +634,8 @@ def produced() -> list[Envelope]:
         first(orders, "shipment.cancellation_requested"),
     )
     # Parking the payment request tells the shop (operations' outbox, written with the letter).
-    delayed = deadletters.delay_notice(
-        payment.to_dict(), ORDER_ID, "payments", payment.id, payment.occurred_at
+    delayed = deadletters.parked_notice(
+        payment.to_dict(), ORDER_ID, "payments", payment.id, payment.occurred_at, "invalid"
     )
     assert delayed is not None
     return [

@@ -185,24 +185,52 @@ def test_a_shipped_order_cannot_be_cancelled() -> None:
 
 def test_an_unpaid_order_past_its_deadline_is_cancelled_for_timeout() -> None:
     story = Story().placed()
-    assert domain.expire_payment(story.order, DUE - timedelta(seconds=1)) == []
-    story.then(domain.expire_payment(story.order, DUE))
+    assert domain.expire(story.order, DUE - timedelta(seconds=1)) == []
+    story.then(domain.expire(story.order, DUE))
     assert story.status is Status.CANCELLED
     assert story.order is not None and story.order.reason == "payment_timeout"
 
 
 def test_a_payment_after_a_timeout_is_refunded_automatically() -> None:
     story = Story().placed()
-    story.then(domain.expire_payment(story.order, DUE))
+    story.then(domain.expire(story.order, DUE))
     story.paid()
     assert story.status is Status.CANCELLED
     assert story.events[-1] == RefundRequested(REFUND, PAY, 25800)
     assert domain.record_payment(story.order, PAY, "ch_1", "refund-2") == []  # refunded once
 
 
-def test_a_paid_order_is_not_expired() -> None:
+def test_a_paid_order_past_its_deadline_asks_shipping_to_stop_the_parcel_once() -> None:
     story = Story().placed().paid()
-    assert domain.expire_payment(story.order, DUE + timedelta(days=1)) == []
+    story.then(domain.expire(story.order, DUE + timedelta(days=1)))
+    assert story.events[-1] == CancellationRequested("shipping_timeout")
+    assert domain.expire(story.order, DUE + timedelta(days=2)) == []  # asked already
+
+
+def test_a_shipped_order_has_no_deadline_left() -> None:
+    story = Story().placed().paid().shipped()
+    assert domain.expire(story.order, DUE + timedelta(days=1)) == []
+
+
+def test_an_order_never_recorded_is_rejected_and_its_late_placement_ignored() -> None:
+    story = Story()
+    story.then(domain.reject(None, "order-1", "not_accepted"))
+    assert story.status is Status.CANCELLED
+    assert story.order is not None and story.order.reason == "not_accepted"
+    assert domain.place(story.order, placed(), PAY, DUE) == []  # nothing is charged
+
+
+def test_a_rejected_order_before_payment_is_cancelled_and_after_it_refunded() -> None:
+    story = Story().placed()
+    story.then(domain.reject(story.order, "order-1", "invalid_order"))
+    assert story.status is Status.CANCELLED
+    assert story.order is not None and story.order.reason == "invalid_order"
+
+    paid = Story().placed().paid()
+    paid.then(domain.reject(paid.order, "order-1", "invalid_order"))
+    assert paid.events[-1] == CancellationRequested("invalid_order")  # shipping stops, refund
+    shipped = Story().placed().paid().shipped()
+    assert domain.reject(shipped.order, "order-1", "invalid_order") == []
 
 
 def test_a_payment_for_another_payment_id_is_stale() -> None:

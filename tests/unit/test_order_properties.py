@@ -30,8 +30,8 @@ STEPS: dict[str, Step] = {
     "parcel-stopped": lambda o: domain.record_shipment_stopped(o, "refund-b"),
     "refunded-a": lambda o: domain.record_refund(o, "refund-a"),
     "refunded-b": lambda o: domain.record_refund(o, "refund-b"),
-    "timeout": lambda o: domain.expire_payment(o, DUE + timedelta(seconds=1)),
-    "early-timeout": lambda o: domain.expire_payment(o, datetime(2026, 1, 1, tzinfo=UTC)),
+    "timeout": lambda o: domain.expire(o, DUE + timedelta(seconds=1)),
+    "early-timeout": lambda o: domain.expire(o, datetime(2026, 1, 1, tzinfo=UTC)),
 }
 FINAL = (Status.SHIPPED, Status.CANCELLED)
 

@@ -1,5 +1,5 @@
 """The shop's order view answers from the shop's own log: the timeline orders' notices name, and
-whether a message about the order waits in the dead letters (order.delayed) until it moves on.
+whether a message about the order waits in the dead letters (message.parked) until it moves on.
 
 On a real SQLite database of the shop's tables; the events are built as their producers build
 them (contracts.new_event, deadletters.delay_notice).
@@ -88,7 +88,9 @@ def notice(
 
 def delayed(order_id: str, parked: Envelope, queue: str, since_s: float) -> Envelope:
     since = T0 + timedelta(seconds=since_s)
-    event = deadletters.delay_notice(parked.to_dict(), order_id, queue, parked.id, since)
+    event = deadletters.parked_notice(
+        parked.to_dict(), order_id, queue, parked.id, since, "retries_exhausted"
+    )
     assert event is not None
     return event
 
@@ -153,7 +155,7 @@ def test_an_order_waits_on_its_parked_message_until_orders_announces_a_later_ste
     requested = emitted("payment.requested", "/orders", order_id, 0.5)
     pending = notice(order_id, "PAYMENT_PENDING", 0.5, [order_placed, requested])
 
-    # The notice of the step before the failure may arrive after the letter's order.delayed.
+    # The notice of the step before the failure may arrive after the letter's message.parked.
     view = hear(conn, order_placed, delayed(order_id, requested, "payments", 30), pending)
     assert view["delayed"] == {"since": at(30), "stage": "payment"}
 
@@ -217,9 +219,14 @@ def test_a_parked_order_delayed_writes_no_other(conn: Connection) -> None:
     order_id = str(uuid.uuid4())
     first = delayed(order_id, placed(order_id), "orders", 5)
 
-    assert deadletters.delay_notice(first.to_dict(), order_id, "shop", first.id, T0) is None
-    assert deadletters.delay_notice(["not", "an", "event"], order_id, "shop", None, T0) is None
-    assert deadletters.delay_notice(first.to_dict(), None, "shop", first.id, T0) is None
+    def notice(body: object, subject: str | None, queue: str, event_id: str | None) -> object:
+        return deadletters.parked_notice(body, subject, queue, event_id, T0, "bug")
+
+    assert notice(first.to_dict(), order_id, "shop", first.id) is None
+    assert notice(["not", "an", "event"], order_id, "shop", None) is None
+    assert notice(first.to_dict(), None, "shop", first.id) is None
     # A queue the broker names (x-death) is no step of the order: "unknown" to the shop.
-    odd = deadletters.delay_notice(placed(order_id).to_dict(), order_id, "orders.dlq", None, T0)
+    odd = deadletters.parked_notice(
+        placed(order_id).to_dict(), order_id, "orders.dlq", None, T0, "rejected_by_broker"
+    )
     assert odd is not None and odd.data["queue"] == "unknown"

@@ -34,6 +34,8 @@ FIELDS = {
     "SHOESHOP_PACKING_DELAY": ("packing_delay_s", "30"),
     "SHOESHOP_VISIBILITY_TIMEOUT": ("visibility_timeout_s", "120"),
     "SHOESHOP_REDELIVER_AFTER": ("redeliver_after_s", "300"),
+    "SHOESHOP_ACCEPT_TIMEOUT": ("accept_timeout_s", "600"),
+    "SHOESHOP_SHIP_TIMEOUT": ("ship_timeout_s", "7200"),
 }
 VARIABLES = sorted(FIELDS)
 TYPES = {field.name: field.type for field in dataclasses.fields(Settings)}
@@ -826,3 +828,10 @@ def test_a_redis_broker_url_whose_path_is_no_database_number_is_refused(
 )
 def test_a_redis_url_with_no_or_a_numbered_database_is_allowed(url: str) -> None:
     assert Settings.from_env({"SHOESHOP_BROKER_URL": url}).broker_url == url
+
+
+def test_a_parcel_must_have_longer_to_leave_than_it_takes_to_pack() -> None:
+    with pytest.raises(ConfigurationError, match=r"SHOESHOP_SHIP_TIMEOUT \(60s\) must exceed"):
+        Settings.from_env({"SHOESHOP_SHIP_TIMEOUT": "60", "SHOESHOP_PACKING_DELAY": "60"})
+    accepted = Settings.from_env({"SHOESHOP_SHIP_TIMEOUT": "61", "SHOESHOP_PACKING_DELAY": "60"})
+    assert accepted.ship_timeout_s == 61

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from config.settings import COMPONENTS, get_settings
+from shop import readmodel
 from tests.support import stack as stacks
 from tests.support.invariants import ShopUnderTest, observe, views
 from tests.support.processes import Processes
@@ -162,13 +163,17 @@ def as_told_now(answered: dict[str, Any]) -> dict[str, Any]:
     """0.1.0's answer about an order as this release tells it: the timeline is the shop's
     projection of what it heard (issue #12), which for an order older than that is the shop's own
     events and orders' status changes (a v1 notice names no other step), without the tasks that
-    applied each (the operators' saga view, /admin/orders/<id>)."""
+    applied each (the operators' saga view, /admin/orders/<id>); and the reason in words (#13)."""
     timeline = [
         {key: entry[key] for key in TIMELINE_KEYS}
         for entry in answered["timeline"]
         if event_name(entry["type"]) in HEARD_BY_THE_SHOP
     ]
-    return {**answered, "timeline": timeline}
+    return {
+        **answered,
+        "reason_text": readmodel.reason_text(answered["reason"]),
+        "timeline": timeline,
+    }
 
 
 def test_old_orders_and_the_catalogue_read_as_0_1_0_answered(upgraded: Upgraded) -> None:

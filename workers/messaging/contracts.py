@@ -250,19 +250,27 @@ class OrderStatusChanged(Event, frozen=True):
     )
 
 
-class OrderDelayed(Event, frozen=True):
-    """operations → shop: a message about the order was parked in the dead letters and waits
-    for an operator (a thin notification, written with the dead letter).
+Fault = Literal["invalid", "retries_exhausted", "bug", "rejected_by_broker"]
+"""Why a message was parked: it can never be applied (it does not parse, or breaks a rule of the
+domain); a transient fault outlasted its retries; any other exception (a bug); or the broker
+dead-lettered it (RabbitMQ)."""
+
+
+class MessageParked(Event, frozen=True):
+    """operations → shop, orders: a message about the order was parked in the dead letters (a
+    thin notification, written with the dead letter). The shop shows the order as delayed;
+    orders ends an order whose message was ``invalid`` (nothing can apply it: it would hang).
 
     ``queue`` is the component queue the message was for (or ``unknown``), ``since`` when it
     first failed, ``event_id`` the parked event's id (None when the body was no event).
     """
 
-    TYPE = event_type("order.delayed", 1)
+    TYPE = event_type("message.parked", 1)
     order_id: Uuid
     queue: Code
     since: Annotated[datetime, msgspec.Meta(tz=True)]
     event_id: Uuid | None
+    fault: Fault
 
 
 class OrderCancellationRequested(Event, frozen=True):
@@ -312,7 +320,7 @@ MODELS: dict[str, type[Event]] = {
     model.TYPE: model
     for model in (
         OrderPlaced,
-        OrderDelayed,
+        MessageParked,
         PaymentRequested,
         PaymentSucceeded,
         PaymentDeclined,

@@ -2,7 +2,7 @@
 
 A parked message is stored in the operations database (``dead_letters``) with everything needed
 to replay it: the event (or the raw body), the task and queue it was for, the exception, its
-traceback and the attempts; the order it names hears of it (``order.delayed``, written with the
+traceback and the attempts; the order it names hears of it (``message.parked``, written with the
 letter). Listing, showing, replaying and discarding are the operators' side, in
 workers.operations.dlq.
 """
@@ -24,8 +24,11 @@ from sqlalchemy import Connection
 
 from config.settings import QUEUES
 from workers.messaging import contracts
+from workers.messaging.contracts import Fault
 from workers.messaging.database import transaction, upsert_insert
 from workers.messaging.envelope import UUID_PATTERN, Envelope, as_utc, event_name, utcnow
+from workers.messaging.errors import InvalidEvent, InvariantViolation
+from workers.messaging.faults import is_transient
 from workers.messaging.outbox import Outbox
 from workers.messaging.subscriptions import queue_of
 from workers.messaging.tables import dead_letters
@@ -43,7 +46,7 @@ PARKED, REPLAYED, DISCARDED = "parked", "replayed", "discarded"
 # The queue a letter is filed under when the task it was for names no component queue (a
 # message the broker dead-lettered without saying from where, or one nobody could decode).
 UNKNOWN_QUEUE = "unknown"
-# The source of the events parking writes (order.delayed), from the operations database.
+# The source of the events parking writes (message.parked), from the operations database.
 SOURCE = "/operations"
 STATUSES = (PARKED, REPLAYED, DISCARDED)
 
@@ -95,13 +98,24 @@ def park(
     ``body`` is the event (a dict) or whatever the task received; ``attempts`` the deliveries
     that failed; ``first_failed_at`` when its first attempt failed (now, when not given). The same
     event parked again for the same task updates its row (attempts add up). When the body names
-    an order, an ``order.delayed`` event for the shop is written with the letter (operations'
+    an order, an ``message.parked`` event for the shop is written with the letter (operations'
     outbox) and, given ``app``, published at once (else by the relay). Raises
     sqlalchemy.exc.SQLAlchemyError when the operations database is away.
     """
     detail = "".join(traceback.format_exception(exc))
-    failure = _Failure(type(exc).__name__, str(exc), detail)
+    failure = _Failure(type(exc).__name__, str(exc), detail, fault_of(exc))
     return _park(task, _queue(task), body, failure, attempts, app, first_failed_at)
+
+
+def fault_of(exc: BaseException) -> Fault:
+    """Why a message that raised ``exc`` is parked (contracts.Fault): ``invalid`` for a message
+    nothing can apply (it does not parse, or breaks an invariant of the domain),
+    ``retries_exhausted`` for a transient fault that outlasted its retries, else ``bug``."""
+    if isinstance(exc, InvalidEvent | InvariantViolation):
+        return "invalid"
+    if is_transient(exc):
+        return "retries_exhausted"
+    return "bug"
 
 
 def park_rejected(
@@ -110,7 +124,8 @@ def park_rejected(
     """Store a message the broker dead-lettered (delivery limit, rejection); ``reason`` is its
     x-death header as JSON. Returns the dead letter's id; raises and notifies as ``park``."""
     note = "dead-lettered by the broker; no traceback in this process"
-    return _park(task, queue, body, _Failure("RejectedByBroker", reason, note), attempts, app)
+    failure = _Failure("RejectedByBroker", reason, note, "rejected_by_broker")
+    return _park(task, queue, body, failure, attempts, app)
 
 
 def park_undecodable(queue: str, raw: bytes | str, exc: BaseException) -> str:
@@ -119,7 +134,7 @@ def park_undecodable(queue: str, raw: bytes | str, exc: BaseException) -> str:
     can be named from it, so nobody is notified)."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     detail = "".join(traceback.format_exception(exc))
-    failure = _Failure(type(exc).__name__, str(exc), detail)
+    failure = _Failure(type(exc).__name__, str(exc), detail, "invalid")
     return _park(UNDECODABLE_TASK, queue, text, failure, 1, None)
 
 
@@ -128,6 +143,7 @@ class _Failure:
     exception: str
     message: str
     detail: str
+    fault: Fault
 
 
 def _park(
@@ -180,7 +196,7 @@ def _park(
         returned = conn.execute(
             stmt.returning(dead_letters.c.id, dead_letters.c.first_failed_at), row
         ).one()
-        notices = _notify(conn, body, row, as_utc(returned.first_failed_at))
+        notices = _notify(conn, body, row, as_utc(returned.first_failed_at), failure.fault)
     letter_id = str(returned.id)
     log.error(
         "parked %s for %s after %d attempt(s): %s", letter_id, task, attempts, columns["message"]
@@ -190,9 +206,11 @@ def _park(
     return letter_id
 
 
-def _notify(conn: Connection, body: object, row: dict[str, Any], since: datetime) -> list[Envelope]:
-    """Write the letter's ``order.delayed`` (``delay_notice``) in the letter's transaction."""
-    notice = delay_notice(body, row["subject"], row["queue"], row["event_id"], since)
+def _notify(
+    conn: Connection, body: object, row: dict[str, Any], since: datetime, fault: Fault
+) -> list[Envelope]:
+    """Write the letter's ``message.parked`` (``parked_notice``) in the letter's transaction."""
+    notice = parked_notice(body, row["subject"], row["queue"], row["event_id"], since, fault)
     if notice is None:
         return []
     outbox = Outbox(conn)
@@ -200,26 +218,33 @@ def _notify(conn: Connection, body: object, row: dict[str, Any], since: datetime
     return outbox.emitted
 
 
-def delay_notice(
-    body: object, subject: str | None, queue: str, event_id: str | None, since: datetime
+def parked_notice(
+    body: object,
+    subject: str | None,
+    queue: str,
+    event_id: str | None,
+    since: datetime,
+    fault: Fault,
 ) -> Envelope | None:
-    """The ``order.delayed`` event telling the shop that a message about order ``subject`` is
-    parked since ``since``, on ``queue``; caused by the parked event ``event_id`` when it is one.
+    """The ``message.parked`` event telling the shop and orders that a message about order
+    ``subject`` is parked since ``since``, on ``queue``, for ``fault``; caused by the parked event
+    ``event_id`` when it is one.
 
-    None for a body that names no order, and for a parked ``order.delayed`` itself: the shop's
+    None for a body that names no order, and for a parked ``message.parked`` itself: a subscriber
     failing to hear one must not write another, and so on for ever.
     """
     if subject is None or not isinstance(body, dict):
         return None
-    if event_name(str(body.get("type", ""))) == "order.delayed":
+    if event_name(str(body.get("type", ""))) == "message.parked":
         return None
     notice = contracts.new_event(
-        contracts.OrderDelayed(
+        contracts.MessageParked(
             order_id=subject,
             # The broker may name a queue of its own (x-death): to the shop it is no step.
             queue=queue if queue in QUEUES else UNKNOWN_QUEUE,
             since=since,
             event_id=event_id,
+            fault=fault,
         ),
         source=SOURCE,
         subject=subject,

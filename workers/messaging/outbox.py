@@ -13,7 +13,7 @@ from workers.messaging.subscriptions import subscribers_of
 from workers.messaging.tables import outbox
 
 # The components that emit events, each with an outbox in its own database (operations: the
-# order.delayed events parking writes, see deadletters).
+# message.parked events parking writes, see deadletters).
 EMITTING_COMPONENTS = ("shop", "orders", "payments", "shipping", "operations")
 
 

@@ -62,6 +62,17 @@ def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> i
     return sent
 
 
+def unapplied(now: datetime, stall_after: timedelta) -> list[Key]:
+    """What ``redeliver_unapplied`` would re-send now, sending nothing: (event id, subscriber
+    task) pairs. Raises sqlalchemy.exc.SQLAlchemyError when a database is away."""
+    return [
+        key
+        for component in EMITTING_COMPONENTS
+        for chunk in _stalled(component, now, stall_after)
+        for key in _unapplied(chunk)
+    ]
+
+
 def _stalled(component: str, now: datetime, stall_after: timedelta) -> Iterator[dict[str, str]]:
     """The component's events in the window, CHUNK at a time, as event id -> type (no bodies:
     most are applied, and only the missing ones are read in full)."""

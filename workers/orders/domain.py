@@ -21,6 +21,7 @@ from workers.orders.events import (
     LatePaymentReceived,
     OrderCancelled,
     OrderPlaced,
+    OrderRejected,
     OrderShipped,
     PaymentDeclined,
     PaymentRefunded,
@@ -42,9 +43,14 @@ class Status(StrEnum):
 
 
 class Reason(StrEnum):
+    """Why an order was cancelled (docs/architecture.md, *Order lifecycle*)."""
+
     PAYMENT_DECLINED = "payment_declined"
     CUSTOMER_REQUEST = "customer_request"
     PAYMENT_TIMEOUT = "payment_timeout"
+    SHIPPING_TIMEOUT = "shipping_timeout"  # paid, but the parcel did not leave in time
+    INVALID_ORDER = "invalid_order"  # an event about it can never be applied
+    NOT_ACCEPTED = "not_accepted"  # still PLACED at the shop past its acceptance deadline
 
 
 CANCELLABLE_BEFORE_PAYMENT = (Status.PLACED, Status.PAYMENT_PENDING)
@@ -93,6 +99,19 @@ def evolve(order: Order | None, event: DomainEvent) -> Order:
             currency=event.currency,
             version=1,
         )
+    if isinstance(event, OrderRejected) and order is None:
+        # Never recorded: what orders knows of it is its id and its end.
+        return Order(
+            order_id=event.order_id,
+            status=Status.CANCELLED,
+            customer={},
+            shipping_address={},
+            items=(),
+            total_cents=0,
+            currency="",
+            reason=event.reason,
+            version=1,
+        )
     if order is None:
         raise InvariantViolation(f"{type(event).__name__} cannot start an order's stream")
     return dataclasses.replace(order, version=order.version + 1, **_changes(event))
@@ -119,7 +138,7 @@ def _changes(event: DomainEvent) -> dict[str, Any]:
             }
         case CancellationRequested(reason=reason):
             return {"pending_cancellation": reason}
-        case OrderCancelled(reason=reason):
+        case OrderCancelled(reason=reason) | OrderRejected(reason=reason):
             return {"status": Status.CANCELLED, "reason": reason, "pending_cancellation": None}
         case RefundRequested(refund_id=refund_id):
             return {"refund_id": refund_id}
@@ -226,13 +245,29 @@ def record_refund(order: Order | None, refund_id: str) -> list[DomainEvent]:
     return events
 
 
-def expire_payment(order: Order | None, now: datetime) -> list[DomainEvent]:
-    """An order still waiting for its money past its deadline is cancelled."""
-    if order is None or order.status is not Status.PAYMENT_PENDING or order.payment_due_at is None:
+def expire(order: Order | None, now: datetime) -> list[DomainEvent]:
+    """The deadline of the order's status has passed (the caller's timer says so): an order
+    still waiting for its money is cancelled; a paid one whose parcel has not left is cancelled
+    as a customer's would be, if shipping can still stop it (and refunded); any other is left."""
+    if order is None:
         return []
-    if now < datetime.fromisoformat(order.payment_due_at):
-        return []
-    return [OrderCancelled(Reason.PAYMENT_TIMEOUT.value)]
+    if order.status is Status.PAYMENT_PENDING and order.payment_due_at is not None:
+        if now < datetime.fromisoformat(order.payment_due_at):
+            return []
+        return [OrderCancelled(Reason.PAYMENT_TIMEOUT.value)]
+    if order.status is Status.PAID:
+        return request_cancellation(order, Reason.SHIPPING_TIMEOUT.value)
+    return []
+
+
+def reject(order: Order | None, order_id: str, reason: str) -> list[DomainEvent]:
+    """End an order that cannot go on. Never recorded: its stream starts rejected, and an
+    order.placed that comes later is ignored (nothing charged). Before payment: cancelled at
+    once. Paid: cancelled, and refunded, once shipping stops the parcel (as a customer's
+    cancellation). Shipped or cancelled: nothing left to end."""
+    if order is None or order.status in CANCELLABLE_BEFORE_PAYMENT:
+        return [OrderRejected(order_id, reason)]
+    return request_cancellation(order, reason)
 
 
 def ignored(order: Order, event_name: str) -> list[DomainEvent]:

@@ -84,6 +84,16 @@ class OrderCancelled:
 
 
 @dataclass(frozen=True)
+class OrderRejected:
+    """Orders ends an order it cannot carry on: an event about it can never be applied
+    (``invalid_order``), or the shop gave up waiting for it to be accepted (``not_accepted``).
+    The one event that may start a stream: orders may never have recorded the order."""
+
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class LatePaymentReceived:
     """The money arrived after the order was cancelled: it is owed back."""
 
@@ -121,6 +131,7 @@ DomainEvent = (
     | CancellationRequested
     | ShipmentStopped
     | OrderCancelled
+    | OrderRejected
     | LatePaymentReceived
     | RefundRequested
     | PaymentRefunded
@@ -139,6 +150,7 @@ EVENT_CLASSES: dict[str, type[DomainEvent]] = {
         CancellationRequested,
         ShipmentStopped,
         OrderCancelled,
+        OrderRejected,
         LatePaymentReceived,
         RefundRequested,
         PaymentRefunded,

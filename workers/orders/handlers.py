@@ -14,7 +14,7 @@ from workers.messaging.errors import TransientError
 from workers.messaging.outbox import Outbox
 from workers.orders import domain, projections, store
 from workers.orders.announcements import SOURCE, announce, parse_placed
-from workers.orders.domain import Order, Status
+from workers.orders.domain import Order, Reason, Status
 from workers.orders.events import DomainEvent
 
 # Every handler reads data the consumer has already checked against its event's contract
@@ -81,13 +81,41 @@ def on_shipment_dispatched(conn: Connection, event: Envelope, outbox: Outbox) ->
 
 
 def on_cancellation_requested(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    """A customer's cancellation waits for an order orders has not recorded yet (it may be on
+    its way); the shop's, sent once its acceptance deadline passed (``not_accepted``), is final:
+    an order never recorded is rejected, and its order.placed, should it come, ignored."""
     data = event.data
+    order_id, reason = data["order_id"], data["reason"]
+    if reason == Reason.NOT_ACCEPTED:
+        decide(
+            conn,
+            event,
+            outbox,
+            order_id,
+            lambda order: domain.reject(order, order_id, reason),
+            unknown_order_ok=True,
+        )
+        return
+    decide(conn, event, outbox, order_id, lambda order: domain.request_cancellation(order, reason))
+
+
+def on_message_parked(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    """A message about an order was parked. One that nothing can apply (``invalid``: it does not
+    parse, or breaks a rule of the domain) would leave the order hanging: it is rejected
+    (``invalid_order``; from the envelope's subject, all that may be readable of it). Any other
+    waits for an operator's replay, within the deadline of the order's status."""
+    data = event.data
+    if data["fault"] != "invalid":
+        return
+    order_id = data["order_id"]
     decide(
         conn,
         event,
         outbox,
-        data["order_id"],
-        lambda order: domain.request_cancellation(order, data["reason"]),
+        order_id,
+        lambda order: domain.reject(order, order_id, Reason.INVALID_ORDER.value),
+        unknown_order_ok=True,
+        record_ignored=False,
     )
 
 
@@ -113,10 +141,12 @@ def on_payment_refunded(conn: Connection, event: Envelope, outbox: Outbox) -> No
     )
 
 
-def expire_if_unpaid(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> None:
-    """The payment deadline of one order has passed: cancel it if it is still unpaid."""
+def expire(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> None:
+    """The deadline of one order's status has passed (``store.deadlines``): unpaid, it is
+    cancelled; paid and not shipped, shipping is asked to stop the parcel (domain.expire). The
+    deadline is spent either way: a cancellation in flight ends the order when it is answered."""
     cause = Envelope(
-        type=event_type("payment.deadline_passed"),
+        type=event_type("order.deadline_passed"),
         source=SOURCE,
         subject=order_id,
         data={"order_id": order_id, "checked_at": now.isoformat()},
@@ -127,7 +157,7 @@ def expire_if_unpaid(conn: Connection, order_id: str, now: datetime, outbox: Out
         cause,
         outbox,
         order_id,
-        lambda order: domain.expire_payment(order, now),
+        lambda order: domain.expire(order, now),
         record_ignored=False,
     )
     store.clear_deadline(conn, order_id)
@@ -142,11 +172,16 @@ def decide(
     *,
     token: str | None = None,
     record_ignored: bool = True,
+    unknown_order_ok: bool = False,
 ) -> None:
-    """Load the stream, let the domain decide, append, project, and announce the outcome."""
+    """Load the stream, let the domain decide, append, project, and announce the outcome.
+
+    An event about an order not recorded yet raises OrderNotYetKnown (retried: its order.placed
+    may be on its way), unless it is order.placed or ``unknown_order_ok`` (a rejection, which
+    may start a stream)."""
     history = store.load(conn, order_id)
     before = domain.fold(history)
-    if before is None and cause.name != "order.placed":
+    if before is None and cause.name != "order.placed" and not unknown_order_ok:
         # Overtook the order it is about (a relayed order.placed can arrive late): wait.
         raise OrderNotYetKnown(f"order {order_id} is not known yet")
     new_events = decision(before)
@@ -165,10 +200,17 @@ def decide(
 
 
 def _keep_deadline(conn: Connection, before: Order | None, after: Order, now: datetime) -> None:
-    """The payment timer exists exactly while the order waits for its payment."""
-    waiting_before = before is not None and before.status is Status.PAYMENT_PENDING
-    waiting_after = after.status is Status.PAYMENT_PENDING
-    if waiting_after and not waiting_before and after.payment_due_at:
-        store.set_deadline(conn, after.order_id, datetime.fromisoformat(after.payment_due_at))
-    elif waiting_before and not waiting_after:
+    """A timer exists exactly while the order is in a status orders must see it leave: waiting
+    for its payment (due at the payment's deadline) or paid and waiting for its parcel to leave
+    (``SHOESHOP_SHIP_TIMEOUT`` after it was paid). PLACED is the shop's to time (it holds the
+    stock); SHIPPED and CANCELLED are final."""
+    if before is not None and before.status is after.status:
+        return
+    if after.status is Status.PAYMENT_PENDING and after.payment_due_at:
+        due = datetime.fromisoformat(after.payment_due_at)
+        store.set_deadline(conn, after.order_id, after.status.value, due)
+    elif after.status is Status.PAID:
+        due = now + timedelta(seconds=get_settings().ship_timeout_s)
+        store.set_deadline(conn, after.order_id, after.status.value, due)
+    elif before is not None:
         store.clear_deadline(conn, after.order_id)

@@ -94,22 +94,25 @@ def append(
         ) from exc
 
 
-payment_deadlines = Table(
-    "payment_deadlines",
+deadlines = Table(
+    "deadlines",
     metadata,
-    # Durable: the timer lives in the database, so it survives any restart of any worker.
+    # The deadline of the order's current status (PAYMENT_PENDING: its payment; PAID: its parcel
+    # leaving), one per order while it is in such a status. Durable: the timer lives in the
+    # database, so it survives any restart of any worker or of beat.
     Column("order_id", String(36), primary_key=True),
+    Column("status", String(20), nullable=False),
     Column("due_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 
-_CLEAR_DEADLINE = delete(payment_deadlines).where(
-    payment_deadlines.c.order_id == bindparam("order_id")
-)
+_CLEAR_DEADLINE = delete(deadlines).where(deadlines.c.order_id == bindparam("order_id"))
 
 
-def set_deadline(conn: Connection, order_id: str, due_at: datetime) -> None:
-    conn.execute(insert(payment_deadlines), {"order_id": order_id, "due_at": due_at})
+def set_deadline(conn: Connection, order_id: str, status: str, due_at: datetime) -> None:
+    """The order is due to leave ``status`` by ``due_at`` (replaces the deadline it had)."""
+    conn.execute(_CLEAR_DEADLINE, {"order_id": order_id})
+    conn.execute(insert(deadlines), {"order_id": order_id, "status": status, "due_at": due_at})
 
 
 def clear_deadline(conn: Connection, order_id: str) -> None:
@@ -117,10 +120,12 @@ def clear_deadline(conn: Connection, order_id: str) -> None:
 
 
 def due_orders(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
+    """Orders whose deadline is ``now`` or earlier, the most overdue first (``deadlines.due_at``
+    is indexed)."""
     query = (
-        select(payment_deadlines.c.order_id)
-        .where(payment_deadlines.c.due_at <= now)
-        .order_by(payment_deadlines.c.due_at)
+        select(deadlines.c.order_id)
+        .where(deadlines.c.due_at <= now)
+        .order_by(deadlines.c.due_at)
         .limit(limit)
     )
     return [row.order_id for row in conn.execute(query)]

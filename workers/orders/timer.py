@@ -1,4 +1,5 @@
-"""The payment timer: orders whose payment deadline has passed are cancelled, once each."""
+"""The orders' timer: each order whose status deadline has passed is looked at once (an unpaid
+order is cancelled, a paid one whose parcel has not left is cancelled if shipping can stop it)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def sweep(app: Celery, now: datetime) -> int:
         # still due, so the next sweep looks at it again.
         try:
             with unit_of_work(COMPONENT) as outbox:
-                handlers.expire_if_unpaid(outbox.conn, order_id, now, outbox)
+                handlers.expire(outbox.conn, order_id, now, outbox)
         except store.ConcurrencyConflict:
             log.info("order %s changed while its deadline was checked; next sweep", order_id)
             continue

@@ -1,10 +1,11 @@
-"""The shop hears of the orders parked before this revision: order.delayed for each.
+"""The shop and orders hear of the messages parked before this revision: message.parked for each.
 
-From this revision on, parking a message about an order writes an order.delayed event with the
-dead letter, and the shop keeps it in its order view instead of reading this database. Letters
-parked before it are told the same way here: one order.delayed per parked letter that names an
-order, written to this database's outbox, which the relay publishes. The event is written as
-version 1 of order.delayed reads, spelled out: a migration does not change with the code.
+From this revision on, parking a message about an order writes a message.parked event with the
+dead letter: the shop keeps it in its order view instead of reading this database, and orders
+ends an order whose message can never be applied. Letters parked before it are told the same way
+here: one message.parked per parked letter that names an order, written to this database's
+outbox, which the relay publishes. The event is written as version 1 of message.parked reads,
+spelled out: a migration does not change with the code.
 """
 
 from __future__ import annotations
@@ -21,7 +22,23 @@ branch_labels = None
 depends_on = None
 
 QUEUES = ("shop", "orders", "payments", "shipping")
-TYPE = "shoeshop.order.delayed.v1"
+# Why each was parked, from the exception it names (contracts.Fault): releases before this one
+# parked invalid events, transient faults after their retries, the broker's rejections and bugs.
+INVALID = ("InvalidEvent", "InvariantViolation")
+TRANSIENT = ("GatewayUnavailable", "OrderNotYetKnown", "ParcelRace", "TransientError")
+
+
+def fault_of(exception: str) -> str:
+    if exception in INVALID:
+        return "invalid"
+    if exception in TRANSIENT:
+        return "retries_exhausted"
+    if exception == "RejectedByBroker":
+        return "rejected_by_broker"
+    return "bug"
+
+
+TYPE = "shoeshop.message.parked.v1"
 
 dead_letters = table(
     "dead_letters",
@@ -30,6 +47,7 @@ dead_letters = table(
     column("queue"),
     column("first_failed_at", DateTime(timezone=True)),
     column("status"),
+    column("exception"),
 )
 outbox = table(
     "outbox",
@@ -69,6 +87,7 @@ def upgrade() -> None:
                 "queue": letter["queue"] if letter["queue"] in QUEUES else "unknown",
                 "since": since.astimezone(UTC).isoformat(),
                 "event_id": letter["event_id"],
+                "fault": fault_of(letter["exception"]),
             },
         }
         conn.execute(

@@ -1,9 +1,9 @@
 """The order view keeps whether a message about the order waits in the dead letters.
 
 The shop no longer asks the operations database whether an order is held up: it hears
-order.delayed, written with each dead letter, and keeps since when, on which component's queue,
+message.parked, written with each dead letter, and keeps since when, on which component's queue,
 and which event (cleared when the order moves on). Orders parked before this revision are told
-to the shop by revision 0002 of the operations schema, which writes their order.delayed.
+to the shop by revision 0003 of the operations schema, which writes their message.parked.
 """
 
 from __future__ import annotations

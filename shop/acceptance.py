@@ -1,0 +1,65 @@
+"""The shop's acceptance timer: an order orders has not taken up in time is cancelled.
+
+The shop holds an order's stock from checkout until orders announces a status. An order whose
+order.placed never gets there (lost, unreadable, parked) would hold it for ever: past
+``SHOESHOP_ACCEPT_TIMEOUT`` the shop asks orders to cancel it (``order.cancellation_requested``,
+reason ``not_accepted``), which orders treats as final even for an order it never recorded. The
+deadline is a row of ``acceptance_deadlines``, written with the order and removed when orders'
+first status arrives, so a restart loses no timer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from celery import Celery
+from sqlalchemy import bindparam, delete, select
+
+from shop import readmodel
+from shop.tables import acceptance_deadlines, orders
+from workers.messaging import contracts
+from workers.messaging.database import engine_for
+from workers.messaging.unit_of_work import publish_committed, unit_of_work
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/shop"
+NOT_ACCEPTED = "not_accepted"
+BATCH = 500
+
+_DUE = (
+    select(acceptance_deadlines.c.order_id)
+    .where(acceptance_deadlines.c.due_at <= bindparam("now"))
+    .order_by(acceptance_deadlines.c.due_at)
+    .limit(BATCH)
+)
+_SPENT = delete(acceptance_deadlines).where(
+    acceptance_deadlines.c.order_id == bindparam("order_id")
+)
+_STATUS = select(orders.c.status).where(orders.c.id == bindparam("order_id")).with_for_update()
+
+
+def sweep(app: Celery, now: datetime) -> int:
+    """Ask orders to cancel every order still PLACED past its deadline (``now``: the clock is a
+    parameter, so tests can move it); returns how many were asked. Each order in a transaction
+    of its own, the deadline spent in it: asked once."""
+    with engine_for("shop").connect() as conn:
+        due = list(conn.execute(_DUE, {"now": now}).scalars())
+    asked = 0
+    for order_id in due:
+        with unit_of_work("shop") as outbox:
+            conn = outbox.conn
+            conn.execute(_SPENT, {"order_id": order_id})
+            if conn.execute(_STATUS, {"order_id": order_id}).scalar() != "PLACED":
+                continue
+            data = contracts.OrderCancellationRequested(order_id=order_id, reason=NOT_ACCEPTED)
+            event = contracts.new_event(data, source=SOURCE, subject=order_id)
+            readmodel.remember(conn, event)
+            readmodel.apply(conn, event, live=True)
+            outbox.emit(event)
+        publish_committed(app, "shop", outbox.emitted)
+        asked += 1
+    if asked:
+        log.warning("asked orders to cancel %d order(s) it had not taken up in time", asked)
+    return asked
