@@ -42,10 +42,11 @@ def resend_outboxes() -> list[str]:
     return sent
 
 
-def poison(queue: str, kind: str) -> str:
-    """Send one bad message to ``queue``'s subscriber; returns the subject it carries."""
+def poison(queue: str, kind: str, subject: str | None = None) -> str:
+    """Send one bad message to ``queue``'s subscriber, about order ``subject`` (a new id when
+    None); returns the subject it carries."""
     task, name = TARGETS[queue]
-    subject = str(uuid.uuid4())
+    subject = subject or str(uuid.uuid4())
     if kind == "not-json":
         _send_raw(queue, task, b"\x80\x04 this is not JSON {")
         return subject
@@ -80,9 +81,11 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["resend"]:
         print(json.dumps(resend_outboxes()))
     elif argv[:1] == ["poison"]:
-        print(poison(argv[1], argv[2]))
+        print(poison(argv[1], argv[2], *argv[3:4]))
     else:
-        raise SystemExit("usage: inject resend | poison <queue> <not-json|unknown-type|schema>")
+        raise SystemExit(
+            "usage: inject resend | poison <queue> <not-json|unknown-type|schema> [subject]"
+        )
 
 
 if __name__ == "__main__":

@@ -269,3 +269,54 @@ def test_9_gateway_down_then_replay(chaos: Chaos) -> None:
     assert chaos.shop.charges() == charges
     assert outcome.shipped == len(good)
     assert outcome.parked == len(doomed)
+
+
+def test_10_a_poison_event_at_each_stage_ends_its_order(chaos: Chaos) -> None:
+    # Given orders waiting for their payment (payments and shipping are down)
+    count = chaos.scale(20, 8)
+    chaos.processes.stop("payments")
+    chaos.processes.stop("shipping")
+    order_ids = place_many(chaos, count)
+    wait_for(
+        lambda: {v["status"] for v in views(chaos.shop, order_ids).values()} == {"PAYMENT_PENDING"},
+        timeout_s=60,
+        every_s=0.5,
+    )
+    # When, for one order per stage, an event about it that nothing can apply reaches that
+    # stage's queue (data that breaks the contract): an order.placed at orders and a status
+    # change at the shop now, a payment request at payments behind the real ones ...
+    poisoned = dict(zip(QUEUES, order_ids, strict=False))
+    for queue in ("orders", "shop", "payments"):
+        inject(chaos, "poison", queue, "schema", poisoned[queue])
+    chaos.processes.start("payments")
+    # ... and a parcel request at shipping once the others are paid
+    rest = [oid for oid in order_ids if oid not in (poisoned["orders"], poisoned["shop"])]
+    wait_for(
+        lambda: all(views(chaos.shop, rest)[oid]["status"] != "PAYMENT_PENDING" for oid in rest),
+        timeout_s=60,
+        every_s=0.5,
+    )
+    inject(chaos, "poison", "shipping", "schema", poisoned["shipping"])
+    chaos.processes.start("shipping")
+
+    # Then each poison event is parked, and orders ends its order (invalid_order): cancelled
+    # at once before payment, its late payment refunded; once paid, cancelled and refunded if
+    # shipping can still stop the parcel (it leaves at once here, so it ships). None hangs.
+    def ended() -> dict[str, dict[str, object]] | None:
+        found = views(chaos.shop, order_ids)
+        final = all(v["status"] in ("SHIPPED", "CANCELLED") for v in found.values())
+        return found if final else None
+
+    found = wait_for(ended, timeout_s=120, every_s=0.5)
+    for queue in ("orders", "shop"):
+        assert found[poisoned[queue]]["reason"] == "invalid_order", (queue, found[poisoned[queue]])
+    for queue in ("payments", "shipping"):
+        view = found[poisoned[queue]]
+        assert view["status"] == "SHIPPED" or view["reason"] == "invalid_order", (queue, view)
+    assert set(poisoned.values()) <= {d["subject"] for d in chaos.shop.dead_letters()}
+    outcome = settle(chaos, order_ids)
+    cancelled = sorted(q for q, oid in poisoned.items() if found[oid]["status"] == "CANCELLED")
+    outcome.notes.append(f"a poison event about a live order at each stage; cancelled: {cancelled}")
+    assert_sound(outcome)
+    assert outcome.shipped + outcome.cancelled == count
+    assert outcome.cancelled == len(cancelled)

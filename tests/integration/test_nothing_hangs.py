@@ -1,0 +1,225 @@
+"""Nothing hangs: every order ends, its stock released and the customer told why (issue #13).
+
+Each path on the real worker, broker and databases. The deadlines are enforced by the timers'
+sweeps, called here with the clock moved past them (the clock is the one fake allowed); the
+faults are put past the edge on purpose: an order.placed broken by its producer (the shop's
+_placed_event wrapped), an order.placed that never leaves the shop's outbox, a card that always
+fails, a parcel still packing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from celery import Celery
+from flask.testing import FlaskClient
+
+from config.settings import get_settings
+from shop import acceptance, checkout
+from tests.support.shop import FAILING_CARD, order_body, wait_for
+from workers.messaging.contracts import RefundRequested, new_event
+from workers.messaging.database import engine_for
+from workers.messaging.envelope import Envelope, utcnow
+from workers.messaging.publisher import publish
+from workers.operations import dlq
+from workers.operations.relay import relay_once
+from workers.orders import store, timer
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+@pytest.fixture
+def setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
+    """Change a setting for one test; the in-process worker reads it on its next task."""
+
+    def change(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield change
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def place(client: FlaskClient, **kwargs: Any) -> str:
+    response = client.post("/api/orders", json=order_body(**kwargs))
+    assert response.status_code == 202, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def order(client: FlaskClient, order_id: str) -> dict[str, Any]:
+    return dict(client.get(f"/api/orders/{order_id}").get_json())
+
+
+def ends(client: FlaskClient, order_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    """The order once it is CANCELLED (within the deadline's sweep plus 60 s)."""
+    return wait_for(
+        lambda: (o := order(client, order_id))["status"] == "CANCELLED" and o, timeout_s
+    )
+
+
+def stock_of(client: FlaskClient, sku: str, size: str) -> int:
+    product = next(p for p in client.get("/api/products").get_json() if p["sku"] == sku)
+    return int(next(s["available"] for s in product["sizes"] if s["size"] == size))
+
+
+def charges(gateway_url: str, order_id: str) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{gateway_url}/v1/charges", params={"order_id": order_id}).json())
+
+
+def stream_of(order_id: str) -> list[str]:
+    with engine_for("orders").connect() as conn:
+        return [type(event).__name__ for event in store.load(conn, order_id)]
+
+
+def broken_by_the_producer(
+    monkeypatch: pytest.MonkeyPatch, breaks: Callable[[dict[str, Any]], None]
+) -> None:
+    """The shop's next order.placed carries data ``breaks`` changed after the contract's check:
+    a producer's bug, past the edge."""
+    made = checkout._placed_event
+
+    def placed_event(*args: Any) -> Envelope:
+        event = made(*args)
+        data = {**event.data}
+        breaks(data)
+        return Envelope(**{**event.to_dict(), "data": data})
+
+    monkeypatch.setattr(checkout, "_placed_event", placed_event)
+
+
+def wrong_currency(data: dict[str, Any]) -> None:
+    data["currency"] = "euro"  # the contract: three capitals
+
+
+def wrong_total(data: dict[str, Any]) -> None:
+    data["total_cents"] += 1  # parses; breaks orders' rule that it is the sum of the items
+
+
+@pytest.mark.parametrize(
+    ("breaks", "size"), [(wrong_currency, "38"), (wrong_total, "39")], ids=["contract", "invariant"]
+)
+def test_an_invalid_order_placed_ends_the_order_and_releases_its_stock(
+    client: FlaskClient,
+    gateway_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    breaks: Callable[[dict[str, Any]], None],
+    size: str,
+) -> None:
+    before = stock_of(client, "SAN-002", size)
+    broken_by_the_producer(monkeypatch, breaks)
+
+    order_id = place(client, sku="SAN-002", size=size, quantity=2)
+
+    cancelled = ends(client, order_id)
+    assert cancelled["reason"] == "invalid_order"
+    assert cancelled["reason_text"].startswith("We could not process this order")
+    assert cancelled["delayed"] is None  # ended: it waits on nothing
+    assert stock_of(client, "SAN-002", size) == before
+    assert charges(gateway_url, order_id) == []
+    assert stream_of(order_id) == ["OrderRejected"]  # orders never recorded it: only its end
+    [letter] = dlq.parked(subject=order_id)
+    assert (letter.task, letter.exception) == ("orders.on_order_placed", "InvalidEvent")
+    page = client.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert "We could not process this order" in page
+
+
+def test_an_order_orders_never_hears_of_is_cancelled_at_its_acceptance_deadline_and_its_late_placement_is_ignored(  # noqa: E501
+    client: FlaskClient, gateway_url: str, celery_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The order.placed stays in the shop's outbox (lost on the way, or unreadable: orders never
+    # sees it); no relay runs here until the test runs one.
+    monkeypatch.setattr(checkout, "publish_committed", lambda *_args: True)
+    before = stock_of(client, "SAN-002", "40")
+    order_id = place(client, sku="SAN-002", size="40")
+    monkeypatch.undo()
+    assert order(client, order_id)["status"] == "PLACED"
+    due = utcnow() + timedelta(seconds=get_settings().accept_timeout_s)
+
+    assert acceptance.sweep(celery_app, due - timedelta(seconds=1)) == 0  # not early
+    assert acceptance.sweep(celery_app, due + timedelta(seconds=1)) >= 1
+
+    cancelled = ends(client, order_id)
+    assert cancelled["reason"] == "not_accepted"
+    assert stock_of(client, "SAN-002", "40") == before
+    assert acceptance.sweep(celery_app, due + timedelta(seconds=2)) == 0  # asked once
+
+    # The order.placed arrives after all: recorded as ignored, nothing asked of payments.
+    assert relay_once(celery_app, "shop", grace=timedelta(0)) >= 1
+    wait_for(lambda: stream_of(order_id) == ["OrderRejected", "TransitionIgnored"])
+    assert order(client, order_id)["status"] == "CANCELLED"
+    assert charges(gateway_url, order_id) == []
+
+
+def test_a_payment_parked_for_good_ends_at_its_deadline_and_no_longer_shows_delayed(
+    client: FlaskClient, gateway_url: str, celery_app: Celery
+) -> None:
+    before = stock_of(client, "SAN-002", "41")
+    order_id = place(client, card=FAILING_CARD, sku="SAN-002", size="41")
+    assert wait_for(lambda: order(client, order_id)["delayed"], timeout_s=60)["stage"] == "payment"
+
+    due = utcnow() + timedelta(seconds=get_settings().payment_timeout_s)
+    timer.sweep(celery_app, due + timedelta(seconds=1))
+
+    cancelled = ends(client, order_id)
+    assert (cancelled["reason"], cancelled["delayed"]) == ("payment_timeout", None)
+    assert stock_of(client, "SAN-002", "41") == before
+    assert charges(gateway_url, order_id) == []
+
+
+def test_a_parcel_that_never_leaves_is_stopped_at_its_deadline_and_the_payment_refunded(
+    client: FlaskClient,
+    gateway_url: str,
+    celery_app: Celery,
+    setting: Callable[[str, str], None],
+) -> None:
+    setting("SHOESHOP_PACKING_DELAY", "3600")  # packed for an hour; no sweep dispatches it here
+    before = stock_of(client, "SAN-002", "42")
+    order_id = place(client, sku="SAN-002", size="42")
+    wait_for(lambda: order(client, order_id)["status"] == "PAID")
+    due = utcnow() + timedelta(seconds=get_settings().ship_timeout_s)
+
+    timer.sweep(celery_app, due - timedelta(minutes=1))
+    assert order(client, order_id)["status"] == "PAID"  # not early
+    timer.sweep(celery_app, due + timedelta(seconds=1))
+
+    cancelled = ends(client, order_id)
+    assert cancelled["reason"] == "shipping_timeout"
+    assert stock_of(client, "SAN-002", "42") == before
+    refunded = wait_for(
+        lambda: [c["status"] for c in charges(gateway_url, order_id)] == ["refunded"]
+    )
+    assert refunded
+
+
+def test_a_refund_that_fails_for_good_is_parked_and_cancels_nothing_again(
+    client: FlaskClient, celery_app: Celery
+) -> None:
+    order_id = place(client, card=FAILING_CARD, sku="SAN-002", size="43")
+    assert client.post(f"/api/orders/{order_id}/cancel").status_code == 202
+    ends(client, order_id)
+    stream = stream_of(order_id)
+    # A compensation that can never be applied: a refund of a payment nobody made.
+    refund = RefundRequested(
+        order_id=order_id,
+        payment_id=str(uuid.uuid4()),
+        amount_cents=1,
+        refund_id=str(uuid.uuid4()),
+    )
+    bad = new_event(refund, source="/orders", subject=order_id)
+    publish(celery_app, [Envelope(**{**bad.to_dict(), "data": {"order_id": order_id}})])
+
+    [letter] = wait_for(lambda: dlq.parked(subject=order_id), timeout_s=60)
+    assert letter.task == "payments.on_refund_requested"
+
+    # orders hears that it was parked, and the order, already ended, is left as it is: no
+    # second cancellation, no loop of parked notices.
+    wait_for(lambda: order(client, order_id)["timeline"][-1]["type"].startswith("shoeshop.message"))
+    assert stream_of(order_id) == stream
+    assert [letter.id for letter in dlq.parked(subject=order_id)] == [letter.id]
+    assert order(client, order_id)["status"] == "CANCELLED"
