@@ -3,12 +3,13 @@
 Each path on the real worker, broker and databases. The deadlines are enforced by the timers'
 sweeps, called here with the clock moved past them (the clock is the one fake allowed); the
 faults are put past the edge on purpose: an order.placed broken by its producer (the shop's
-_placed_event wrapped), an order.placed that never leaves the shop's outbox, a card that always
-fails, a parcel still packing.
+_placed_event wrapped), one that reaches orders cut short (no JSON) while its intact copy waits
+in the shop's outbox, a card that always fails, a parcel still packing, a refund of nothing.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -18,6 +19,8 @@ import httpx
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
+from kombu import Producer
+from sqlalchemy import select
 
 from config.settings import get_settings
 from shop import acceptance, checkout
@@ -26,6 +29,7 @@ from workers.messaging.contracts import RefundRequested, new_event
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, utcnow
 from workers.messaging.publisher import publish
+from workers.messaging.tables import outbox
 from workers.operations import dlq
 from workers.operations.relay import relay_once
 from workers.orders import store, timer
@@ -129,15 +133,38 @@ def test_an_invalid_order_placed_ends_the_order_and_releases_its_stock(
     assert "We could not process this order" in page
 
 
-def test_an_order_orders_never_hears_of_is_cancelled_at_its_acceptance_deadline_and_its_late_placement_is_ignored(  # noqa: E501
+def send_undecodable(celery_app: Celery, body: bytes) -> None:
+    """A message for orders.on_order_placed whose body is no JSON (cut short on the way)."""
+    task_id = str(uuid.uuid4())
+    headers = {"lang": "py", "task": "orders.on_order_placed", "id": task_id, "root_id": task_id}
+    with celery_app.connection_for_write() as conn:
+        Producer(conn).publish(  # type: ignore[no-untyped-call]
+            body,
+            exchange="shoeshop",
+            routing_key="orders",
+            headers=headers,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+        )
+
+
+def test_an_order_whose_placement_orders_cannot_read_ends_at_its_acceptance_deadline_and_a_late_copy_is_ignored(  # noqa: E501
     client: FlaskClient, gateway_url: str, celery_app: Celery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The order.placed stays in the shop's outbox (lost on the way, or unreadable: orders never
-    # sees it); no relay runs here until the test runs one.
+    # The order.placed reaches orders cut short, no JSON: parked as raw text, with no order id
+    # to be read from it. (Its intact copy stays in the shop's outbox: no relay runs here until
+    # the test runs one.)
     monkeypatch.setattr(checkout, "publish_committed", lambda *_args: True)
     before = stock_of(client, "SAN-002", "40")
     order_id = place(client, sku="SAN-002", size="40")
     monkeypatch.undo()
+    with engine_for("shop").connect() as conn:
+        [placed] = conn.execute(
+            select(outbox.c.event).where(outbox.c.subject == order_id)
+        ).scalars()
+    send_undecodable(celery_app, json.dumps(placed).encode()[:-40])
+    wait_for(lambda: any(order_id in (d.raw or "") for d in dlq.parked()), timeout_s=30)
     assert order(client, order_id)["status"] == "PLACED"
     due = utcnow() + timedelta(seconds=get_settings().accept_timeout_s)
 
@@ -146,10 +173,11 @@ def test_an_order_orders_never_hears_of_is_cancelled_at_its_acceptance_deadline_
 
     cancelled = ends(client, order_id)
     assert cancelled["reason"] == "not_accepted"
+    assert cancelled["reason_text"] == "We could not take this order up in time; nothing is charged"
     assert stock_of(client, "SAN-002", "40") == before
     assert acceptance.sweep(celery_app, due + timedelta(seconds=2)) == 0  # asked once
 
-    # The order.placed arrives after all: recorded as ignored, nothing asked of payments.
+    # The intact order.placed arrives after all: recorded as ignored, nothing asked of payments.
     assert relay_once(celery_app, "shop", grace=timedelta(0)) >= 1
     wait_for(lambda: stream_of(order_id) == ["OrderRejected", "TransitionIgnored"])
     assert order(client, order_id)["status"] == "CANCELLED"
