@@ -29,6 +29,14 @@ DEFAULT_ACCEPT_TIMEOUT_S = 10 * 60
 # shipping can still stop it (packing takes seconds to hours, SHOESHOP_PACKING_DELAY at most a
 # day, which this must exceed).
 DEFAULT_SHIP_TIMEOUT_S = 2 * 24 * 60 * 60
+# A week of published events stays in each outbox (what `shoeshop replay --to TASK` can re-send
+# and the saga view shows); a day more of inbox rows, so an inbox row outlives every re-sending
+# of its event (Settings checks it).
+DEFAULT_OUTBOX_RETENTION_S = 7 * 24 * 60 * 60
+DEFAULT_INBOX_RETENTION_S = 8 * 24 * 60 * 60
+# The redelivery sweep looks at events published up to this long after redeliver_after_s
+# (workers.operations.redelivery.WATCH): they must still be in their outbox by then.
+REDELIVERY_WATCH_S = 10 * 60
 # Attempts before a transiently failing message is parked. With the backoff below the last
 # retry waits at most RETRY_MAX_DELAY_S, far under the Redis visibility timeout.
 DEFAULT_MAX_RETRIES = 6
@@ -146,6 +154,8 @@ NUMERIC_SETTINGS: dict[str, Bounds] = {
     "SHOESHOP_PAYMENT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
     "SHOESHOP_ACCEPT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
     "SHOESHOP_SHIP_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
+    "SHOESHOP_OUTBOX_RETENTION": PAYMENT_TIMEOUT_BOUNDS_S,
+    "SHOESHOP_INBOX_RETENTION": PAYMENT_TIMEOUT_BOUNDS_S,
     "SHOESHOP_MAX_RETRIES": MAX_RETRIES_BOUNDS,
     "SHOESHOP_RETRY_BASE_DELAY": RETRY_DELAY_BOUNDS_S,
     "SHOESHOP_RETRY_MAX_DELAY": RETRY_DELAY_BOUNDS_S,
@@ -191,6 +201,10 @@ class Settings:
     redeliver_after_s: int
     accept_timeout_s: int = DEFAULT_ACCEPT_TIMEOUT_S
     ship_timeout_s: int = DEFAULT_SHIP_TIMEOUT_S
+    outbox_retention_s: int = DEFAULT_OUTBOX_RETENTION_S
+    inbox_retention_s: int = DEFAULT_INBOX_RETENTION_S
+    # Where pruned outbox and inbox rows are kept as JSON lines; None: they are deleted only.
+    archive_dir: Path | None = None
     log_format: str = DEFAULT_LOG_FORMAT
     # None when unset: Flower's user is then DEFAULT_FLOWER_USER, its password generated.
     flower_user: str | None = None
@@ -254,6 +268,7 @@ class Settings:
                 f"SHOESHOP_PACKING_DELAY ({self.packing_delay_s}s), or every parcel would be "
                 "stopped while it is packed"
             )
+        self._check_retention()
         if self.retry_base_delay_s > self.retry_max_delay_s:
             raise ConfigurationError(
                 f"SHOESHOP_RETRY_BASE_DELAY ({self.retry_base_delay_s}s) must not exceed "
@@ -286,6 +301,24 @@ class Settings:
                 f"{SHORTEST_RETRY_WAIT_S:g}s each, plus a gateway call "
                 f"({_seconds(retry_budget)}s), or the relay would re-send a delivery that is "
                 f"still retrying{hint}"
+            )
+
+    def _check_retention(self) -> None:
+        """An inbox row must outlive every re-sending of its event (``replay --to`` re-sends
+        anything still in an outbox), and the redelivery sweep must find in the outboxes the
+        events it watches."""
+        if self.inbox_retention_s <= self.outbox_retention_s:
+            raise ConfigurationError(
+                f"SHOESHOP_INBOX_RETENTION ({self.inbox_retention_s}s) must exceed "
+                f"SHOESHOP_OUTBOX_RETENTION ({self.outbox_retention_s}s): an event still in an "
+                "outbox can be sent again, and its inbox row is what stops a second effect"
+            )
+        watched = self.redeliver_after_s + REDELIVERY_WATCH_S
+        if self.outbox_retention_s <= watched:
+            raise ConfigurationError(
+                f"SHOESHOP_OUTBOX_RETENTION ({self.outbox_retention_s}s) must exceed "
+                f"SHOESHOP_REDELIVER_AFTER plus the redelivery sweep's watch ({watched}s), or "
+                "an event the broker lost could be pruned before it is sent again"
             )
 
     def _check_secrets(self) -> None:
@@ -349,6 +382,11 @@ class Settings:
             redeliver_after_s=_int(env, "SHOESHOP_REDELIVER_AFTER", DEFAULT_REDELIVER_AFTER_S),
             accept_timeout_s=_int(env, "SHOESHOP_ACCEPT_TIMEOUT", DEFAULT_ACCEPT_TIMEOUT_S),
             ship_timeout_s=_int(env, "SHOESHOP_SHIP_TIMEOUT", DEFAULT_SHIP_TIMEOUT_S),
+            outbox_retention_s=_int(env, "SHOESHOP_OUTBOX_RETENTION", DEFAULT_OUTBOX_RETENTION_S),
+            inbox_retention_s=_int(env, "SHOESHOP_INBOX_RETENTION", DEFAULT_INBOX_RETENTION_S),
+            archive_dir=Path(env["SHOESHOP_ARCHIVE_DIR"]).resolve()
+            if env.get("SHOESHOP_ARCHIVE_DIR")
+            else None,
             log_format=_log_format(env),
             flower_user=env.get("SHOESHOP_FLOWER_USER"),
             flower_password=env.get("SHOESHOP_FLOWER_PASSWORD"),

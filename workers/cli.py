@@ -23,6 +23,8 @@ DEFAULT_GATEWAY_PORT = 8020
 BROKER_DRAIN_INTERVAL_S = 5.0
 # How often the relay compares outboxes with inboxes (workers.operations.redelivery).
 REDELIVERY_INTERVAL_S = 15.0
+# How often the relay prunes the outboxes and inboxes (workers.operations.retention).
+RETENTION_INTERVAL_S = 60.0
 
 
 class _Failure(click.ClickException):
@@ -134,7 +136,8 @@ def relay() -> None:
     from config.celery import app
     from workers.messaging.broker_dead import is_amqp
     from workers.messaging.envelope import utcnow
-    from workers.operations import redelivery
+    from workers.messaging.outbox import EMITTING_COMPONENTS
+    from workers.operations import redelivery, retention
     from workers.operations import relay as outbox_relay
     from workers.operations.broker_drain import drain
     from workers.schema.guard import require_current_schemas
@@ -157,11 +160,13 @@ def relay() -> None:
             REDELIVERY_INTERVAL_S, lambda: redelivery.redeliver_unapplied(app, utcnow(), stall)
         )
     ]
+    # Published outbox rows and inbox rows past their retention go, a few batches a minute.
+    chores.append(outbox_relay.every(RETENTION_INTERVAL_S, retention.prune))
     if is_amqp(str(app.conf.broker_url)):
         # What RabbitMQ itself dead-letters (delivery limit, unknown task) joins the app's
         # dead letters on every sweep, so operators have one place to look.
         chores.append(outbox_relay.every(BROKER_DRAIN_INTERVAL_S, lambda: drain(app)))
-    click.echo("relay: watching the outboxes of shop, orders, payments, shipping")
+    click.echo(f"relay: watching the outboxes of {', '.join(EMITTING_COMPONENTS)}")
     outbox_relay.run(app, stop, chores=chores)
 
 

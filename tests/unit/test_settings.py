@@ -36,6 +36,8 @@ FIELDS = {
     "SHOESHOP_REDELIVER_AFTER": ("redeliver_after_s", "300"),
     "SHOESHOP_ACCEPT_TIMEOUT": ("accept_timeout_s", "600"),
     "SHOESHOP_SHIP_TIMEOUT": ("ship_timeout_s", "7200"),
+    "SHOESHOP_OUTBOX_RETENTION": ("outbox_retention_s", "86400"),
+    "SHOESHOP_INBOX_RETENTION": ("inbox_retention_s", "864000"),
 }
 VARIABLES = sorted(FIELDS)
 TYPES = {field.name: field.type for field in dataclasses.fields(Settings)}
@@ -134,6 +136,10 @@ def test_a_plain_ascii_value_is_read(name: str) -> None:
 SET_BY_A_CONSISTENCY_CHECK = {
     ("SHOESHOP_VISIBILITY_TIMEOUT", "low"),
     ("SHOESHOP_REDELIVER_AFTER", "low"),
+    # The outbox keeps more than the redelivery sweep watches, the inbox more than the outbox.
+    ("SHOESHOP_OUTBOX_RETENTION", "low"),
+    ("SHOESHOP_OUTBOX_RETENTION", "high"),
+    ("SHOESHOP_INBOX_RETENTION", "low"),
 }
 ENDS = [
     (name, end)
@@ -835,3 +841,27 @@ def test_a_parcel_must_have_longer_to_leave_than_it_takes_to_pack() -> None:
         Settings.from_env({"SHOESHOP_SHIP_TIMEOUT": "60", "SHOESHOP_PACKING_DELAY": "60"})
     accepted = Settings.from_env({"SHOESHOP_SHIP_TIMEOUT": "61", "SHOESHOP_PACKING_DELAY": "60"})
     assert accepted.ship_timeout_s == 61
+
+
+def test_an_inbox_row_outlives_every_resending_of_its_event() -> None:
+    with pytest.raises(ConfigurationError, match=r"SHOESHOP_INBOX_RETENTION \(86400s\) must"):
+        Settings.from_env(
+            {"SHOESHOP_OUTBOX_RETENTION": "86400", "SHOESHOP_INBOX_RETENTION": "86400"}
+        )
+    kept = Settings.from_env(
+        {"SHOESHOP_OUTBOX_RETENTION": "86400", "SHOESHOP_INBOX_RETENTION": "86401"}
+    )
+    assert (kept.outbox_retention_s, kept.inbox_retention_s) == (86400, 86401)
+
+
+def test_the_outbox_keeps_what_the_redelivery_sweep_watches() -> None:
+    # Redeliver after 300 s, watched for 600 s more: 900 s must still be in the outbox.
+    with pytest.raises(ConfigurationError, match=r"SHOESHOP_OUTBOX_RETENTION \(900s\) must"):
+        Settings.from_env({"SHOESHOP_OUTBOX_RETENTION": "900"})
+    assert Settings.from_env({"SHOESHOP_OUTBOX_RETENTION": "901"}).outbox_retention_s == 901
+
+
+def test_the_archive_directory_is_optional_and_made_absolute() -> None:
+    assert Settings.from_env({}).archive_dir is None
+    archive = Settings.from_env({"SHOESHOP_ARCHIVE_DIR": "var/archive"}).archive_dir
+    assert archive is not None and archive.is_absolute() and archive.name == "archive"

@@ -25,7 +25,8 @@ inbox = Table(
     # One row per (event, consumer): the same event may be heard by two tasks of a component.
     Column("event_id", String(36), primary_key=True),
     Column("consumer", String(100), primary_key=True),
-    Column("processed_at", DateTime(timezone=True), nullable=False),
+    # Indexed: the relay prunes rows past SHOESHOP_INBOX_RETENTION (workers.operations.retention).
+    Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
     # Which delivery finally applied it (1 = first try): the retries a saga's timeline shows.
     Column("attempts", Integer, nullable=False, default=1),
 )

@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from celery import Celery
 from sqlalchemy import func, insert, select, update
 
-from config.settings import QUEUES
+from config.settings import QUEUES, get_settings
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.deadletters import (
     DISCARDED,
@@ -273,11 +274,13 @@ def actions(letter_id: str) -> list[Action]:
         ]
 
 
-def replay(app: Celery, letter_id: str) -> Action:
+def replay(app: Celery, letter_id: str, *, force: bool = False) -> Action:
     """Send the original event to the original task; its inbox makes a second replay a no-op.
 
     Returns the recorded Action: "sent" (the letter becomes replayed), or "failed: …" when the
-    letter was discarded, holds no event, or the broker refused (the letter stays parked).
+    letter was discarded, holds no event, the broker refused (the letter stays parked), or the
+    event was written before the inbox horizon (``SHOESHOP_INBOX_RETENTION``) and ``force`` is
+    not given: the inbox row that would make a repeat harmless may be pruned by then.
     Raises DeadLetterNotFound.
     """
     letter = get(letter_id)
@@ -285,6 +288,16 @@ def replay(app: Celery, letter_id: str) -> Action:
         return _record(letter_id, "replay", "failed: the letter was discarded")
     if letter.event is None:
         return _record(letter_id, "replay", "failed: the message was not an event; nothing to send")
+    retention = timedelta(seconds=get_settings().inbox_retention_s)
+    written = _written_at(letter.event)
+    if not force and written is not None and written < utcnow() - retention:
+        return _record(
+            letter_id,
+            "replay",
+            f"failed: the event was written on {written.date().isoformat()}, before the inbox "
+            f"horizon ({retention.days} days): a second effect is possible; replay it with "
+            "--force to send it anyway",
+        )
     try:
         send_to(app, letter.task, letter.event)
     except Exception as exc:  # broker away or a task no queue serves: recorded, letter stays
@@ -292,9 +305,17 @@ def replay(app: Celery, letter_id: str) -> Action:
     return _record(letter_id, "replay", "sent", status=REPLAYED)
 
 
-def replay_all(app: Celery, queue: str | None = None) -> list[Action]:
+def replay_all(app: Celery, queue: str | None = None, *, force: bool = False) -> list[Action]:
     """Replay every parked letter (of one ``queue``), oldest last failure first."""
-    return [replay(app, letter.id) for letter in list_letters(queue=queue)]
+    return [replay(app, letter.id, force=force) for letter in list_letters(queue=queue)]
+
+
+def _written_at(event: dict[str, Any]) -> datetime | None:
+    """When the event was written (its envelope's time), if it says so readably."""
+    try:
+        return as_utc(msgspec.convert(event.get("time"), type=datetime))
+    except msgspec.ValidationError:
+        return None
 
 
 def discard(letter_id: str) -> Action:

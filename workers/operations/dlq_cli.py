@@ -109,17 +109,23 @@ def show(letter_id: str, as_json: bool) -> None:
     default=None,
     help="With --all: only these.",
 )
-def replay(letter_id: str | None, every: bool, queue: str | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also send an event written before the inbox horizon (SHOESHOP_INBOX_RETENTION): its "
+    "inbox row may be pruned, so a second effect is then possible.",
+)
+def replay(letter_id: str | None, every: bool, queue: str | None, force: bool) -> None:
     """Send a parked event to its task again; the task's inbox makes a repeat harmless."""
     from config.celery import app
 
     if every == (letter_id is not None):
         raise click.UsageError("give either a dead letter id or --all")
     if every:
-        results = dead_letters.replay_all(app, queue=queue)
+        results = dead_letters.replay_all(app, queue=queue, force=force)
     else:
         _get(str(letter_id))
-        results = [dead_letters.replay(app, str(letter_id))]
+        results = [dead_letters.replay(app, str(letter_id), force=force)]
     _report(results)
 
 

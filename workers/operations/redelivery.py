@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from celery import Celery
 from sqlalchemy import select
 
+from config.settings import REDELIVERY_WATCH_S
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
 from workers.messaging.outbox import EMITTING_COMPONENTS
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 # An event is looked at again on every sweep for this long after it stalled; enough sweeps for
 # a re-send to be re-sent should it be lost too, few enough rows to keep a sweep cheap.
-WATCH = timedelta(minutes=10)
+WATCH = timedelta(seconds=REDELIVERY_WATCH_S)
 
 # Events looked at per query: memory and the number of bound parameters stay bounded however
 # many orders the window holds (a drained backlog of 5,000 orders is 40,000 events).

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import click
 
+from config.settings import get_settings
+
 PROJECTIONS = ("order_status", "order_list", "sales")
 
 
@@ -47,6 +49,11 @@ def replay(projection: tuple[str, ...], task: str | None) -> None:
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"re-sent {sent} event(s) to {task}; its inbox skips what it already applied")
+        days = get_settings().outbox_retention_s / 86400
+        click.echo(
+            f"only events still in an outbox are sent: published ones are kept {days:g} day(s) "
+            "(SHOESHOP_OUTBOX_RETENTION); older ones are pruned and cannot be re-sent"
+        )
         return
     for name in projection or PROJECTIONS:
         click.echo(f"{name}: rebuilt from {_rebuild(name)} event(s)")

@@ -1,0 +1,207 @@
+"""Transport tables level off: the relay's retention chore prunes published outbox rows and
+inbox rows past their horizons, archives them when asked, and a dead letter older than the inbox
+horizon is replayed only with --force (issue #14, retention).
+
+On the real worker, broker and databases, with retentions of seconds; the clock is the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+from sqlalchemy import func, insert, select
+
+from config.settings import QUEUES, get_settings
+from tests.support.shop import order_body, wait_for
+from workers.messaging import deadletters
+from workers.messaging.contracts import OrderStatusChanged, PaymentDeclined, new_event
+from workers.messaging.database import engine_for, transaction
+from workers.messaging.envelope import Envelope, utcnow
+from workers.messaging.outbox import EMITTING_COMPONENTS
+from workers.messaging.tables import inbox, outbox
+from workers.operations import dlq, retention
+from workers.operations.dlq_cli import dlq as dlq_command
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+SECONDS = timedelta(seconds=2)
+
+
+def transport_rows() -> int:
+    """Rows in every outbox and inbox, now."""
+    total = 0
+    for component in EMITTING_COMPONENTS:
+        with engine_for(component).connect() as conn:
+            total += conn.execute(select(func.count()).select_from(outbox)).scalar_one()
+            total += conn.execute(select(func.count()).select_from(inbox)).scalar_one()
+    return total
+
+
+def prune_within(window: timedelta, archive_dir: Path | None = None) -> int:
+    return retention.prune(
+        utcnow(), outbox_retention=window, inbox_retention=window, archive_dir=archive_dir
+    )
+
+
+def place(client: FlaskClient, size: str) -> str:
+    response = client.post("/api/orders", json=order_body(sku="CRT-001", size=size))
+    assert response.status_code == 202, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def test_under_a_steady_order_rate_the_transport_tables_level_off(client: FlaskClient) -> None:
+    written = prune_within(SECONDS)  # what earlier tests left is past any window of seconds
+    samples: list[int] = []
+    placed: list[str] = []
+    started = time.monotonic()
+    while time.monotonic() - started < 8:
+        placed += [place(client, size) for size in ("38", "39")]
+        time.sleep(0.25)
+        if time.monotonic() - started > len(samples) + 1:  # about once a second
+            written += prune_within(SECONDS)
+            samples.append(transport_rows())
+    wait_for(lambda: all(status_of(client, oid) == "SHIPPED" for oid in placed), timeout_s=60)
+
+    # Past the first window, the rows on hand stay within a band while orders keep coming;
+    # without pruning they would have grown with every order to all that was written.
+    steady = samples[3:]
+    assert steady, samples
+    assert max(steady) <= 2 * min(steady) + 20, samples
+    written += transport_rows()
+    assert max(steady) < written / 2, (samples, written, len(placed))
+
+
+def status_of(client: FlaskClient, order_id: str) -> str:
+    return str(client.get(f"/api/orders/{order_id}").get_json()["status"])
+
+
+@pytest.fixture
+def lost_events() -> Iterator[list[Envelope]]:
+    """Events in the payments outbox, published a minute ago, and inbox rows a minute old."""
+    order_id = str(uuid.uuid4())
+    events = [
+        new_event(
+            PaymentDeclined(order_id=order_id, payment_id=str(uuid.uuid4()), reason="do_not_honor"),
+            source="/payments",
+            subject=order_id,
+        )
+        for _ in range(3)
+    ]
+    minute_ago = utcnow() - timedelta(minutes=1)
+    with transaction("payments") as conn:
+        conn.execute(
+            insert(outbox),
+            [
+                {
+                    "id": event.id,
+                    "type": event.type,
+                    "subject": event.subject,
+                    "event": event.to_dict(),
+                    "created_at": minute_ago,
+                    "published_at": minute_ago,
+                }
+                for event in events
+            ],
+        )
+        conn.execute(
+            insert(inbox),
+            [
+                {
+                    "event_id": event.id,
+                    "consumer": "payments.on_payment_requested",
+                    "attempts": 1,
+                    "processed_at": minute_ago,
+                }
+                for event in events
+            ],
+        )
+    yield events
+
+
+def test_what_is_pruned_is_archived_one_row_a_line(
+    lost_events: list[Envelope], tmp_path: Path
+) -> None:
+    ids = {event.id for event in lost_events}
+
+    removed = retention.prune(
+        utcnow(),
+        outbox_retention=timedelta(seconds=30),
+        inbox_retention=timedelta(seconds=30),
+        archive_dir=tmp_path,
+        outboxes=["payments"],
+        inboxes=["payments"],
+    )
+
+    assert removed >= 2 * len(ids)
+    day = utcnow().date().isoformat()
+    archived = [
+        json.loads(line)
+        for line in (tmp_path / f"payments-outbox-{day}.jsonl").read_text("utf-8").splitlines()
+    ]
+    assert ids <= {row["id"] for row in archived}
+    one = next(row for row in archived if row["id"] in ids)
+    assert Envelope.from_dict(one["event"]).id == one["id"]  # the whole event, readable again
+    consumed = (tmp_path / f"payments-inbox-{day}.jsonl").read_text("utf-8")
+    assert ids <= {json.loads(line)["event_id"] for line in consumed.splitlines()}
+    with engine_for("payments").connect() as conn:
+        left = conn.execute(select(outbox.c.id).where(outbox.c.id.in_(ids))).all()
+        left += conn.execute(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))).all()
+    assert left == []
+
+
+def test_young_rows_and_unpublished_ones_stay(lost_events: list[Envelope]) -> None:
+    ids = {event.id for event in lost_events}
+
+    retention.prune(
+        utcnow(),
+        outbox_retention=timedelta(minutes=5),
+        inbox_retention=timedelta(minutes=6),
+        outboxes=["payments"],
+        inboxes=QUEUES,
+    )
+
+    with engine_for("payments").connect() as conn:
+        kept = set(conn.execute(select(outbox.c.id).where(outbox.c.id.in_(ids))).scalars())
+    assert kept == ids
+
+
+def old_letter(days: int) -> str:
+    """A parked status change written ``days`` ago, about an order the shop never had (applying
+    it changes nothing)."""
+    order_id = str(uuid.uuid4())
+    notice = OrderStatusChanged(order_id=order_id, status="PAID", reason=None)
+    event = new_event(notice, source="/orders", subject=order_id)
+    written = (utcnow() - timedelta(days=days)).isoformat()
+    body: dict[str, Any] = {**event.to_dict(), "time": written}
+    return deadletters.park("shop.on_order_status_changed", body, RuntimeError("bug"), 1)
+
+
+def test_a_letter_older_than_the_inbox_horizon_is_replayed_only_with_force(
+    celery_app: Celery,
+) -> None:
+    horizon_days = get_settings().inbox_retention_s // 86400
+    letter_id = old_letter(horizon_days + 1)
+
+    refused = CliRunner().invoke(dlq_command, ["replay", letter_id])
+    assert "before the inbox horizon" in refused.output and "--force" in refused.output
+    assert dlq.get(letter_id).status == "parked"
+
+    forced = CliRunner().invoke(dlq_command, ["replay", letter_id, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert dlq.get(letter_id).status == "replayed"
+
+
+def test_a_letter_within_the_horizon_is_replayed_as_ever(celery_app: Celery) -> None:
+    letter_id = old_letter(1)
+
+    assert dlq.replay(celery_app, letter_id).outcome == "sent"

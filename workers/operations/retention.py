@@ -1,0 +1,131 @@
+"""Transport tables level off: published outbox rows and inbox rows past their retention go.
+
+The outbox and the inbox carry events across the broker; once an event is published and every
+re-sending of it is over, its rows are history nobody reads on a hot path. The relay deletes
+them as a chore of its loop (``prune``): outbox rows published more than
+``SHOESHOP_OUTBOX_RETENTION`` ago, inbox rows applied more than ``SHOESHOP_INBOX_RETENTION`` ago
+(longer: an inbox row must outlive every re-sending of its event, which Settings checks). Each
+batch of at most BATCH rows is its own short transaction, found by an index (``published_at``,
+``processed_at``), so a checkout never waits behind it. With ``SHOESHOP_ARCHIVE_DIR`` set, each
+batch is first appended to ``<dir>/<component>-<table>-<YYYY-MM-DD>.jsonl``, one row a line.
+
+What is kept for ever: the orders event store, the shop's log (heard_events) and every
+projection, the dead letters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, bindparam, delete, select, tuple_
+
+from config.settings import QUEUES, get_settings
+from workers.messaging.database import transaction
+from workers.messaging.envelope import as_utc, utcnow
+from workers.messaging.outbox import EMITTING_COMPONENTS
+from workers.messaging.tables import inbox, outbox
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+# Batches per table per sweep: a sweep never runs long, a backlog of old rows drains over a few.
+MAX_BATCHES = 20
+
+
+def prune(
+    now: datetime | None = None,
+    *,
+    outbox_retention: timedelta | None = None,
+    inbox_retention: timedelta | None = None,
+    archive_dir: Path | None = None,
+    outboxes: Iterable[str] = EMITTING_COMPONENTS,
+    inboxes: Iterable[str] = QUEUES,
+) -> int:
+    """Delete (after archiving, with ``archive_dir``) what is past its retention in every
+    component's outbox and inbox; returns the rows removed. Unset arguments come from the
+    settings (``now``: the clock). Raises sqlalchemy.exc.SQLAlchemyError when a database is
+    away, OSError when the archive cannot be written (nothing of that batch is deleted)."""
+    settings = get_settings()
+    now = now or utcnow()
+    outbox_retention = outbox_retention or timedelta(seconds=settings.outbox_retention_s)
+    inbox_retention = inbox_retention or timedelta(seconds=settings.inbox_retention_s)
+    archive_dir = archive_dir or settings.archive_dir
+    removed = 0
+    for component in outboxes:
+        removed += _prune_outbox(component, now - outbox_retention, archive_dir)
+    for component in inboxes:
+        removed += _prune_inbox(component, now - inbox_retention, archive_dir)
+    if removed:
+        log.info("pruned %d outbox and inbox row(s) past their retention", removed)
+    return removed
+
+
+_OLD_OUTBOX = (
+    select(outbox)
+    .where(outbox.c.published_at.is_not(None), outbox.c.published_at < bindparam("cutoff"))
+    .order_by(outbox.c.published_at)
+    .limit(BATCH)
+)
+_DELETE_OUTBOX = delete(outbox).where(outbox.c.seq.in_(bindparam("keys", expanding=True)))
+_OLD_INBOX = (
+    select(inbox)
+    .where(inbox.c.processed_at < bindparam("cutoff"))
+    .order_by(inbox.c.processed_at)
+    .limit(BATCH)
+)
+
+
+def _prune_outbox(component: str, cutoff: datetime, archive_dir: Path | None) -> int:
+    removed = 0
+    for _ in range(MAX_BATCHES):
+        with transaction(component) as conn:
+            rows = [dict(row) for row in conn.execute(_OLD_OUTBOX, {"cutoff": cutoff}).mappings()]
+            if not rows:
+                break
+            _archive(archive_dir, component, outbox, rows)
+            conn.execute(_DELETE_OUTBOX, {"keys": [row["seq"] for row in rows]})
+        removed += len(rows)
+        if len(rows) < BATCH:
+            break
+    return removed
+
+
+def _prune_inbox(component: str, cutoff: datetime, archive_dir: Path | None) -> int:
+    removed = 0
+    for _ in range(MAX_BATCHES):
+        with transaction(component) as conn:
+            rows = [dict(row) for row in conn.execute(_OLD_INBOX, {"cutoff": cutoff}).mappings()]
+            if not rows:
+                break
+            _archive(archive_dir, component, inbox, rows)
+            keys = [(row["event_id"], row["consumer"]) for row in rows]
+            conn.execute(delete(inbox).where(tuple_(inbox.c.event_id, inbox.c.consumer).in_(keys)))
+        removed += len(rows)
+        if len(rows) < BATCH:
+            break
+    return removed
+
+
+def _archive(
+    archive_dir: Path | None, component: str, table: Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    if archive_dir is None:
+        return
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    day = utcnow().date().isoformat()
+    path = archive_dir / f"{component}-{table.name}-{day}.jsonl"
+    lines = "".join(json.dumps(row, default=_json_default, sort_keys=True) + "\n" for row in rows)
+    with path.open("a", encoding="utf-8") as archive:
+        archive.write(lines)
+        archive.flush()
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    raise TypeError(f"cannot archive a {type(value).__name__}")
