@@ -197,12 +197,19 @@ def find_saga_page() -> ResponseReturnValue:
     return redirect(url_for("admin.saga_page", order_id=order_id), code=303)
 
 
-@bp.get("/orders/<order_id:order_id>")
-def saga_page(order_id: str) -> ResponseReturnValue:
+def _saga_of(order_id: str) -> list[saga.SagaEvent] | None:
+    """The order's saga, or None when a component's database did not answer (logged)."""
     try:
-        timeline = saga.timeline(order_id)
+        return saga.timeline(order_id)
     except SQLAlchemyError:
         log.warning("saga of order %s unavailable", order_id, exc_info=True)
+        return None
+
+
+@bp.get("/orders/<order_id:order_id>")
+def saga_page(order_id: str) -> ResponseReturnValue:
+    timeline = _saga_of(order_id)
+    if timeline is None:
         page = render_template("admin_saga.html", order_id=order_id, problem=SAGA_UNAVAILABLE)
         return page, 503
     # No component has an event about it: the page says so, with the API's status.
@@ -212,10 +219,8 @@ def saga_page(order_id: str) -> ResponseReturnValue:
 
 @api_bp.get("/orders/<order_id:order_id>/saga")
 def saga_json(order_id: str) -> ResponseReturnValue:
-    try:
-        timeline = saga.timeline(order_id)
-    except SQLAlchemyError:
-        log.warning("saga of order %s unavailable", order_id, exc_info=True)
+    timeline = _saga_of(order_id)
+    if timeline is None:
         message = "a component's database did not answer; try again shortly"
         return error_response(503, "database_unavailable", message)
     if not timeline:

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
-from kombu import Producer
 from sqlalchemy import select
 
 from config.settings import get_settings
 from shop import acceptance, checkout
+from tests.support.integration import charges, publish_raw, stock_of
 from tests.support.shop import FAILING_CARD, order_body, wait_for
 from workers.messaging.contracts import RefundRequested, new_event
 from workers.messaging.database import engine_for
@@ -35,19 +34,6 @@ from workers.operations.relay import relay_once
 from workers.orders import store, timer
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-@pytest.fixture
-def setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
-    """Change a setting for one test; the in-process worker reads it on its next task."""
-
-    def change(name: str, value: str) -> None:
-        monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-
-    yield change
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 def place(client: FlaskClient, **kwargs: Any) -> str:
@@ -65,15 +51,6 @@ def ends(client: FlaskClient, order_id: str, timeout_s: float = 60) -> dict[str,
     return wait_for(
         lambda: (o := order(client, order_id))["status"] == "CANCELLED" and o, timeout_s
     )
-
-
-def stock_of(client: FlaskClient, sku: str, size: str) -> int:
-    product = next(p for p in client.get("/api/products").get_json() if p["sku"] == sku)
-    return int(next(s["available"] for s in product["sizes"] if s["size"] == size))
-
-
-def charges(gateway_url: str, order_id: str) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{gateway_url}/v1/charges", params={"order_id": order_id}).json())
 
 
 def stream_of(order_id: str) -> list[str]:
@@ -133,22 +110,6 @@ def test_an_invalid_order_placed_ends_the_order_and_releases_its_stock(
     assert "We could not process this order" in page
 
 
-def send_undecodable(celery_app: Celery, body: bytes) -> None:
-    """A message for orders.on_order_placed whose body is no JSON (cut short on the way)."""
-    task_id = str(uuid.uuid4())
-    headers = {"lang": "py", "task": "orders.on_order_placed", "id": task_id, "root_id": task_id}
-    with celery_app.connection_for_write() as conn:
-        Producer(conn).publish(  # type: ignore[no-untyped-call]
-            body,
-            exchange="shoeshop",
-            routing_key="orders",
-            headers=headers,
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-        )
-
-
 def test_an_order_whose_placement_orders_cannot_read_ends_at_its_acceptance_deadline_and_a_late_copy_is_ignored(  # noqa: E501
     client: FlaskClient, gateway_url: str, celery_app: Celery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,7 +124,7 @@ def test_an_order_whose_placement_orders_cannot_read_ends_at_its_acceptance_dead
         [placed] = conn.execute(
             select(outbox.c.event).where(outbox.c.subject == order_id)
         ).scalars()
-    send_undecodable(celery_app, json.dumps(placed).encode()[:-40])
+    publish_raw(celery_app, "orders.on_order_placed", "orders", json.dumps(placed).encode()[:-40])
     wait_for(lambda: any(order_id in (d.raw or "") for d in dlq.parked()), timeout_s=30)
     assert order(client, order_id)["status"] == "PLACED"
     due = utcnow() + timedelta(seconds=get_settings().accept_timeout_s)

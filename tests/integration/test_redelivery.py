@@ -8,13 +8,14 @@ from datetime import timedelta
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
+from tests.support.integration import published_at
 from tests.support.shop import order_body, wait_for
 from workers.messaging.contracts import PaymentDeclined, new_event
-from workers.messaging.database import engine_for, transaction
+from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, utcnow
-from workers.messaging.tables import inbox, outbox
+from workers.messaging.tables import inbox
 from workers.operations import redelivery
 from workers.operations.redelivery import redeliver_unapplied, unapplied
 
@@ -36,22 +37,7 @@ def lost_decline(order_id: str, payment_id: str) -> Envelope:
 
 def published_two_minutes_ago(events: list[Envelope]) -> None:
     """In payments' outbox as published two minutes ago: what a message the broker lost leaves."""
-    two_minutes_ago = utcnow() - timedelta(minutes=2)
-    with transaction("payments") as conn:
-        conn.execute(
-            insert(outbox),
-            [
-                {
-                    "id": event.id,
-                    "type": event.type,
-                    "subject": event.subject,
-                    "event": event.to_dict(),
-                    "created_at": two_minutes_ago,
-                    "published_at": two_minutes_ago,
-                }
-                for event in events
-            ],
-        )
+    published_at("payments", events, utcnow() - timedelta(minutes=2))
 
 
 def test_a_published_event_no_subscriber_applied_is_sent_again_once(

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select
 
 from config.settings import QUEUES, get_settings
+from tests.support.integration import published_at
 from tests.support.shop import order_body, wait_for
 from workers.messaging import deadletters
 from workers.messaging.contracts import OrderStatusChanged, PaymentDeclined, new_event
@@ -98,21 +99,8 @@ def lost_events() -> Iterator[list[Envelope]]:
         for _ in range(3)
     ]
     minute_ago = utcnow() - timedelta(minutes=1)
+    published_at("payments", events, minute_ago)
     with transaction("payments") as conn:
-        conn.execute(
-            insert(outbox),
-            [
-                {
-                    "id": event.id,
-                    "type": event.type,
-                    "subject": event.subject,
-                    "event": event.to_dict(),
-                    "created_at": minute_ago,
-                    "published_at": minute_ago,
-                }
-                for event in events
-            ],
-        )
         conn.execute(
             insert(inbox),
             [

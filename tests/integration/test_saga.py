@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from celery import Celery
 from click.testing import CliRunner
@@ -20,6 +19,7 @@ from sqlalchemy import select
 from config.settings import COMPONENTS, get_settings
 from shop import readmodel
 from shop.tables import orders as order_view_table
+from tests.support.integration import charges, stock_of
 from tests.support.shop import FAILING_CARD, FLAKY_CARD, order_body, wait_for
 from workers.messaging.contracts import PaymentDeclined, new_event, wire_type
 from workers.messaging.database import engine_for, transaction
@@ -30,19 +30,6 @@ from workers.operations.replay_cli import replay, report
 from workers.orders import projections, store, timer
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-@pytest.fixture
-def setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Change a setting for one test; the in-process worker reads it on its next task."""
-
-    def change(name: str, value: str) -> None:
-        monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-
-    yield change
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 def place(client: FlaskClient, **kwargs: Any) -> str:
@@ -59,15 +46,6 @@ def reaches(
     client: FlaskClient, order_id: str, status: str, timeout_s: float = 30
 ) -> dict[str, Any]:
     return wait_for(lambda: (o := order(client, order_id))["status"] == status and o, timeout_s)
-
-
-def stock_of(client: FlaskClient, sku: str, size: str) -> int:
-    product = next(p for p in client.get("/api/products").get_json() if p["sku"] == sku)
-    return int(next(s["available"] for s in product["sizes"] if s["size"] == size))
-
-
-def charges(gateway_url: str, order_id: str) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{gateway_url}/v1/charges", params={"order_id": order_id}).json())
 
 
 def test_cancelling_before_payment_cancels_and_releases_the_stock(

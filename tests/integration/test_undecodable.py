@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 from celery import Celery
-from kombu import Producer
 
+from tests.support.integration import publish_raw
 from tests.support.shop import wait_for
 from workers.messaging import deadletters
 from workers.operations import dlq
@@ -17,18 +17,8 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 def test_a_body_that_is_not_json_is_parked_with_its_queue_and_raw_bytes(celery_app: Celery) -> None:
     marker = f"not JSON {uuid.uuid4().hex}"
-    task_id = str(uuid.uuid4())
-    headers = {"lang": "py", "task": "orders.on_order_placed", "id": task_id, "root_id": task_id}
-    with celery_app.connection_for_write() as conn:
-        Producer(conn).publish(  # type: ignore[no-untyped-call]
-            b"\x80\x04 " + marker.encode() + b" {",
-            exchange="shoeshop",
-            routing_key="orders",
-            headers=headers,
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-        )
+    body = b"\x80\x04 " + marker.encode() + b" {"
+    publish_raw(celery_app, "orders.on_order_placed", "orders", body)
 
     def parked() -> deadletters.DeadLetter | None:
         return next((d for d in dlq.parked() if d.raw and marker in d.raw), None)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, tuple_
+from sqlalchemy import Connection, Select, Table, bindparam, delete, select, tuple_
 
 from config.settings import QUEUES, get_settings
 from workers.messaging.database import transaction
@@ -71,7 +71,6 @@ _OLD_OUTBOX = (
     .order_by(outbox.c.published_at)
     .limit(BATCH)
 )
-_DELETE_OUTBOX = delete(outbox).where(outbox.c.seq.in_(bindparam("keys", expanding=True)))
 _OLD_INBOX = (
     select(inbox)
     .where(inbox.c.processed_at < bindparam("cutoff"))
@@ -81,30 +80,38 @@ _OLD_INBOX = (
 
 
 def _prune_outbox(component: str, cutoff: datetime, archive_dir: Path | None) -> int:
-    removed = 0
-    for _ in range(MAX_BATCHES):
-        with transaction(component) as conn:
-            rows = [dict(row) for row in conn.execute(_OLD_OUTBOX, {"cutoff": cutoff}).mappings()]
-            if not rows:
-                break
-            _archive(archive_dir, component, outbox, rows)
-            conn.execute(_DELETE_OUTBOX, {"keys": [row["seq"] for row in rows]})
-        removed += len(rows)
-        if len(rows) < BATCH:
-            break
-    return removed
+    def remove(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        conn.execute(delete(outbox).where(outbox.c.seq.in_([row["seq"] for row in rows])))
+
+    return _prune(component, outbox, _OLD_OUTBOX, remove, cutoff, archive_dir)
 
 
 def _prune_inbox(component: str, cutoff: datetime, archive_dir: Path | None) -> int:
+    def remove(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        keys = [(row["event_id"], row["consumer"]) for row in rows]
+        conn.execute(delete(inbox).where(tuple_(inbox.c.event_id, inbox.c.consumer).in_(keys)))
+
+    return _prune(component, inbox, _OLD_INBOX, remove, cutoff, archive_dir)
+
+
+def _prune(
+    component: str,
+    table: Table,
+    old: Select[Any],
+    remove: Callable[[Connection, list[dict[str, Any]]], None],
+    cutoff: datetime,
+    archive_dir: Path | None,
+) -> int:
+    """Up to MAX_BATCHES batches of ``old`` rows (oldest first), each archived then removed in
+    one short transaction; returns the rows removed."""
     removed = 0
     for _ in range(MAX_BATCHES):
         with transaction(component) as conn:
-            rows = [dict(row) for row in conn.execute(_OLD_INBOX, {"cutoff": cutoff}).mappings()]
+            rows = [dict(row) for row in conn.execute(old, {"cutoff": cutoff}).mappings()]
             if not rows:
                 break
-            _archive(archive_dir, component, inbox, rows)
-            keys = [(row["event_id"], row["consumer"]) for row in rows]
-            conn.execute(delete(inbox).where(tuple_(inbox.c.event_id, inbox.c.consumer).in_(keys)))
+            _archive(archive_dir, component, table, rows)
+            remove(conn, rows)
         removed += len(rows)
         if len(rows) < BATCH:
             break

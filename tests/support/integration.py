@@ -1,0 +1,67 @@
+"""Helpers the integration tests share: reading stock and charges as a customer and the gateway
+see them, and putting messages past the edge (raw bodies, events an outbox says it published)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+from celery import Celery
+from flask.testing import FlaskClient
+from kombu import Producer
+from sqlalchemy import insert
+
+from workers.messaging.database import transaction
+from workers.messaging.envelope import Envelope
+from workers.messaging.tables import outbox
+
+
+def stock_of(client: FlaskClient, sku: str, size: str) -> int:
+    """Pairs available of one shoe and size, from GET /api/products."""
+    product = next(p for p in client.get("/api/products").get_json() if p["sku"] == sku)
+    return int(next(s["available"] for s in product["sizes"] if s["size"] == size))
+
+
+def charges(gateway_url: str, order_id: str) -> list[dict[str, Any]]:
+    """The gateway simulator's ledger for one order."""
+    return list(httpx.get(f"{gateway_url}/v1/charges", params={"order_id": order_id}).json())
+
+
+def publish_raw(celery_app: Celery, task: str, queue: str, body: bytes) -> None:
+    """A message for ``task`` on ``queue`` whose body is ``body`` as it is (Celery protocol 2
+    headers, so the worker knows the task; the body need not be JSON)."""
+    task_id = str(uuid.uuid4())
+    headers = {"lang": "py", "task": task, "id": task_id, "root_id": task_id}
+    with celery_app.connection_for_write() as conn:
+        Producer(conn).publish(  # type: ignore[no-untyped-call]
+            body,
+            exchange="shoeshop",
+            routing_key=queue,
+            headers=headers,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+        )
+
+
+def published_at(component: str, events: Sequence[Envelope], when: datetime) -> None:
+    """``events`` in ``component``'s outbox as written and published at ``when`` (nothing is
+    sent: what a message the broker lost, or an old one, leaves behind)."""
+    with transaction(component) as conn:
+        conn.execute(
+            insert(outbox),
+            [
+                {
+                    "id": event.id,
+                    "type": event.type,
+                    "subject": event.subject,
+                    "event": event.to_dict(),
+                    "created_at": when,
+                    "published_at": when,
+                }
+                for event in events
+            ],
+        )
