@@ -20,6 +20,10 @@ def on_message_parked(conn: Connection, event: Envelope, _outbox: Outbox) -> Non
     _hear(conn, event)
 
 
+def on_message_replayed(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
+    _hear(conn, event)
+
+
 def _hear(conn: Connection, event: Envelope) -> None:
     readmodel.remember(conn, event)
     readmodel.apply(conn, event, live=True)

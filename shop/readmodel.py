@@ -54,6 +54,8 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
             _moved_on(conn, data["order_id"], event.id, at)
         case "message.parked":
             _delay(conn, data, at)
+        case "message.replayed":  # resumed: delayed again only if it fails again
+            conn.execute(_REPLAYED, {"key": data["order_id"], "event_id": data["event_id"]})
         case "shipment.dispatched":  # heard before status changes carried the parcel
             _update(conn, data["order_id"], at, **_parcel(data))
         case "order.cancellation_requested":
@@ -157,6 +159,13 @@ _MOVED_ON = (
             orders.c.delayed_event_id == bindparam("event_id"),
         ),
     )
+    .values(delayed_since=None, delayed_queue=None, delayed_event_id=None)
+)
+
+
+_REPLAYED = (
+    update(orders)
+    .where(orders.c.id == bindparam("key"), orders.c.delayed_event_id == bindparam("event_id"))
     .values(delayed_since=None, delayed_queue=None, delayed_event_id=None)
 )
 

@@ -6,10 +6,10 @@ import json
 import sys
 import uuid
 
-from kombu.messaging import Producer
 from sqlalchemy import select
 
 from config.celery import app
+from tests.support.integration import publish_raw
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, event_type
 from workers.messaging.publisher import publish, task_id_for
@@ -48,7 +48,7 @@ def poison(queue: str, kind: str, subject: str | None = None) -> str:
     task, name = TARGETS[queue]
     subject = subject or str(uuid.uuid4())
     if kind == "not-json":
-        _send_raw(queue, task, b"\x80\x04 this is not JSON {")
+        publish_raw(app, task, queue, b"\x80\x04 this is not JSON {")
         return subject
     event = Envelope(
         type=event_type("bogus.happened") if kind == "unknown-type" else event_type(name),
@@ -59,22 +59,6 @@ def poison(queue: str, kind: str, subject: str | None = None) -> str:
     )
     app.send_task(task, args=[event.to_dict()], queue=queue)
     return subject
-
-
-def _send_raw(queue: str, task: str, body: bytes) -> None:
-    # Celery protocol 2 headers, so the worker knows the task; only the body is broken.
-    task_id = str(uuid.uuid4())
-    headers = {"lang": "py", "task": task, "id": task_id, "root_id": task_id, "retries": 0}
-    with app.connection_for_write() as conn:
-        Producer(conn).publish(  # type: ignore[no-untyped-call]
-            body,
-            exchange="shoeshop",
-            routing_key=queue,
-            headers=headers,
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-        )
 
 
 def main(argv: list[str]) -> None:

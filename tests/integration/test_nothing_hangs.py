@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from config.settings import get_settings
 from shop import acceptance, checkout
-from tests.support.integration import charges, publish_raw, stock_of
-from tests.support.shop import FAILING_CARD, order_body, wait_for
+from tests.support.integration import charges, order, place, publish_raw, stock_of
+from tests.support.shop import FAILING_CARD, wait_for
 from workers.messaging.contracts import RefundRequested, new_event
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, utcnow
@@ -34,16 +34,6 @@ from workers.operations.relay import relay_once
 from workers.orders import store, timer
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def place(client: FlaskClient, **kwargs: Any) -> str:
-    response = client.post("/api/orders", json=order_body(**kwargs))
-    assert response.status_code == 202, response.get_json()
-    return str(response.get_json()["id"])
-
-
-def order(client: FlaskClient, order_id: str) -> dict[str, Any]:
-    return dict(client.get(f"/api/orders/{order_id}").get_json())
 
 
 def ends(client: FlaskClient, order_id: str, timeout_s: float = 60) -> dict[str, Any]:

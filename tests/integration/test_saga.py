@@ -19,8 +19,8 @@ from sqlalchemy import select
 from config.settings import COMPONENTS, get_settings
 from shop import readmodel
 from shop.tables import orders as order_view_table
-from tests.support.integration import charges, stock_of
-from tests.support.shop import FAILING_CARD, FLAKY_CARD, order_body, wait_for
+from tests.support.integration import charges, order, place, stock_of
+from tests.support.shop import FAILING_CARD, FLAKY_CARD, wait_for
 from workers.messaging.contracts import PaymentDeclined, new_event, wire_type
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import utcnow
@@ -30,16 +30,6 @@ from workers.operations.replay_cli import replay, report
 from workers.orders import projections, store, timer
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def place(client: FlaskClient, **kwargs: Any) -> str:
-    response = client.post("/api/orders", json=order_body(**kwargs))
-    assert response.status_code == 202, response.get_json()
-    return str(response.get_json()["id"])
-
-
-def order(client: FlaskClient, order_id: str) -> dict[str, Any]:
-    return dict(client.get(f"/api/orders/{order_id}").get_json())
 
 
 def reaches(

@@ -14,9 +14,22 @@ from flask.testing import FlaskClient
 from kombu import Producer
 from sqlalchemy import insert
 
+from tests.support.shop import order_body
 from workers.messaging.database import transaction
 from workers.messaging.envelope import Envelope
 from workers.messaging.tables import outbox
+
+
+def place(client: FlaskClient, **kwargs: Any) -> str:
+    """Check out an order (``order_body``'s keywords) and return its id; asserts a 202."""
+    response = client.post("/api/orders", json=order_body(**kwargs))
+    assert response.status_code == 202, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def order(client: FlaskClient, order_id: str) -> dict[str, Any]:
+    """The order as GET /api/orders/<id> answers."""
+    return dict(client.get(f"/api/orders/{order_id}").get_json())
 
 
 def stock_of(client: FlaskClient, sku: str, size: str) -> int:

@@ -41,6 +41,7 @@ from workers.messaging.versions import (
     parse,
     upcast,
 )
+from workers.operations import dlq
 from workers.orders import domain
 from workers.orders.announcements import announce, parse_placed
 from workers.orders.domain import Order
@@ -638,6 +639,9 @@ def produced() -> list[Envelope]:
         payment.to_dict(), ORDER_ID, "payments", payment.id, payment.occurred_at, "invalid"
     )
     assert delayed is not None
+    # Replaying that letter tells the shop the order resumed.
+    replayed = dlq.replayed_notice(ORDER_ID, payment.id)
+    assert replayed is not None
     return [
         placed_by_the_shop(),
         _cancellation_requested(ORDER_ID),
@@ -650,6 +654,7 @@ def produced() -> list[Envelope]:
         *emitted_by(lambda c, box: shipping.on_shipment_requested(c, parcel, box)),
         *emitted_by(lambda c, box: shipping.on_shipment_cancellation_requested(c, stop, box)),
         delayed,
+        replayed,
     ]
 
 

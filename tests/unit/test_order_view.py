@@ -21,6 +21,7 @@ from workers.messaging import contracts, deadletters
 from workers.messaging.contracts import OrderStatusChanged, SagaStep, wire_type
 from workers.messaging.envelope import Envelope
 from workers.messaging.tables import kit_metadata
+from workers.operations import dlq
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 
@@ -230,3 +231,20 @@ def test_a_parked_order_delayed_writes_no_other(conn: Connection) -> None:
         placed(order_id).to_dict(), order_id, "orders.dlq", None, T0, "rejected_by_broker"
     )
     assert odd is not None and odd.data["queue"] == "unknown"
+
+
+def test_a_replayed_letter_resumes_the_order_until_it_fails_again(conn: Connection) -> None:
+    order_id = str(uuid.uuid4())
+    order_placed = placed(order_id)
+    requested = emitted("payment.requested", "/orders", order_id, 0.5)
+    pending = notice(order_id, "PAYMENT_PENDING", 0.5, [order_placed, requested])
+    hear(conn, order_placed, pending, delayed(order_id, requested, "payments", 30))
+
+    other = dlq.replayed_notice(order_id, str(uuid.uuid4()))  # another event's letter
+    assert other is not None
+    assert hear(conn, other)["delayed"] == {"since": at(30), "stage": "payment"}
+    replayed = dlq.replayed_notice(order_id, requested.id)
+    assert replayed is not None
+    assert hear(conn, replayed)["delayed"] is None
+    # Failing again: delayed again, since its first failure.
+    assert hear(conn, delayed(order_id, requested, "payments", 30))["delayed"] is not None

@@ -273,6 +273,16 @@ class MessageParked(Event, frozen=True):
     fault: Fault
 
 
+class MessageReplayed(Event, frozen=True):
+    """operations → shop: an operator replayed a parked message about the order (a thin
+    notification, written with the replay's record): the order resumes, and shows as delayed
+    again only if the message fails again. ``event_id`` is the replayed event's id."""
+
+    TYPE = event_type("message.replayed", 1)
+    order_id: Uuid
+    event_id: Uuid
+
+
 class OrderCancellationRequested(Event, frozen=True):
     """shop → orders: the customer asked to cancel."""
 
@@ -321,6 +331,7 @@ MODELS: dict[str, type[Event]] = {
     for model in (
         OrderPlaced,
         MessageParked,
+        MessageReplayed,
         PaymentRequested,
         PaymentSucceeded,
         PaymentDeclined,

@@ -27,6 +27,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     wire_type("shipment.cancellation_requested"): ("shipping.on_shipment_cancellation_requested",),
     wire_type("shipment.cancelled"): ("orders.on_shipment_cancelled",),
     wire_type("message.parked"): ("shop.on_message_parked", "orders.on_message_parked"),
+    wire_type("message.replayed"): ("shop.on_message_replayed",),
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,19 +25,23 @@ from celery import Celery
 from sqlalchemy import func, insert, select, update
 
 from config.settings import QUEUES, get_settings
+from workers.messaging.contracts import MessageReplayed, new_event
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.deadletters import (
     DISCARDED,
     PARKED,
     REPLAYED,
+    SOURCE,
     STATUSES,
     UNKNOWN_QUEUE,
     DeadLetter,
     letter_of,
 )
-from workers.messaging.envelope import UUID_PATTERN, as_utc, utcnow
+from workers.messaging.envelope import UUID_PATTERN, Envelope, as_utc, utcnow
+from workers.messaging.outbox import Outbox
 from workers.messaging.publisher import send_to
 from workers.messaging.tables import dead_letter_actions, dead_letters
+from workers.messaging.unit_of_work import publish_committed
 
 __all__ = [
     "ALL_STATUSES",
@@ -302,7 +306,20 @@ def replay(app: Celery, letter_id: str, *, force: bool = False) -> Action:
         send_to(app, letter.task, letter.event)
     except Exception as exc:  # broker away or a task no queue serves: recorded, letter stays
         return _record(letter_id, "replay", f"failed: {type(exc).__name__}: {exc}")
-    return _record(letter_id, "replay", "sent", status=REPLAYED)
+    notice = replayed_notice(letter.subject, letter.event_id)
+    done = _record(letter_id, "replay", "sent", status=REPLAYED, notice=notice)
+    if notice is not None:
+        publish_committed(app, "operations", [notice])
+    return done
+
+
+def replayed_notice(subject: str | None, event_id: str | None) -> Envelope | None:
+    """``message.replayed`` for order ``subject`` whose event ``event_id`` a letter held; None
+    when the letter names no order or held no event id (each a UUID when set: deadletters)."""
+    if subject is None or event_id is None:
+        return None
+    data = MessageReplayed(order_id=subject, event_id=event_id)
+    return replace(new_event(data, source=SOURCE, subject=subject), causationid=event_id)
 
 
 def replay_all(app: Celery, queue: str | None = None, *, force: bool = False) -> list[Action]:
@@ -325,9 +342,20 @@ def discard(letter_id: str) -> Action:
     return _record(letter_id, "discard", "discarded", status=DISCARDED)
 
 
-def _record(letter_id: str, action: str, outcome: str, *, status: str | None = None) -> Action:
+def _record(
+    letter_id: str,
+    action: str,
+    outcome: str,
+    *,
+    status: str | None = None,
+    notice: Envelope | None = None,
+) -> Action:
+    """Record an action on a letter (and its new status), with ``notice`` written to the
+    operations outbox in the same transaction."""
     now = utcnow()
     with transaction("operations") as conn:
+        if notice is not None:
+            Outbox(conn).emit(notice)
         if status is not None:
             conn.execute(
                 update(dead_letters).where(dead_letters.c.id == letter_id).values(status=status)
