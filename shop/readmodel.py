@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
 from config.settings import get_settings
-from shop.tables import acceptance_deadlines, heard_events, orders, stock
+from shop.tables import acceptance_deadlines, heard_events, order_counts, orders, stock
 from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import Envelope, as_utc
 from workers.messaging.versions import upcast
@@ -42,6 +42,7 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
     match event.name:
         case "order.placed":
             _insert_view(conn, data, at)
+            _count(conn, "PLACED", None, +1)
             if live:  # a timer is state, as stock is: set once, when the order is placed
                 due = at + timedelta(seconds=get_settings().accept_timeout_s)
                 conn.execute(
@@ -69,6 +70,7 @@ def _parcel(data: dict[str, Any]) -> dict[str, Any]:
 def rebuild(conn: Connection) -> int:
     """Drop the view and fold the whole log into it again; returns the events replayed."""
     conn.execute(delete(orders))
+    conn.execute(delete(order_counts))
     replayed = 0
     for row in conn.execute(select(heard_events.c.event).order_by(heard_events.c.seq)):
         # The log keeps each event in the version it was heard in; apply reads the current one.
@@ -86,7 +88,7 @@ def snapshot(conn: Connection) -> list[tuple[object, ...]]:
 # lock makes the second wait for the first, so a status never moves backwards. (SQLite has no
 # row locks; its write transactions are serialised whole.)
 _STATUS_FOR_UPDATE = (
-    select(orders.c.status, orders.c["items"], orders.c.stock_state)
+    select(orders.c.status, orders.c.reason, orders.c["items"], orders.c.stock_state)
     .where(orders.c.id == bindparam("order_id"))
     .with_for_update()
 )
@@ -126,6 +128,8 @@ def _apply_status(
         return
     if live:  # orders has taken the order up (or ended it): nothing left to time
         conn.execute(_ACCEPTED, {"order_id": order_id})
+    _count(conn, row["status"], row["reason"], -1)
+    _count(conn, status, reason, +1)
     changes: dict[str, Any] = {"status": status, "reason": reason}
     if status in FINAL and row["stock_state"] == "reserved":
         if live:
@@ -185,6 +189,23 @@ def _delay(conn: Connection, data: dict[str, Any], at: datetime) -> None:
 
 def _moved_on(conn: Connection, order_id: str, event_id: str, at: datetime) -> None:
     conn.execute(_MOVED_ON, {"key": order_id, "at": at, "event_id": event_id})
+
+
+def _count(conn: Connection, status: str, reason: str | None, change: int) -> None:
+    """One order more (+1) or fewer (-1) in ``status`` for ``reason``, in the view's
+    transaction (order_counts: what /metrics reads)."""
+    stmt = upsert_insert(conn, order_counts)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[order_counts.c.status, order_counts.c.reason],
+        set_={"orders": order_counts.c.orders + stmt.excluded.orders},
+    )
+    conn.execute(stmt, {"status": status, "reason": reason or "", "orders": change})
+
+
+def counts(conn: Connection) -> list[tuple[str, str | None, int]]:
+    """(status, reason or None, orders) for every status and reason an order is in."""
+    rows = conn.execute(select(order_counts).where(order_counts.c.orders > 0))
+    return [(row.status, row.reason or None, row.orders) for row in rows]
 
 
 def _update(conn: Connection, order_id: str, at: datetime, **changes: Any) -> None:

@@ -20,11 +20,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from config.celery import app as celery_app
 from config.settings import QUEUES
-from shop.tables import orders
+from shop import readmodel
 from workers.messaging.database import engine_for
 
 log = logging.getLogger(__name__)
@@ -131,11 +130,7 @@ class PipelineCollector(Collector):
 def order_metrics() -> Iterator[Metric]:
     """Counts from the shop's read model: monotonic while the database lives, like counters."""
     with engine_for("shop").connect() as conn:
-        rows = conn.execute(
-            select(orders.c.status, orders.c.reason, func.count()).group_by(
-                orders.c.status, orders.c.reason
-            )
-        ).all()
+        rows = readmodel.counts(conn)
     by_status: Counter[str] = Counter()
     cancelled_by_reason: Counter[str] = Counter()
     for status, reason, count in rows:

@@ -13,7 +13,8 @@ outbox = Table(
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("id", String(36), nullable=False, unique=True),
     Column("type", String(100), nullable=False),
-    Column("subject", String(36), nullable=False),
+    # Indexed: the operators' saga view finds an order's events by it.
+    Column("subject", String(36), nullable=False, index=True),
     Column("event", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=True, index=True),
@@ -53,6 +54,10 @@ dead_letters = Table(
     Column("status", String(20), nullable=False, default="parked"),
     # The same event failing again for the same task updates its row instead of adding one.
     Index("ux_dead_letters_event_task", "event_id", "task", unique=True),
+    # The parked ones, newest failure last (the admin's list, `dlq list`), and per queue (the
+    # metrics): found by status however many were replayed or discarded over the years.
+    Index("ix_dead_letters_status_last_failed_at", "status", "last_failed_at"),
+    Index("ix_dead_letters_status_queue", "status", "queue"),
 )
 
 dead_letter_actions = Table(
