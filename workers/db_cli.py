@@ -28,6 +28,25 @@ from workers.schema.revision import (
 )
 from workers.schema.tables import metadata_of
 
+# PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental.
+INCREMENTAL = 2
+
+
+def sqlite_incremental_vacuum(engine: Engine) -> None:
+    """A SQLite file made before its connections asked for incremental auto-vacuum (0.1.0's, or
+    any made before this release) is switched once, with a VACUUM that rewrites it; then the
+    pages the relay's pruning frees go back to the disk. Nothing on PostgreSQL, or once done."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        if conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() == INCREMENTAL:
+            return
+        conn.commit()  # VACUUM runs outside any transaction
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        raw.execute("VACUUM")
+
 
 def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
     """Migrate each component's database to the head revision (creating it if new); returns one
@@ -50,6 +69,7 @@ def upgrade_all(components: tuple[str, ...] = COMPONENTS) -> list[str]:
                 migrate.upgrade(engine, status.component, metadata_of(status.component))
             except (SQLAlchemyError, SchemaError) as exc:  # a 0.1.0 table with other columns
                 raise MigrationFailed(status.component, status.revision, first_line(exc)) from None
+            sqlite_incremental_vacuum(engine)
     return [
         f"{old.component}: {'new' if old.state == 'empty' else old.revision} -> {new.revision}"
         for old, new in zip(before, statuses(components), strict=True)

@@ -193,3 +193,30 @@ def test_a_letter_within_the_horizon_is_replayed_as_ever(celery_app: Celery) -> 
     letter_id = old_letter(1)
 
     assert dlq.replay(celery_app, letter_id).outcome == "sent"
+
+
+def pages(component: str) -> int:
+    with engine_for(component).connect() as conn:
+        return int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+
+
+def test_sqlite_gives_the_pruned_pages_back_to_the_disk() -> None:
+    if engine_for("shipping").dialect.name != "sqlite":
+        pytest.skip("SQLite files only: PostgreSQL's autovacuum reuses the space in place")
+    with engine_for("shipping").connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one() == 2  # incremental
+    order_id = str(uuid.uuid4())
+    bulky = [
+        new_event(
+            PaymentDeclined(order_id=order_id, payment_id=str(uuid.uuid4()), reason="x" * 50),
+            source="/shipping",
+            subject=order_id,
+        )
+        for _ in range(2000)
+    ]
+    published_at("shipping", bulky, utcnow() - timedelta(days=30))
+    grown = pages("shipping")
+
+    retention.prune(utcnow(), outboxes=["shipping"], inboxes=[])
+
+    assert pages("shipping") < grown * 0.6, (grown, pages("shipping"))

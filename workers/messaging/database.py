@@ -149,6 +149,20 @@ def _create_engine(component: str, settings: Settings) -> Engine:
     )
 
 
+def give_back_free_pages(component: str) -> None:
+    """SQLite: return the file's free pages to the disk (PRAGMA incremental_vacuum), so the file
+    shrinks after rows are deleted; nothing on PostgreSQL, whose autovacuum reuses the space."""
+    engine = engine_for(component)
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        # Each step of this pragma frees one page; executescript steps it to the end, which a
+        # plain execute (one step) does not. It runs as a write transaction of its own.
+        raw.executescript("PRAGMA incremental_vacuum;")
+
+
 def _sqlite_engine(url: str) -> Engine:
     # A small pool: opening a connection and setting its pragmas costs more than most of our
     # transactions. Engines are created lazily in the process that uses them (after gunicorn's
@@ -166,6 +180,10 @@ def _sqlite_engine(url: str) -> Engine:
         # Take over transaction control so every write transaction can BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # A new file keeps a map of its free pages, so the pages the relay's pruning frees can
+        # be given back to the disk (PRAGMA incremental_vacuum); a file made before is switched
+        # by `shoeshop db upgrade` (sqlite_incremental_vacuum). No effect once tables exist.
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, bindparam, delete, select, tuple_
 
 from config.settings import QUEUES, get_settings
-from workers.messaging.database import transaction
+from workers.messaging.database import give_back_free_pages, transaction
 from workers.messaging.envelope import as_utc, utcnow
 from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.tables import inbox, outbox
@@ -55,11 +55,16 @@ def prune(
     outbox_retention = outbox_retention or timedelta(seconds=settings.outbox_retention_s)
     inbox_retention = inbox_retention or timedelta(seconds=settings.inbox_retention_s)
     archive_dir = archive_dir or settings.archive_dir
-    removed = 0
+    removed_from: dict[str, int] = {}
     for component in outboxes:
-        removed += _prune_outbox(component, now - outbox_retention, archive_dir)
+        removed_from[component] = _prune_outbox(component, now - outbox_retention, archive_dir)
     for component in inboxes:
-        removed += _prune_inbox(component, now - inbox_retention, archive_dir)
+        pruned = _prune_inbox(component, now - inbox_retention, archive_dir)
+        removed_from[component] = removed_from.get(component, 0) + pruned
+    for component, pruned in removed_from.items():
+        if pruned:  # SQLite gives the freed pages back, so the file shrinks
+            give_back_free_pages(component)
+    removed = sum(removed_from.values())
     if removed:
         log.info("pruned %d outbox and inbox row(s) past their retention", removed)
     return removed
