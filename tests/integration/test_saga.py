@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -158,14 +159,17 @@ def test_a_stale_event_is_recorded_and_ignored_not_parked(
 
 @contextmanager
 def statements_per_database() -> Iterator[Counter[str]]:
-    """Counts the SQL statements each component's database runs meanwhile (real engines, real
-    queries: SQLAlchemy's before_cursor_execute event on each)."""
+    """Counts the SQL statements each component's database runs meanwhile for this thread (the
+    Flask test client's requests run in it; the in-process worker's threads are left out): real
+    engines, real queries, SQLAlchemy's before_cursor_execute event on each."""
     seen: Counter[str] = Counter()
     listeners = []
+    here = threading.get_ident()
     for component in COMPONENTS:
 
         def count(*_: Any, component: str = component) -> None:
-            seen[component] += 1
+            if threading.get_ident() == here:
+                seen[component] += 1
 
         engine = engine_for(component)
         sqlalchemy_event.listen(engine, "before_cursor_execute", count)
