@@ -170,6 +170,30 @@ def relay() -> None:
     outbox_relay.run(app, stop, chores=chores)
 
 
+@main.command()
+@click.option("--email", required=True, help="The customer's email address (any case).")
+def erase(email: str) -> None:
+    """Erase a customer's personal data (name, email, address, sealed card) from every
+    component's store, the order event store and the dead letters and archives included; the
+    orders' facts (items, amounts, statuses, times) stay."""
+    from config.celery import app
+    from shop import erasure as shop_erasure
+    from workers.operations import erasure as operations_erasure
+
+    if "@" not in email:
+        raise click.BadParameter("an email address has an @", param_hint="--email")
+    order_ids = shop_erasure.erase(app, email)
+    if not order_ids:
+        click.echo("the shop knows no customer with that email: nothing to erase")
+        return
+    letters, archived = operations_erasure.erase(order_ids)
+    click.echo(
+        f"erased {len(order_ids)} order(s) from the shop, {letters} dead letter(s) and "
+        f"{archived} archived row(s); orders and shipping erase theirs as they hear "
+        "customer.erased (mails already sent are out of reach)"
+    )
+
+
 def find_procfile() -> Path:
     for candidate in (Path.cwd() / "Procfile", Path(__file__).resolve().parents[1] / "Procfile"):
         if candidate.is_file():

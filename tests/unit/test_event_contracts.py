@@ -21,6 +21,7 @@ from sqlalchemy import Connection, create_engine
 from shop import readmodel
 from shop.cancel import _cancellation_requested
 from shop.checkout import _placed_event
+from shop.erasure import erased_events
 from shop.validation import parse_checkout
 from tests.support.json_schema import values_of
 from tests.support.shop import order_body
@@ -655,6 +656,7 @@ def produced() -> list[Envelope]:
         *emitted_by(lambda c, box: shipping.on_shipment_cancellation_requested(c, stop, box)),
         delayed,
         replayed,
+        *erased_events([ORDER_ID]),
     ]
 
 

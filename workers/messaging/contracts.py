@@ -283,6 +283,17 @@ class MessageReplayed(Event, frozen=True):
     event_id: Uuid
 
 
+ERASURE_BATCH = 100  # orders one customer.erased names at the most
+
+
+class CustomerErased(Event, frozen=True):
+    """shop → orders, shipping: a customer's personal data was erased from the shop on their
+    request; each component erases it from what it keeps of the orders named."""
+
+    TYPE = event_type("customer.erased", 1)
+    order_ids: Annotated[list[Uuid], msgspec.Meta(min_length=1, max_length=ERASURE_BATCH)]
+
+
 class OrderCancellationRequested(Event, frozen=True):
     """shop → orders: the customer asked to cancel."""
 
@@ -332,6 +343,7 @@ MODELS: dict[str, type[Event]] = {
         OrderPlaced,
         MessageParked,
         MessageReplayed,
+        CustomerErased,
         PaymentRequested,
         PaymentSucceeded,
         PaymentDeclined,

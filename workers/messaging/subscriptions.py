@@ -28,6 +28,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     wire_type("shipment.cancelled"): ("orders.on_shipment_cancelled",),
     wire_type("message.parked"): ("shop.on_message_parked", "orders.on_message_parked"),
     wire_type("message.replayed"): ("shop.on_message_replayed",),
+    wire_type("customer.erased"): ("orders.on_customer_erased", "shipping.on_customer_erased"),
 }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from config.settings import get_settings
 from workers.messaging.envelope import Envelope, event_type, utcnow
+from workers.messaging.erasure import erase_outbox
 from workers.messaging.errors import TransientError
 from workers.messaging.outbox import Outbox
 from workers.orders import domain, projections, store
@@ -139,6 +140,16 @@ def on_payment_refunded(conn: Connection, event: Envelope, outbox: Outbox) -> No
         data["order_id"],
         lambda order: domain.record_refund(order, data["refund_id"]),
     )
+
+
+def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
+    """Erase the customer's personal data from what orders keeps of the orders named: the
+    OrderPlaced of each stream (the one event holding it, overwritten in place: erasure is the
+    event store's one exception to append-only), the order list's name, the outbox's copies."""
+    order_ids = list(event.data["order_ids"])
+    store.erase_personal_data(conn, order_ids)
+    projections.erase_personal_data(conn, order_ids)
+    erase_outbox(conn, order_ids)
 
 
 def expire(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 from workers.messaging.database import upsert_insert
+from workers.messaging.erasure import ERASED
 from workers.orders import domain, store
 from workers.orders.domain import Order
 from workers.orders.events import DomainEvent, OrderPlaced, OrderShipped
@@ -111,6 +112,15 @@ PROJECTIONS: dict[str, tuple[Table, Apply]] = {
     "order_list": (order_list, apply_order_list),
     "sales": (sales, apply_sales),
 }
+
+
+def erase_personal_data(conn: Connection, order_ids: Sequence[str]) -> None:
+    """The order list names no erased customer (a rebuild folds the erased stream alike)."""
+    conn.execute(
+        update(order_list)
+        .where(order_list.c.order_id.in_(list(order_ids)))
+        .values(customer_name=ERASED)
+    )
 
 
 def apply_live(

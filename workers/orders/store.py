@@ -19,10 +19,12 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from workers.messaging.envelope import Envelope
+from workers.messaging.erasure import erase_data
 from workers.messaging.errors import TransientError
 from workers.orders.events import DomainEvent, from_record, to_record
 
@@ -92,6 +94,24 @@ def append(
         raise ConcurrencyConflict(
             f"stream {stream_id} moved past version {expected_version}"
         ) from exc
+
+
+_PLACED_OF = select(order_events.c.stream_id, order_events.c.version, order_events.c.data).where(
+    order_events.c.stream_id.in_(bindparam("ids", expanding=True)),
+    order_events.c.type == "OrderPlaced",
+)
+_REWRITE = update(order_events).where(
+    order_events.c.stream_id == bindparam("stream"), order_events.c.version == bindparam("at")
+)
+
+
+def erase_personal_data(conn: Connection, order_ids: Sequence[str]) -> None:
+    """Overwrite the customer and the address in each stream's OrderPlaced (erasure.erase_data:
+    values the fold still reads); the order's facts (items, amounts, later events) stay."""
+    for row in conn.execute(_PLACED_OF, {"ids": list(order_ids)}).all():
+        conn.execute(
+            _REWRITE, {"stream": row.stream_id, "at": row.version, "data": erase_data(row.data)}
+        )
 
 
 deadlines = Table(

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from config.settings import get_settings
 from workers.messaging import contracts
 from workers.messaging.envelope import Envelope, event_type, utcnow
+from workers.messaging.erasure import erase_outbox
 from workers.messaging.outbox import Outbox
 from workers.shipping import carriers, store
 
@@ -50,6 +51,14 @@ def on_shipment_cancellation_requested(conn: Connection, event: Envelope, outbox
         return
     cancelled = contracts.ShipmentCancelled(order_id=order_id)
     outbox.emit(contracts.new_event(cancelled, source=SOURCE, cause=event))
+
+
+def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
+    """Erase the customer's address from the parcels of the orders named, and from the events
+    about them in the outbox; carrier, tracking number and times stay."""
+    order_ids = list(event.data["order_ids"])
+    store.erase_addresses(conn, order_ids)
+    erase_outbox(conn, order_ids)
 
 
 def dispatch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from workers.messaging.erasure import erased_address
 from workers.messaging.errors import TransientError
 
 metadata = MetaData()
@@ -87,6 +89,20 @@ def add(conn: Connection, **values: Any) -> None:
 
 def set_status(conn: Connection, shipment_id: str, status: str, **values: Any) -> None:
     conn.execute(_SET_STATUS, {"shipment_key": shipment_id, "status": status, **values})
+
+
+def erase_addresses(conn: Connection, order_ids: Sequence[str]) -> None:
+    """The parcels of these orders keep their country only (erasure.erased_address)."""
+    query = select(shipments.c.id, shipments.c.address).where(
+        shipments.c.order_id.in_(list(order_ids))
+    )
+    for row in conn.execute(query).all():
+        if row.address is not None:
+            conn.execute(
+                update(shipments)
+                .where(shipments.c.id == row.id)
+                .values(address=erased_address(row.address))
+            )
 
 
 def ready(conn: Connection, now: datetime, limit: int = 500) -> list[str]:

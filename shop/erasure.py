@@ -1,0 +1,80 @@
+"""Erasing a customer on request: the shop's own copies first, then every other component told.
+
+The shop is where a customer is known by email: it finds the customer's orders (case-blind, a
+read of every order: erasure is rare, and no hot path), overwrites the name, email, address and
+sealed card wherever it keeps them (the order view, its event log, its outbox; erasure's values
+still satisfy the contracts, so the log still folds and a replay still parses), and emits
+``customer.erased`` naming the orders, so orders and shipping erase theirs. The order's facts
+(items, amounts, statuses, times) stay everywhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Celery
+from sqlalchemy import bindparam, func, select, update
+
+from shop.tables import heard_events, orders
+from workers.messaging import contracts
+from workers.messaging.envelope import Envelope
+from workers.messaging.erasure import (
+    ERASED,
+    ERASED_EMAIL,
+    erase_event,
+    erase_outbox,
+    erased_address,
+)
+from workers.messaging.unit_of_work import publish_committed, unit_of_work
+
+SOURCE = "/shop"
+
+_OF_EMAIL = select(orders.c.id, orders.c.shipping_address).where(
+    func.lower(orders.c.customer["email"].as_string()) == bindparam("email")
+)
+_VIEW = update(orders).where(orders.c.id == bindparam("key"))
+_LOG = select(heard_events.c.seq, heard_events.c.event).where(
+    heard_events.c.order_id.in_(bindparam("ids", expanding=True))
+)
+_REWRITE_LOG = update(heard_events).where(heard_events.c.seq == bindparam("key"))
+
+
+def erase(app: Celery, email: str) -> list[str]:
+    """Erase the customer with this email (compared without case) from the shop and tell the
+    others; returns the ids of their orders (empty when the shop knows no such customer, and
+    nothing is sent). Raises sqlalchemy.exc.SQLAlchemyError when the shop's database is away."""
+    wanted = email.strip().lower()
+    with unit_of_work("shop") as outbox:
+        conn = outbox.conn
+        rows = conn.execute(_OF_EMAIL, {"email": wanted}).all()
+        order_ids = [row.id for row in rows]
+        for row in rows:
+            conn.execute(
+                _VIEW,
+                {
+                    "key": row.id,
+                    "customer": {"name": ERASED, "email": ERASED_EMAIL},
+                    "shipping_address": erased_address(row.shipping_address),
+                },
+            )
+        if order_ids:
+            for logged in conn.execute(_LOG, {"ids": order_ids}).all():
+                conn.execute(_REWRITE_LOG, {"key": logged.seq, "event": erase_event(logged.event)})
+            erase_outbox(conn, order_ids)
+        for notice in erased_events(order_ids):
+            outbox.emit(notice)
+    publish_committed(app, "shop", outbox.emitted)
+    return order_ids
+
+
+def erased_events(order_ids: list[str]) -> list[Envelope]:
+    """``customer.erased`` naming ``order_ids``, ERASURE_BATCH a message; each its own subject
+    (an erasure is about a customer, not about one order)."""
+    return [
+        contracts.new_event(
+            contracts.CustomerErased(order_ids=order_ids[start : start + contracts.ERASURE_BATCH]),
+            source=SOURCE,
+            subject=str(uuid.uuid4()),
+        )
+        for start in range(0, len(order_ids), contracts.ERASURE_BATCH)
+    ]

@@ -1,0 +1,69 @@
+"""Erasing a customer from what operations keeps: the dead letters about their orders and the
+archived outbox rows (the shop erases its own copies and tells the other components; see
+shop.erasure).
+
+A dead letter keeps the event erased (``erasure.erase_event``; it can still be replayed) and a
+raw body that is not an event is replaced outright (what it held cannot be told apart). Archive
+files (``SHOESHOP_ARCHIVE_DIR``) are rewritten: a row about one of the orders is erased, the
+others are left as they were.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from config.settings import get_settings
+from workers.messaging.database import transaction
+from workers.messaging.erasure import ERASED, erase_event
+from workers.messaging.tables import dead_letters
+
+
+def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[int, int]:
+    """Erase the personal data of these orders from the dead letters and the archive files
+    (``archive_dir``, else SHOESHOP_ARCHIVE_DIR); returns (letters, archived rows) rewritten.
+    Raises sqlalchemy.exc.SQLAlchemyError when the operations database is away, OSError when an
+    archive file cannot be rewritten."""
+    ids = set(order_ids)
+    if not ids:
+        return 0, 0
+    letters = 0
+    with transaction("operations") as conn:
+        rows = conn.execute(
+            select(dead_letters.c.id, dead_letters.c.event, dead_letters.c.raw).where(
+                dead_letters.c.subject.in_(sorted(ids))
+            )
+        ).all()
+        for row in rows:
+            conn.execute(
+                update(dead_letters)
+                .where(dead_letters.c.id == row.id)
+                .values(
+                    event=erase_event(row.event) if row.event is not None else None,
+                    raw=ERASED if row.raw is not None else None,
+                )
+            )
+            letters += 1
+    archive = archive_dir or get_settings().archive_dir
+    archived = _erase_archives(archive, ids) if archive is not None else 0
+    return letters, archived
+
+
+def _erase_archives(archive_dir: Path, ids: set[str]) -> int:
+    rewritten = 0
+    for path in sorted(archive_dir.glob("*-outbox-*.jsonl")):
+        lines = path.read_text("utf-8").splitlines()
+        out = []
+        for line in lines:
+            row = json.loads(line)
+            if row.get("subject") in ids:
+                row["event"] = erase_event(row.get("event"))
+                rewritten += 1
+            out.append(json.dumps(row, sort_keys=True))
+        temporary = path.with_suffix(".jsonl.erasing")
+        temporary.write_text("".join(line + "\n" for line in out), "utf-8")
+        temporary.replace(path)
+    return rewritten
