@@ -29,6 +29,9 @@ DEFAULT_ACCEPT_TIMEOUT_S = 10 * 60
 # shipping can still stop it (packing takes seconds to hours, SHOESHOP_PACKING_DELAY at most a
 # day, which this must exceed).
 DEFAULT_SHIP_TIMEOUT_S = 2 * 24 * 60 * 60
+# A packed parcel leaves on the next second's sweep and the deadline sweep runs every 10 s: the
+# shipping deadline leaves a minute past the packing delay at least.
+SHIP_TIMEOUT_MARGIN_S = 60
 # A week of published events stays in each outbox (what `shoeshop replay --to TASK` can re-send
 # and the saga view shows); a day more of inbox rows, so an inbox row outlives every re-sending
 # of its event (Settings checks it).
@@ -262,11 +265,11 @@ class Settings:
             _check_broker_url(self.broker_url)
         if self.database_url is not None:
             _check_database_url(self.database_url)
-        if self.ship_timeout_s <= self.packing_delay_s:
+        if self.ship_timeout_s < self.packing_delay_s + SHIP_TIMEOUT_MARGIN_S:
             raise ConfigurationError(
                 f"SHOESHOP_SHIP_TIMEOUT ({self.ship_timeout_s}s) must exceed "
-                f"SHOESHOP_PACKING_DELAY ({self.packing_delay_s}s), or every parcel would be "
-                "stopped while it is packed"
+                f"SHOESHOP_PACKING_DELAY ({self.packing_delay_s}s) by {SHIP_TIMEOUT_MARGIN_S}s "
+                "or more, or a parcel would be stopped while it is packed or about to leave"
             )
         self._check_retention()
         if self.retry_base_delay_s > self.retry_max_delay_s:

@@ -6,13 +6,13 @@ from sqlalchemy import select
 
 from config.celery import app as celery_app
 from shop import readmodel
+from shop.readmodel import CUSTOMER_REQUEST
 from shop.tables import orders
 from workers.messaging import contracts
 from workers.messaging.envelope import Envelope
 from workers.messaging.unit_of_work import publish_committed, unit_of_work
 
 SOURCE = "/shop"
-CUSTOMER_REQUEST = "customer_request"
 
 
 class UnknownOrder(Exception):

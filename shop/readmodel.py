@@ -19,6 +19,9 @@ from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import Envelope, as_utc
 from workers.messaging.versions import upcast
 
+# The reason of a cancellation the customer asked for (shop.cancel); the shop's own, past the
+# acceptance deadline, is not theirs to see as "you asked to cancel".
+CUSTOMER_REQUEST = "customer_request"
 # A status only moves forward; SHIPPED and CANCELLED are final. An older status arriving late
 # (a retried event overtaken by a newer one) is ignored.
 RANK = {"PLACED": 0, "PAYMENT_PENDING": 1, "PAID": 2, "SHIPPED": 3, "CANCELLED": 3}
@@ -59,7 +62,7 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
             conn.execute(_REPLAYED, {"key": data["order_id"], "event_id": data["event_id"]})
         case "shipment.dispatched":  # heard before status changes carried the parcel
             _update(conn, data["order_id"], at, **_parcel(data))
-        case "order.cancellation_requested":
+        case "order.cancellation_requested" if data.get("reason") == CUSTOMER_REQUEST:
             _update(conn, data["order_id"], at, cancel_requested_at=at)
 
 
@@ -265,8 +268,8 @@ REASONS = {
     "customer_request": "Cancelled at your request",
     "payment_timeout": "Payment did not arrive in time",
     "shipping_timeout": "Your parcel could not leave in time; your payment is refunded",
-    "invalid_order": "We could not process this order; nothing is charged, or it is refunded",
-    "not_accepted": "We could not take this order up in time; nothing is charged",
+    "invalid_order": "We could not process this order; any payment is refunded",
+    "not_accepted": "We could not take this order up in time; any payment is refunded",
 }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from shop.web.errors import error_response
+from workers.messaging.faults import is_transient
 
 # Pages load only their own stylesheet and script; nothing inline, nothing from elsewhere.
 # SVG shoes are inline markup (not inline style), so 'self' is enough for everything.
@@ -35,6 +37,28 @@ API_PREFIX = "/api"
 def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
     app.register_error_handler(HTTPException, api_http_error)
+    app.register_error_handler(SQLAlchemyError, database_error)
+
+
+# How long a client is asked to wait when the database was busy: a lock held that long passes.
+BUSY_RETRY_AFTER_S = 5
+
+
+def database_error(exc: SQLAlchemyError) -> tuple[Response, int]:
+    """A database that is busy or away for a moment (a lock held past the busy timeout, a lost
+    connection: faults.is_transient) is a 503 with Retry-After, nothing changed (the transaction
+    rolled back), in the API's error shape under /api and in a sentence on a page; any other
+    database error is a bug, and stays a 500."""
+    if not is_transient(exc):
+        raise exc
+    message = "the shop's database is busy; nothing was changed, try again in a few seconds"
+    under_api = request.path == API_PREFIX or request.path.startswith(f"{API_PREFIX}/")
+    if under_api:
+        response, status = error_response(503, "database_busy", message)
+    else:
+        response, status = Response(message.capitalize() + ".", mimetype="text/plain"), 503
+    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+    return response, status
 
 
 def add_security_headers(response: Response) -> Response:

@@ -24,7 +24,7 @@ from config.settings import get_settings
 from shop import acceptance, checkout
 from tests.support.integration import charges, order, place, publish_raw, stock_of
 from tests.support.shop import FAILING_CARD, wait_for
-from workers.messaging.contracts import RefundRequested, new_event
+from workers.messaging.contracts import OrderCancellationRequested, RefundRequested, new_event
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, utcnow
 from workers.messaging.publisher import publish
@@ -124,7 +124,10 @@ def test_an_order_whose_placement_orders_cannot_read_ends_at_its_acceptance_dead
 
     cancelled = ends(client, order_id)
     assert cancelled["reason"] == "not_accepted"
-    assert cancelled["reason_text"] == "We could not take this order up in time; nothing is charged"
+    assert (
+        cancelled["reason_text"]
+        == "We could not take this order up in time; any payment is refunded"
+    )
     assert stock_of(client, "SAN-002", "40") == before
     assert acceptance.sweep(celery_app, due + timedelta(seconds=2)) == 0  # asked once
 
@@ -202,3 +205,48 @@ def test_a_refund_that_fails_for_good_is_parked_and_cancels_nothing_again(
     assert stream_of(order_id) == stream
     assert [letter.id for letter in dlq.parked(subject=order_id)] == [letter.id]
     assert order(client, order_id)["status"] == "CANCELLED"
+
+
+def test_an_order_placed_that_arrives_past_the_acceptance_deadline_is_rejected_uncharged(
+    client: FlaskClient, gateway_url: str, celery_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Held up on the way longer than the shop waits (a broker down, orders stopped): orders
+    # rejects it rather than charge a customer the shop is cancelling.
+    monkeypatch.setattr(checkout, "publish_committed", lambda *_args: True)
+    before = stock_of(client, "SAN-002", "44")
+    order_id = place(client, sku="SAN-002", size="44")
+    monkeypatch.undo()
+    with engine_for("shop").connect() as conn:
+        [placed] = conn.execute(
+            select(outbox.c.event).where(outbox.c.subject == order_id)
+        ).scalars()
+    late = utcnow() - timedelta(seconds=get_settings().accept_timeout_s + 1)
+    publish(celery_app, [Envelope.from_dict({**placed, "time": late.isoformat()})])
+
+    cancelled = ends(client, order_id)
+    assert cancelled["reason"] == "not_accepted"
+    assert cancelled["cancel_requested"] is False  # the customer asked for nothing
+    assert stream_of(order_id) == ["OrderRejected"]
+    assert stock_of(client, "SAN-002", "44") == before
+    assert charges(gateway_url, order_id) == []
+
+
+def test_a_cancellation_orders_ignores_still_tells_the_shop_the_status(
+    client: FlaskClient, celery_app: Celery
+) -> None:
+    order_id = place(client, sku="SAN-002", size="45")
+    shipped = wait_for(lambda: (o := order(client, order_id))["status"] == "SHIPPED" and o)
+    notices = sum(e["type"].endswith("status_changed.v2") for e in shipped["timeline"])
+    # A cancellation arriving after the parcel left (the shop's view was behind): orders ignores
+    # it and says the status all the same, parcel and all.
+    request = OrderCancellationRequested(order_id=order_id, reason="customer_request")
+    publish(celery_app, [new_event(request, source="/shop", subject=order_id)])
+
+    def told_again() -> dict[str, Any] | None:
+        view = order(client, order_id)
+        told = sum(e["type"].endswith("status_changed.v2") for e in view["timeline"])
+        return view if told > notices else None
+
+    view = wait_for(told_again)
+    assert view["status"] == "SHIPPED" and view["shipment"] == shipped["shipment"]
+    assert stream_of(order_id)[-1] == "TransitionIgnored"

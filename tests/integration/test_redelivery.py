@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 
 from tests.support.integration import published_at
 from tests.support.shop import order_body, wait_for
+from workers.messaging import deadletters
 from workers.messaging.contracts import PaymentDeclined, new_event
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, utcnow
 from workers.messaging.tables import inbox
-from workers.operations import redelivery
+from workers.operations import dlq, redelivery
 from workers.operations.redelivery import redeliver_unapplied, unapplied
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -84,3 +85,19 @@ def test_events_younger_than_the_stall_are_left_to_their_first_delivery(
     celery_app: Celery,
 ) -> None:
     assert redeliver_unapplied(celery_app, utcnow(), timedelta(days=365)) == 0
+
+
+@pytest.mark.parametrize("fate", ["parked", "discarded", "replayed"])
+def test_an_event_with_a_dead_letter_is_the_operators_not_the_sweeps(
+    client: FlaskClient, celery_app: Celery, fate: str
+) -> None:
+    # A discarded letter must not come back, a replayed one not arrive twice, a parked one wait.
+    lost = lost_decline(str(uuid.uuid4()), str(uuid.uuid4()))
+    published_two_minutes_ago([lost])
+    letter = deadletters.park("orders.on_payment_declined", lost.to_dict(), RuntimeError("x"), 1)
+    if fate == "discarded":
+        dlq.discard(letter)
+    elif fate == "replayed":
+        dlq.replay(celery_app, letter)
+
+    assert (lost.id, "orders.on_payment_declined") not in unapplied(utcnow(), STALL)

@@ -200,11 +200,17 @@ def test_a_payment_after_a_timeout_is_refunded_automatically() -> None:
     assert domain.record_payment(story.order, PAY, "ch_1", "refund-2") == []  # refunded once
 
 
-def test_a_paid_order_past_its_deadline_asks_shipping_to_stop_the_parcel_once() -> None:
+def test_a_paid_order_past_its_deadline_asks_shipping_until_it_answers_and_refunds_once() -> None:
     story = Story().placed().paid()
     story.then(domain.expire(story.order, DUE + timedelta(days=1)))
     assert story.events[-1] == CancellationRequested("shipping_timeout")
-    assert domain.expire(story.order, DUE + timedelta(days=2)) == []  # asked already
+    # No answer by the next deadline (lost, or parked): asked again, for the same reason.
+    assert domain.expire(story.order, DUE + timedelta(days=2)) == [
+        CancellationRequested("shipping_timeout")
+    ]
+    story.then(domain.record_shipment_stopped(story.order, REFUND))
+    assert story.events[-1] == RefundRequested(REFUND, PAY, 25800)
+    assert domain.record_shipment_stopped(story.order, "refund-2") == []  # answered twice
 
 
 def test_a_shipped_order_has_no_deadline_left() -> None:

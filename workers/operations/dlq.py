@@ -61,8 +61,8 @@ __all__ = [
     "discard",
     "get",
     "is_letter_id",
+    "letter_keys",
     "list_letters",
-    "parked_keys",
     "parse_since",
     "read_filters",
     "replay",
@@ -219,10 +219,12 @@ def list_letters(
         return [letter_of(row) for row in rows]
 
 
-def parked_keys(event_ids: list[str]) -> set[tuple[str, str]]:
-    """(event id, task) of the parked letters among these events: only the keys, not the rows."""
+def letter_keys(event_ids: list[str]) -> set[tuple[str, str]]:
+    """(event id, task) of every letter among these events, whatever its status: a parked one
+    waits for an operator, a discarded one was given up on, a replayed one was sent again by
+    an operator; none is for the redelivery sweep to send. Only the keys, not the rows."""
     query = select(dead_letters.c.event_id, dead_letters.c.task).where(
-        dead_letters.c.status == PARKED, dead_letters.c.event_id.in_(event_ids)
+        dead_letters.c.event_id.in_(event_ids)
     )
     with engine_for("operations").connect() as conn:
         return {(row.event_id, row.task) for row in conn.execute(query)}

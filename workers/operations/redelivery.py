@@ -43,7 +43,8 @@ Key = tuple[str, str]  # (event id, subscriber task)
 
 def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> int:
     """Re-send every event published between ``stall_after + WATCH`` and ``stall_after`` before
-    ``now`` (an aware datetime) that one of its subscribers has neither applied nor parked, to
+    ``now`` (an aware datetime) that one of its subscribers has neither applied nor ever parked
+    (a letter, whatever became of it, is an operator's to replay or discard), to
     that subscriber alone, with the task id of its first delivery; returns how many messages were
     sent. Raises what kombu raises when the broker is away, sqlalchemy.exc.SQLAlchemyError when a
     database is."""
@@ -106,11 +107,11 @@ def _unapplied(types: dict[str, str]) -> list[Key]:
             wanted[queue_of(task)].append((event_id, task))
     if not wanted:
         return []
-    parked = dlq.parked_keys(list(types))
+    lettered = dlq.letter_keys(list(types))
     missing: list[Key] = []
     for component, keys in wanted.items():
         applied = _applied(component, sorted({event_id for event_id, _task in keys}))
-        missing.extend(key for key in keys if key not in applied and key not in parked)
+        missing.extend(key for key in keys if key not in applied and key not in lettered)
     return missing
 
 

@@ -13,7 +13,6 @@ from workers.orders.events import (
     DomainEvent,
     Item,
     OrderPlaced,
-    OrderShipped,
     PaymentRequested,
     RefundRequested,
     ShipmentRequested,
@@ -36,7 +35,10 @@ def announce(
         contracts.new_event(data, source=SOURCE, cause=cause)
         for data in announcements(before, after, new_events, token)
     ]
-    notice = status_change(before, after, new_events, steps=[cause, *emitted])
+    # A cancellation that changed nothing is still answered with the status: the shop, which
+    # shows "cancel requested", may not have heard the step that made it moot.
+    answer = cause.name == "order.cancellation_requested"
+    notice = status_change(before, after, new_events, steps=[cause, *emitted], answer=answer)
     if notice is not None:
         emitted.append(contracts.new_event(notice, source=SOURCE, cause=cause))
     return emitted
@@ -89,20 +91,26 @@ def announcements(
 
 
 def status_change(
-    before: Order | None, after: Order, new_events: list[DomainEvent], steps: list[Envelope]
+    before: Order | None,
+    after: Order,
+    new_events: list[DomainEvent],
+    steps: list[Envelope],
+    *,
+    answer: bool = False,
 ) -> contracts.OrderStatusChanged | None:
     """What the shop hears of the step: the status after it and the events it was about
     (``steps``: the one orders heard, then those it emitted), or None for a step that only
-    ignored a late or repeated event. SHIPPED also names the parcel, so the shop, which shows
+    ignored a late or repeated event (unless ``answer``: the status is then told all the same).
+    SHIPPED also names the parcel, so the shop, which shows
     the tracking number, hears one message about it rather than two (shipment.dispatched stays
     for orders)."""
     changed = before is None or before.status is not after.status
-    if not changed and all(isinstance(event, TransitionIgnored) for event in new_events):
+    only_ignored = all(isinstance(event, TransitionIgnored) for event in new_events)
+    if not changed and only_ignored and not answer:
         return None
     parcel = None
-    for event in new_events:
-        if isinstance(event, OrderShipped):
-            parcel = contracts.Parcel(carrier=event.carrier, tracking_number=event.tracking_number)
+    if after.carrier and after.tracking_number:  # shipped: told with each notice from then on
+        parcel = contracts.Parcel(carrier=after.carrier, tracking_number=after.tracking_number)
     return contracts.OrderStatusChanged(
         order_id=after.order_id,
         status=after.status.value,

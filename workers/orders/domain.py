@@ -72,6 +72,8 @@ class Order:
     payment_due_at: str | None = None
     charge_id: str | None = None
     shipment_id: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
     pending_cancellation: str | None = None
     shipment_stopped: bool = False
     refund_id: str | None = None
@@ -129,11 +131,13 @@ def _changes(event: DomainEvent) -> dict[str, Any]:
             return {"status": Status.PAID, "charge_id": charge_id}
         case LatePaymentReceived(charge_id=charge_id):
             return {"charge_id": charge_id}
-        case OrderShipped(shipment_id=shipment_id):
+        case OrderShipped(shipment_id=shipment_id, carrier=carrier, tracking_number=number):
             # A parcel that left answers any cancellation still pending: too late.
             return {
                 "status": Status.SHIPPED,
                 "shipment_id": shipment_id,
+                "carrier": carrier,
+                "tracking_number": number,
                 "pending_cancellation": None,
             }
         case CancellationRequested(reason=reason):
@@ -229,6 +233,8 @@ def record_shipment_stopped(order: Order | None, refund_id: str) -> list[DomainE
     """The parcel will not leave: refund the payment; the order is cancelled once refunded."""
     if order is None or order.status is not Status.PAID or not order.pending_cancellation:
         return []
+    if order.shipment_stopped:  # a repeated answer: the refund is asked for once
+        return []
     assert order.payment_id is not None
     return [
         ShipmentStopped(order.order_id),
@@ -256,7 +262,9 @@ def expire(order: Order | None, now: datetime) -> list[DomainEvent]:
             return []
         return [OrderCancelled(Reason.PAYMENT_TIMEOUT.value)]
     if order.status is Status.PAID:
-        return request_cancellation(order, Reason.SHIPPING_TIMEOUT.value)
+        # Asked again if a cancellation is already pending: its answer may be what was lost
+        # (shipping answers with the parcel's state, which a repeat does not change).
+        return [CancellationRequested(order.pending_cancellation or Reason.SHIPPING_TIMEOUT.value)]
     return []
 
 

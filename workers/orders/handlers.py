@@ -29,9 +29,23 @@ class OrderNotYetKnown(TransientError):
 
 
 def on_order_placed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    """Record the order and ask for its payment; an order.placed older than the shop's
+    acceptance deadline (delayed on the way: a broker down, a worker stopped, a redelivery) is
+    rejected instead, uncharged: the shop has asked, or is about to ask, to cancel it."""
     placed = parse_placed(event.data)
+    settings = get_settings()
+    if utcnow() - event.occurred_at > timedelta(seconds=settings.accept_timeout_s):
+        order_id = placed.order_id
+        decide(
+            conn,
+            event,
+            outbox,
+            order_id,
+            lambda order: [] if order else domain.reject(None, order_id, Reason.NOT_ACCEPTED.value),
+        )
+        return
     payment_id = str(uuid.uuid4())
-    due_at = utcnow() + timedelta(seconds=get_settings().payment_timeout_s)
+    due_at = utcnow() + timedelta(seconds=settings.payment_timeout_s)
     token = event.data["payment"]["token"]
     decide(
         conn,
@@ -155,7 +169,8 @@ def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> No
 def expire(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> None:
     """The deadline of one order's status has passed (``store.deadlines``): unpaid, it is
     cancelled; paid and not shipped, shipping is asked to stop the parcel (domain.expire). The
-    deadline is spent either way: a cancellation in flight ends the order when it is answered."""
+    deadline is spent, or, for an order still paid and waiting for shipping's answer, set again
+    a whole SHOESHOP_SHIP_TIMEOUT on, so the question is asked until it is answered."""
     cause = Envelope(
         type=event_type("order.deadline_passed"),
         source=SOURCE,
@@ -171,7 +186,14 @@ def expire(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> No
         lambda order: domain.expire(order, now),
         record_ignored=False,
     )
-    store.clear_deadline(conn, order_id)
+    after = domain.fold(store.load(conn, order_id))
+    if after is not None and after.status is Status.PAID:
+        # Still waiting for shipping's answer: asked again a whole deadline later, until the
+        # parcel has left or stopped (an answer lost on the way, or parked, cannot hang it).
+        due = now + timedelta(seconds=get_settings().ship_timeout_s)
+        store.set_deadline(conn, order_id, after.status.value, due)
+    else:
+        store.clear_deadline(conn, order_id)
 
 
 def decide(

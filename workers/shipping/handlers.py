@@ -40,17 +40,30 @@ def on_shipment_requested(conn: Connection, event: Envelope, outbox: Outbox) -> 
 
 
 def on_shipment_cancellation_requested(conn: Connection, event: Envelope, outbox: Outbox) -> None:
-    """Stop the parcel if it has not left; if it has, its dispatch already answers."""
+    """Stop the parcel if it has not left. Asked again (orders' deadline asks until it hears),
+    answer with the parcel's state: stopped again, or its dispatch again (the first answer may
+    be what was lost); orders takes each answer once."""
     order_id = event.data["order_id"]
     shipment = store.find(conn, order_id)
     if shipment is None:
         store.add(conn, id=str(uuid.uuid4()), order_id=order_id, status=store.CANCELLED)
     elif shipment.status == store.PACKING:
         store.set_status(conn, shipment.id, store.CANCELLED)
-    else:
+    elif shipment.status == store.DISPATCHED:
+        outbox.emit(contracts.new_event(_dispatched(shipment), source=SOURCE, cause=event))
         return
     cancelled = contracts.ShipmentCancelled(order_id=order_id)
     outbox.emit(contracts.new_event(cancelled, source=SOURCE, cause=event))
+
+
+def _dispatched(shipment: store.Shipment) -> contracts.ShipmentDispatched:
+    assert shipment.carrier is not None and shipment.tracking_number is not None
+    return contracts.ShipmentDispatched(
+        order_id=shipment.order_id,
+        shipment_id=shipment.id,
+        carrier=shipment.carrier,
+        tracking_number=shipment.tracking_number,
+    )
 
 
 def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
