@@ -29,7 +29,8 @@ def _refuse_outdated_schemas(**kwargs: Any) -> None:
 
 def wire_celery_process() -> None:
     """Everything a Celery process (worker, beat, Flower) wires beside the app itself, in one
-    place; importing any other module of the project connects nothing. A worker refuses to
+    place, called by its entry module (config.celery_process, the Procfile's ``-A``); importing
+    this module, as the web does to publish, connects nothing. A worker refuses to
     start against a database behind its code, declares RabbitMQ's dead-letter route when it is
     ready, and puts each event's ids on its log lines."""
     from workers.messaging import broker_dead, logs
@@ -39,6 +40,3 @@ def wire_celery_process() -> None:
         broker_dead.declare_when_a_worker_starts, weak=False, dispatch_uid="shoeshop.dead_route"
     )
     logs.connect_to_celery()
-
-
-wire_celery_process()

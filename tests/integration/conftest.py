@@ -73,7 +73,7 @@ def gateway_url() -> str:
 
 @pytest.fixture(scope="session")
 def celery_app() -> Celery:
-    from config.celery import app
+    from config.celery_process import app  # this process runs a worker: wired as one
 
     app.loader.import_default_modules()
     return app

@@ -202,7 +202,7 @@ def by_hand(settings: Settings, component: str, statement: str) -> None:
 
 STARTS = {
     "worker": [
-        *(str(BIN / "celery"), "-A", "config.celery", "worker", "-Q", "payments"),
+        *(str(BIN / "celery"), "-A", "config.celery_process", "worker", "-Q", "payments"),
         *("-n", "payments-behind@%h", "--pool", "threads", "-c", "1"),
     ],
     "relay": [str(BIN / "shoeshop"), "relay"],

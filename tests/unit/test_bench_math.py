@@ -103,11 +103,12 @@ def test_the_baseline_runs_in_the_procfiles_layout_on_its_own_app_and_queues() -
     procfile = (
         "web: gunicorn --config python:shop.web.gunicorn_conf --bind 127.0.0.1:${PORT:-8000} "
         "--workers 2 --threads 4 'shop.web.app:create_app()'\n"
-        "payments: celery -A config.celery worker -Q payments -n payments@%h -E "
+        "payments: celery -A config.celery_process worker -Q payments -n payments@%h -E "
         "--pool threads --concurrency 8\n"
-        "shop: celery -A config.celery worker -Q shop -n shop@%h -E --pool threads\n"
-        "orders: celery -A config.celery worker -Q orders -n orders@%h -E --pool threads\n"
-        "shipping: celery -A config.celery worker -Q shipping -n shipping@%h -E --pool threads\n"
+        "shop: celery -A config.celery_process worker -Q shop -n shop@%h -E --pool threads\n"
+        "orders: celery -A config.celery_process worker -Q orders -n orders@%h -E --pool threads\n"
+        "shipping: celery -A config.celery_process worker -Q shipping -n shipping@%h -E "
+        "--pool threads\n"
         "relay: shoeshop relay\n"
     )
 

@@ -1,5 +1,6 @@
 """Importing a module of the project does nothing but define it: the Celery app's start-up
-(config.celery.wire_celery_process) is the one place Celery's signals are connected, and the
+(config.celery.wire_celery_process, run by config.celery_process, the entry of every Celery
+process) is the one place Celery's signals are connected, and the
 tables of each component are found through a map when a migration needs them (issue #12)."""
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ def test_importing_the_kit_and_the_components_stores_connects_no_signal() -> Non
     assert receivers_after(imports) == [0, 0, 0]
 
 
-def test_the_celery_app_wires_each_signal_once() -> None:
-    assert receivers_after("import config.celery, config.celery") == [4, 1, 1]
+def test_the_celery_app_connects_nothing_when_the_web_imports_it() -> None:
+    assert receivers_after("import config.celery") == [0, 0, 0]
+
+
+def test_a_celery_process_wires_each_signal_once() -> None:
+    assert receivers_after("import config.celery_process, config.celery_process") == [4, 1, 1]
     # Wiring again (a second start-up call) adds nothing.
-    again = "import config.celery; config.celery.wire_celery_process()"
+    again = "import config.celery_process; config.celery.wire_celery_process()"
     assert receivers_after(again) == [4, 1, 1]

@@ -44,8 +44,8 @@ def baseline_commands(procfile: str) -> dict[str, str]:
             # The shop's gunicorn hooks serve its metrics; the bare endpoint has none.
             command = re.sub(r"--config[ =]python:shop\.\S+\s*", "", command)
             out[name] = re.sub(r"'?shop(?:\.web\.app)?:create_app\(\)'?", BASELINE_WSGI, command)
-        elif name in QUEUES and "-A config.celery worker" in command:
-            command = command.replace("-A config.celery", f"-A {BASELINE_APP}")
+        elif name in QUEUES and "-A config.celery_process worker" in command:
+            command = command.replace("-A config.celery_process", f"-A {BASELINE_APP}")
             command = re.sub(r"-Q (\w+)", rf"-Q {PREFIX}\1", command)
             out[PREFIX + name] = re.sub(r"-n (\w+)@", rf"-n {PREFIX}\1@", command)
     missing = {"web", *(PREFIX + queue for queue in QUEUES)} - set(out)
