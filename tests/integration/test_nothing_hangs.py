@@ -207,30 +207,6 @@ def test_a_refund_that_fails_for_good_is_parked_and_cancels_nothing_again(
     assert order(client, order_id)["status"] == "CANCELLED"
 
 
-def test_an_order_placed_that_arrives_past_the_acceptance_deadline_is_rejected_uncharged(
-    client: FlaskClient, gateway_url: str, celery_app: Celery, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Held up on the way longer than the shop waits (a broker down, orders stopped): orders
-    # rejects it rather than charge a customer the shop is cancelling.
-    monkeypatch.setattr(checkout, "publish_committed", lambda *_args: True)
-    before = stock_of(client, "SAN-002", "44")
-    order_id = place(client, sku="SAN-002", size="44")
-    monkeypatch.undo()
-    with engine_for("shop").connect() as conn:
-        [placed] = conn.execute(
-            select(outbox.c.event).where(outbox.c.subject == order_id)
-        ).scalars()
-    late = utcnow() - timedelta(seconds=get_settings().accept_timeout_s + 1)
-    publish(celery_app, [Envelope.from_dict({**placed, "time": late.isoformat()})])
-
-    cancelled = ends(client, order_id)
-    assert cancelled["reason"] == "not_accepted"
-    assert cancelled["cancel_requested"] is False  # the customer asked for nothing
-    assert stream_of(order_id) == ["OrderRejected"]
-    assert stock_of(client, "SAN-002", "44") == before
-    assert charges(gateway_url, order_id) == []
-
-
 def test_a_cancellation_orders_ignores_still_tells_the_shop_the_status(
     client: FlaskClient, celery_app: Celery
 ) -> None:

@@ -29,23 +29,12 @@ class OrderNotYetKnown(TransientError):
 
 
 def on_order_placed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
-    """Record the order and ask for its payment; an order.placed older than the shop's
-    acceptance deadline (delayed on the way: a broker down, a worker stopped, a redelivery) is
-    rejected instead, uncharged: the shop has asked, or is about to ask, to cancel it."""
+    """Record the order and ask for its payment, however late it arrives (events wait on the
+    broker while orders is down: that is the promise). Whether it came too late is the shop's
+    to say, by its acceptance deadline; a cancellation that follows it refunds what was paid."""
     placed = parse_placed(event.data)
-    settings = get_settings()
-    if utcnow() - event.occurred_at > timedelta(seconds=settings.accept_timeout_s):
-        order_id = placed.order_id
-        decide(
-            conn,
-            event,
-            outbox,
-            order_id,
-            lambda order: [] if order else domain.reject(None, order_id, Reason.NOT_ACCEPTED.value),
-        )
-        return
     payment_id = str(uuid.uuid4())
-    due_at = utcnow() + timedelta(seconds=settings.payment_timeout_s)
+    due_at = utcnow() + timedelta(seconds=get_settings().payment_timeout_s)
     token = event.data["payment"]["token"]
     decide(
         conn,
