@@ -121,3 +121,33 @@ def test_an_email_without_an_at_is_refused_naming_the_option() -> None:
     result = CliRunner().invoke(erase, ["--email", "nobody"])
     assert result.exit_code == 2
     assert "--email" in result.output
+
+
+def test_an_email_is_matched_without_case_in_every_script(client: FlaskClient) -> None:
+    tag = uuid.uuid4().hex[:8]
+    who = {"name": f"Ärger {tag}", "email": f"Ärger.{tag}@Exämple.com", "line1": f"{tag} Öde 1"}
+    order_id = place_as(client, who, size="45")
+
+    result = CliRunner().invoke(erase, ["--email", f"ärger.{tag}@EXÄMPLE.com"])
+
+    assert result.exit_code == 0, result.output
+    assert "erased 1 order(s)" in result.output
+    assert order(client, order_id)["customer"] == {"name": "erased"}
+
+
+def test_a_torn_archive_line_is_dropped_not_a_traceback(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    torn = tmp_path / "orders-outbox-2026-11-28.jsonl"
+    torn.write_text('{"subject": "a", "event": {"data": {"customer": {"name": "Torn', "utf-8")
+
+    letters, archived = operations_erasure.erase([str(uuid.uuid4())], archive_dir=tmp_path)
+
+    assert (letters, archived) == (0, 1)
+    assert torn.read_text("utf-8") == ""
+
+
+def test_what_an_erased_email_reads_is_not_a_customer_to_erase() -> None:
+    result = CliRunner().invoke(erase, ["--email", "Erased@Erased.Invalid"])
+    assert result.exit_code == 2
+    assert "erased email" in result.output
