@@ -30,7 +30,10 @@ from workers.messaging.unit_of_work import publish_committed, unit_of_work
 
 SOURCE = "/shop"
 
-_ORDERS = select(orders.c.id, orders.c.customer, orders.c.shipping_address)
+_ORDERS = select(orders.c.id, orders.c.customer)
+_ADDRESSES = select(orders.c.id, orders.c.shipping_address).where(
+    orders.c.id.in_(bindparam("ids", expanding=True))
+)
 _VIEW = update(orders).where(orders.c.id == bindparam("key"))
 _LOG = select(heard_events.c.seq, heard_events.c.event).where(
     heard_events.c.order_id.in_(bindparam("ids", expanding=True))
@@ -51,15 +54,15 @@ def _same(customer: object, email: str) -> bool:
     return isinstance(given, str) and given.casefold() == email.strip().casefold()
 
 
-def erase(app: Celery, email: str) -> list[str]:
-    """Erase the customer with this email (``orders_of``) from the shop and tell the others;
-    returns the ids of their orders (empty when the shop knows no such customer, and nothing is
-    sent). Raises sqlalchemy.exc.SQLAlchemyError when the shop's database is away."""
+def erase(app: Celery, order_ids: list[str]) -> None:
+    """Erase a customer's orders (``orders_of``) from the shop and tell the others; nothing is
+    done or sent for no order. Raises sqlalchemy.exc.SQLAlchemyError when the shop's database
+    is away."""
+    if not order_ids:
+        return
     with unit_of_work("shop") as outbox:
         conn = outbox.conn
-        rows = [row for row in conn.execute(_ORDERS) if _same(row.customer, email)]
-        order_ids = [row.id for row in rows]
-        for row in rows:
+        for row in conn.execute(_ADDRESSES, {"ids": order_ids}).all():
             conn.execute(
                 _VIEW,
                 {
@@ -68,14 +71,12 @@ def erase(app: Celery, email: str) -> list[str]:
                     "shipping_address": erased_address(row.shipping_address),
                 },
             )
-        if order_ids:
-            for logged in conn.execute(_LOG, {"ids": order_ids}).all():
-                conn.execute(_REWRITE_LOG, {"key": logged.seq, "event": erase_event(logged.event)})
-            erase_outbox(conn, order_ids)
+        for logged in conn.execute(_LOG, {"ids": order_ids}).all():
+            conn.execute(_REWRITE_LOG, {"key": logged.seq, "event": erase_event(logged.event)})
+        erase_outbox(conn, order_ids)
         for notice in erased_events(order_ids):
             outbox.emit(notice)
     publish_committed(app, "shop", outbox.emitted)
-    return order_ids
 
 
 def erased_events(order_ids: list[str]) -> list[Envelope]:

@@ -199,8 +199,9 @@ def erase(email: str) -> None:
     try:
         # Operations' copies first: should it fail, the shop still knows the customer, and the
         # same command, run again, finishes the erasure.
-        letters, archived = operations_erasure.erase(shop_erasure.orders_of(email))
-        order_ids = shop_erasure.erase(app, email)
+        order_ids = shop_erasure.orders_of(email)
+        letters, archived = operations_erasure.erase(order_ids)
+        shop_erasure.erase(app, order_ids)
     except (SQLAlchemyError, OSError, ValueError) as exc:
         raise _Failure("erasure not finished, run it again once this is fixed", exc) from None
     if not order_ids:

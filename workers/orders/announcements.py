@@ -101,9 +101,8 @@ def status_change(
     """What the shop hears of the step: the status after it and the events it was about
     (``steps``: the one orders heard, then those it emitted), or None for a step that only
     ignored a late or repeated event (unless ``answer``: the status is then told all the same).
-    SHIPPED also names the parcel, so the shop, which shows
-    the tracking number, hears one message about it rather than two (shipment.dispatched stays
-    for orders)."""
+    Once shipped, each notice names the parcel, so the shop, which shows the tracking number,
+    hears one message about it rather than two (shipment.dispatched stays for orders)."""
     changed = before is None or before.status is not after.status
     only_ignored = all(isinstance(event, TransitionIgnored) for event in new_events)
     if not changed and only_ignored and not answer:

@@ -167,7 +167,7 @@ def expire(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> No
         data={"order_id": order_id, "checked_at": now.isoformat()},
         correlationid=order_id,
     )
-    decide(
+    after = decide(
         conn,
         cause,
         outbox,
@@ -175,7 +175,6 @@ def expire(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> No
         lambda order: domain.expire(order, now),
         record_ignored=False,
     )
-    after = domain.fold(store.load(conn, order_id))
     if after is not None and after.status is Status.PAID:
         # Still waiting for shipping's answer: asked again a whole deadline later, until the
         # parcel has left or stopped (an answer lost on the way, or parked, cannot hang it).
@@ -195,8 +194,9 @@ def decide(
     token: str | None = None,
     record_ignored: bool = True,
     unknown_order_ok: bool = False,
-) -> None:
-    """Load the stream, let the domain decide, append, project, and announce the outcome.
+) -> Order | None:
+    """Load the stream, let the domain decide, append, project, and announce the outcome;
+    returns the order as it stands after (None: orders has not recorded it).
 
     An event about an order not recorded yet raises OrderNotYetKnown (retried: its order.placed
     may be on its way), unless it is order.placed or ``unknown_order_ok`` (a rejection, which
@@ -209,7 +209,7 @@ def decide(
     new_events = decision(before)
     if not new_events:
         if before is None or not record_ignored:
-            return
+            return before
         new_events = domain.ignored(before, cause.name)
     now = utcnow()
     store.append(conn, order_id, len(history), new_events, cause, now)
@@ -219,6 +219,7 @@ def decide(
     _keep_deadline(conn, before, after, now)
     for message in announce(before, after, new_events, token, cause):
         outbox.emit(message)
+    return after
 
 
 def _keep_deadline(conn: Connection, before: Order | None, after: Order, now: datetime) -> None:

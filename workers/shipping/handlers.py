@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -91,9 +92,7 @@ def dispatch(
         tracking_number=tracking,
         dispatched_at=now,
     )
-    data = contracts.ShipmentDispatched(
-        order_id=order_id, shipment_id=shipment.id, carrier=carrier, tracking_number=tracking
-    )
+    data = _dispatched(replace(shipment, carrier=carrier, tracking_number=tracking))
     source = cause or Envelope(
         type=event_type("shipment.packed"),
         source=SOURCE,
