@@ -21,12 +21,10 @@ from typing import Any
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
 
-from config.settings import COMPONENTS
 from shop import acceptance
-from tests.support.integration import order, place
+from tests.support.integration import order, place, statements_run
 from tests.support.shop import FAILING_CARD, wait_for
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
@@ -45,32 +43,16 @@ Captured = dict[str, set[tuple[str, Any]]]
 
 @contextmanager
 def statements() -> Iterator[Captured]:
-    """Every statement each component's database runs meanwhile, with one set of its
-    parameters (component -> {(sql, parameters)})."""
+    """Every statement each component's database runs meanwhile, in any thread (the worker's
+    too), with one set of its parameters (component -> {(sql, parameters)})."""
     seen: Captured = defaultdict(set)
-    listeners = []
-    for component in COMPONENTS:
 
-        def capture(
-            _conn: Any,
-            _cursor: Any,
-            sql: str,
-            params: Any,
-            _context: Any,
-            _many: bool,
-            component: str = component,
-        ) -> None:
-            if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "WITH")):
-                seen[component].add((sql, _frozen(params)))
+    def heard(component: str, sql: str, params: Any) -> None:
+        if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "WITH")):
+            seen[component].add((sql, _frozen(params)))
 
-        engine = engine_for(component)
-        sqlalchemy_event.listen(engine, "before_cursor_execute", capture)
-        listeners.append((engine, capture))
-    try:
+    with statements_run(heard):
         yield seen
-    finally:
-        for engine, capture in listeners:
-            sqlalchemy_event.remove(engine, "before_cursor_execute", capture)
 
 
 def _frozen(params: Any) -> Any:

@@ -14,13 +14,12 @@ import pytest
 from celery import Celery
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select
 
-from config.settings import COMPONENTS, get_settings
+from config.settings import get_settings
 from shop import readmodel
 from shop.tables import orders as order_view_table
-from tests.support.integration import charges, order, place, stock_of
+from tests.support.integration import charges, order, place, statements_run, stock_of
 from tests.support.shop import FAILING_CARD, FLAKY_CARD, wait_for
 from workers.messaging.contracts import PaymentDeclined, new_event, wire_type
 from workers.messaging.database import engine_for, transaction
@@ -160,25 +159,16 @@ def test_a_stale_event_is_recorded_and_ignored_not_parked(
 @contextmanager
 def statements_per_database() -> Iterator[Counter[str]]:
     """Counts the SQL statements each component's database runs meanwhile for this thread (the
-    Flask test client's requests run in it; the in-process worker's threads are left out): real
-    engines, real queries, SQLAlchemy's before_cursor_execute event on each."""
+    Flask test client's requests run in it; the in-process worker's threads are left out)."""
     seen: Counter[str] = Counter()
-    listeners = []
     here = threading.get_ident()
-    for component in COMPONENTS:
 
-        def count(*_: Any, component: str = component) -> None:
-            if threading.get_ident() == here:
-                seen[component] += 1
+    def heard(component: str, _sql: str, _params: Any) -> None:
+        if threading.get_ident() == here:
+            seen[component] += 1
 
-        engine = engine_for(component)
-        sqlalchemy_event.listen(engine, "before_cursor_execute", count)
-        listeners.append((engine, count))
-    try:
+    with statements_run(heard):
         yield seen
-    finally:
-        for engine, count in listeners:
-            sqlalchemy_event.remove(engine, "before_cursor_execute", count)
 
 
 def test_the_timeline_shows_every_component_from_the_shops_own_database(

@@ -4,7 +4,8 @@ see them, and putting messages past the edge (raw bodies, events an outbox says 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +13,12 @@ import httpx
 from celery import Celery
 from flask.testing import FlaskClient
 from kombu import Producer
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import insert
 
+from config.settings import COMPONENTS
 from tests.support.shop import order_body
-from workers.messaging.database import transaction
+from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import Envelope
 from workers.messaging.tables import outbox
 
@@ -78,3 +81,35 @@ def published_at(component: str, events: Sequence[Envelope], when: datetime) -> 
                 for event in events
             ],
         )
+
+
+Heard = Callable[[str, str, Any], None]
+"""Told each statement a database runs: (component, SQL as sent to the driver, parameters)."""
+
+
+@contextmanager
+def statements_run(heard: Heard) -> Iterator[None]:
+    """Calls ``heard`` for every statement any component's database runs meanwhile, in any
+    thread of this process (SQLAlchemy's before_cursor_execute event on each real engine)."""
+    listeners = []
+    for component in COMPONENTS:
+
+        def tell(
+            _conn: Any,
+            _cursor: Any,
+            sql: str,
+            params: Any,
+            _context: Any,
+            _many: bool,
+            component: str = component,
+        ) -> None:
+            heard(component, sql, params)
+
+        engine = engine_for(component)
+        sqlalchemy_event.listen(engine, "before_cursor_execute", tell)
+        listeners.append((engine, tell))
+    try:
+        yield
+    finally:
+        for engine, tell in listeners:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", tell)
