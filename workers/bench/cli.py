@@ -10,7 +10,7 @@ import click
 DEFAULT_WARMUP = 20
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option(
     "--broker",
     "broker_url",
@@ -60,7 +60,9 @@ DEFAULT_WARMUP = 20
     type=click.IntRange(min=1),
     help="Repeat the whole run; with several, also report the median of each ratio.",
 )
+@click.pass_context
 def bench(
+    ctx: click.Context,
     broker_url: str | None,
     target_url: str | None,
     orders: int,
@@ -75,7 +77,12 @@ def bench(
     keep: bool,
     runs: int,
 ) -> None:
-    """Place orders over HTTP at the shop and at a raw Celery chain; report both and the ratios."""
+    """Place orders over HTTP at the shop and at a raw Celery chain; report both and the ratios.
+
+    `shoeshop bench growth` measures instead how reads, checkouts and storage fare as history
+    grows."""
+    if ctx.invoked_subcommand is not None:
+        return
     if rate is not None and burst:
         raise click.UsageError("--rate and --burst exclude each other")
     if target_url and not broker_url:
@@ -99,4 +106,72 @@ def bench(
             keep=keep,
         ),
         runs,
+    )
+
+
+@bench.command()
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.IntRange(min=1000),
+    help="Orders stored at the last size (sizes: 1,000, 10,000, … below it, then it).",
+)
+@click.option(
+    "--database-url",
+    default=None,
+    help="A PostgreSQL server: the run creates a database of its own there and drops it "
+    "afterwards (default: SQLite files).",
+)
+@click.option(
+    "--requests",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=100),
+    help="Timed requests of each kind per round.",
+)
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--clients", default=2, show_default=True, type=click.IntRange(min=1, max=64))
+@click.option(
+    "--per-day",
+    default=2880,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Orders a day the seeded history was taken at (2,880: a million in under a year).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/bench"),
+    show_default=True,
+)
+@click.option("--keep", is_flag=True, help="Keep the run's databases and logs.")
+def growth(
+    to: int,
+    database_url: str | None,
+    requests: int,
+    rounds: int,
+    clients: int,
+    per_day: int,
+    out_dir: Path,
+    keep: bool,
+) -> None:
+    """Seed history up to --to orders and measure, at each size, order reads, the tracking
+    stream's first frame, checkouts and bytes on disk per order."""
+    if database_url is not None and not database_url.startswith(("postgresql", "postgres://")):
+        raise click.BadParameter("a PostgreSQL URL (postgresql://…)", param_hint="--database-url")
+    from workers.bench.growth import GrowthOptions, run_growth
+
+    run_growth(
+        GrowthOptions(
+            to=to,
+            database_url=database_url,
+            requests=requests,
+            rounds=rounds,
+            clients=clients,
+            per_day=per_day,
+            out_dir=out_dir,
+            keep=keep,
+        )
     )

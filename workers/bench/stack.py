@@ -107,10 +107,20 @@ class SystemStack:
     _log_file: IO[bytes] | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, broker: Broker, data_dir: Path, log: Path) -> SystemStack:
+    def start(
+        cls,
+        broker: Broker,
+        data_dir: Path,
+        log: Path,
+        *,
+        env: dict[str, str] | None = None,
+        procfile: Path | None = None,
+    ) -> SystemStack:
+        """``env``: settings beside the run's own (a database URL); ``procfile``: a subset of the
+        Procfile's processes (the growth bench runs the web alone)."""
         ports = {name: free_port() for name in ("web", "flower", "gateway")}
-        env = stack_env(broker.url, data_dir)
-        env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{ports['gateway']}"
+        environ = stack_env(broker.url, data_dir) | (env or {})
+        environ["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{ports['gateway']}"
         out = log.open("wb")
         process = subprocess.Popen(
             [
@@ -122,8 +132,9 @@ class SystemStack:
                 str(ports["flower"]),
                 "--gateway-port",
                 str(ports["gateway"]),
+                *(["--procfile", str(procfile)] if procfile else []),
             ],
-            env=env,
+            env=environ,
             cwd=PROJECT_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
