@@ -92,7 +92,7 @@ def run_growth(options: GrowthOptions) -> dict[str, Any]:
     run_dir = (options.out_dir / f"growth-run-{stamp}").resolve()
     (run_dir / "logs").mkdir(parents=True)
     data_dir = run_dir / "data"
-    database = _Database.open(options.database_url, stamp)
+    database = Database.open(options.database_url, stamp)
     broker = Broker.open(None, run_dir)
     result: dict[str, Any] = {
         "started": stamp,
@@ -106,7 +106,7 @@ def run_growth(options: GrowthOptions) -> dict[str, Any]:
         "growth": [],
     }
     try:
-        recording = _record_templates(broker, data_dir, database, run_dir)
+        recording = record_templates(broker, data_dir, database, run_dir)
         click.echo(
             f"recorded {len(recording.templates)} template orders "
             f"({sum(len(rows) for t in recording.templates for rows in t.rows.values())} rows)"
@@ -133,7 +133,7 @@ def run_growth(options: GrowthOptions) -> dict[str, Any]:
 
 
 @dataclass
-class _Database:
+class Database:
     """SQLite files under the run's data directory, or a PostgreSQL database of the run's own,
     created on the server ``--database-url`` names and dropped afterwards."""
 
@@ -142,7 +142,7 @@ class _Database:
     name: str | None = None
 
     @classmethod
-    def open(cls, server_url: str | None, stamp: str) -> _Database:
+    def open(cls, server_url: str | None, stamp: str) -> Database:
         if server_url is None:
             return cls(None)
         import psycopg
@@ -223,9 +223,12 @@ def _postgres_bytes(url: str) -> dict[str, int]:
 # Templates
 
 
-def _record_templates(
-    broker: Broker, data_dir: Path, database: _Database, run_dir: Path
+def record_templates(
+    broker: Broker, data_dir: Path, database: Database, run_dir: Path, copies: int = 1
 ) -> growth_seed.Recording:
+    """Start the whole shop, place the template orders (``copies`` times each: a test compares
+    clones of the first with the real rows of the others), wait until every component is done
+    with them, stop the shop, record their rows, and restock."""
     stack = SystemStack.start(broker, data_dir, run_dir / "logs/templates.log", env=database.env())
     try:
         store = database.store(data_dir)
@@ -233,7 +236,7 @@ def _record_templates(
             before = growth_seed.snapshot(store)
         finally:
             store.close()
-        placed = _place_templates(stack.url)
+        placed = [order for _ in range(copies) for order in _place_templates(stack.url)]
         _wait_final(stack.url, [order_id for order_id, _, _ in placed])
         _wait_settled(database, data_dir)
     finally:
@@ -256,7 +259,7 @@ def _place_templates(url: str) -> list[tuple[str, datetime, str]]:
     with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
         for index in range(TEMPLATE_ORDERS):
             body = next(bodies)
-            email = f"growth-template-{index}@example.com"
+            email = f"growth-template-{uuid.uuid4().hex[:12]}@example.com"
             body["customer"]["email"] = email
             if index == TEMPLATE_ORDERS - 1:
                 body["payment"]["card_number"] = DECLINED_CARD
@@ -284,7 +287,7 @@ def _wait_final(url: str, order_ids: Sequence[str]) -> None:
         raise click.ClickException(f"template orders not finished: {sorted(waiting)}")
 
 
-def _wait_settled(database: _Database, data_dir: Path) -> None:
+def _wait_settled(database: Database, data_dir: Path) -> None:
     """Until no table's row count moves for two seconds: every subscriber has applied every
     event, and every outbox row is published."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
@@ -319,7 +322,7 @@ def _grow_and_measure(
     options: GrowthOptions,
     broker: Broker,
     data_dir: Path,
-    database: _Database,
+    database: Database,
     run_dir: Path,
     recording: growth_seed.Recording,
 ) -> list[dict[str, Any]]:
