@@ -184,33 +184,24 @@ def relay() -> None:
 def erase(email: str) -> None:
     """Erase a customer's personal data (name, email, address, sealed card) from every
     component's store, the order event store and the dead letters and archives included; the
-    orders' facts (items, amounts, statuses, times) stay."""
-    from sqlalchemy.exc import SQLAlchemyError
-
+    orders' facts (items, amounts, statuses, times) stay. The same erasure as the admin page's
+    (workers.customer_erasure)."""
     from config.celery import app
-    from shop import erasure as shop_erasure
-    from workers.messaging.erasure import ERASED_EMAIL
-    from workers.operations import erasure as operations_erasure
+    from workers.customer_erasure import ErasureUnfinished, InvalidEmail, erase_customer
 
-    if "@" not in email:
-        raise click.BadParameter("an email address has an @", param_hint="--email")
-    if email.strip().casefold() == ERASED_EMAIL:
-        raise click.BadParameter("that is what an erased email reads", param_hint="--email")
     try:
-        # Operations' copies first: should it fail, the shop still knows the customer, and the
-        # same command, run again, finishes the erasure.
-        order_ids = shop_erasure.orders_of(email)
-        letters, archived = operations_erasure.erase(order_ids)
-        shop_erasure.erase(app, order_ids)
-    except (SQLAlchemyError, OSError, ValueError) as exc:
+        erased = erase_customer(app, email)
+    except InvalidEmail as exc:
+        raise click.BadParameter(str(exc), param_hint="--email") from None
+    except ErasureUnfinished as exc:
         raise _Failure("erasure not finished, run it again once this is fixed", exc) from None
-    if not order_ids:
+    if not erased.orders:
         click.echo("the shop knows no customer with that email: nothing to erase")
         return
     click.echo(
-        f"erased {len(order_ids)} order(s) from the shop, {letters} dead letter(s) and "
-        f"{archived} archived row(s); orders and shipping erase theirs as they hear "
-        "customer.erased (mails already sent are out of reach)"
+        f"erased {erased.orders} order(s) from the shop, {erased.dead_letters} dead letter(s) "
+        f"and {erased.archived_rows} archived row(s); orders and shipping erase theirs as they "
+        "hear customer.erased (mails already sent are out of reach)"
     )
 
 

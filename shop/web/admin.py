@@ -1,5 +1,6 @@
 """The operators' pages and JSON: dead letters, outbox backlogs, queue depths, an order's saga
-across every component; password only.
+across every component, a customer's erasure (its views in ``shop.web.admin_erasure``); password
+only.
 
 The one module of the shop that imports the operations component (workers.operations), whose
 data these pages show; the import contracts in pyproject.toml allow no other. For the same reason
@@ -36,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.celery import app as celery_app
 from config.settings import QUEUES, get_settings
 from shop import throughput
-from shop.web import metrics
+from shop.web import admin_erasure, metrics
 from shop.web.errors import error_response
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
+admin_erasure.add_routes(bp, api_bp)
 
 REALM = 'Basic realm="Shoeshop admin", charset="UTF-8"'
 FLOWER_PORT = 5555

@@ -2,14 +2,19 @@
 holds their name, email, address or sealed card any more; their orders' facts stay (issue #14).
 
 Real worker, broker and databases; the scan reads every row of every table each component's
-migrations made, and every archive file, as text.
+migrations made, and every archive file, as text. The same erasure runs from `shoeshop erase`,
+the admin page (/admin/erasure) and the admin API (POST /api/admin/erasure).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import re
+import threading
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,10 +22,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import Engine, create_engine, select
+from werkzeug.test import TestResponse
 
 from config.settings import COMPONENTS
-from tests.support.integration import order
+from shop import erasure as shop_erasure
+from tests.support.integration import order, statements_run
 from tests.support.shop import FAILING_CARD, order_body, wait_for
 from workers.cli import erase
 from workers.messaging import deadletters
@@ -32,6 +39,8 @@ from workers.operations import retention
 from workers.schema.tables import metadata_of
 
 pytestmark = pytest.mark.usefixtures("worker")
+
+ADMIN = {"Authorization": "Basic " + base64.b64encode(b"ops:admin").decode()}
 
 
 def customer(tag: str) -> dict[str, Any]:
@@ -151,3 +160,203 @@ def test_what_an_erased_email_reads_is_not_a_customer_to_erase() -> None:
     result = CliRunner().invoke(erase, ["--email", "Erased@Erased.Invalid"])
     assert result.exit_code == 2
     assert "erased email" in result.output
+
+
+# --- the admin page and the admin API -----------------------------------------------------------
+
+
+def csrf_token(client: FlaskClient) -> str:
+    page = client.get("/admin/erasure", headers=ADMIN).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None, page
+    return found.group(1)
+
+
+def erase_on_page(
+    client: FlaskClient, email: str, confirm: bool = True, headers: dict[str, str] = ADMIN
+) -> TestResponse:
+    form = {"csrf_token": csrf_token(client), "email": email}
+    if confirm:
+        form["confirm"] = "yes"
+    return client.post("/admin/erasure", headers=headers, data=form)
+
+
+def shipped_order_of(client: FlaskClient, who: dict[str, Any], size: str) -> str:
+    """An order of ``who`` that has shipped: nothing about it is still on its way to a worker."""
+    order_id = place_as(client, who, size=size)
+    wait_for(lambda: order(client, order_id)["status"] == "SHIPPED")
+    return order_id
+
+
+def assert_nowhere(needles: list[str], archive_dir: Path) -> None:
+    # orders and shipping erase theirs when they hear customer.erased.
+    with contextlib.suppress(AssertionError):  # the assertion below names what is left
+        wait_for(lambda: not found_anywhere(needles, archive_dir), timeout_s=30)
+    assert found_anywhere(needles, archive_dir) == [], found_anywhere(needles, archive_dir)
+
+
+def test_the_admin_page_erases_a_customer_everywhere_and_says_how_much(
+    client: FlaskClient, tmp_path: Path, setting: Callable[[str, str], None]
+) -> None:
+    setting("SHOESHOP_ARCHIVE_DIR", str(tmp_path))
+    who = customer(uuid.uuid4().hex[:10])
+    order_id = shipped_order_of(client, who, size="42")
+    with engine_for("shop").connect() as conn:
+        placed = conn.execute(select(outbox.c.event).where(outbox.c.subject == order_id)).scalar()
+    deadletters.park("orders.on_order_placed", placed, RuntimeError("kept for the test"), 1)
+    retention.prune(
+        utcnow() + timedelta(days=30), outboxes=["shop"], inboxes=[], archive_dir=tmp_path
+    )
+    needles = [who["name"], who["email"], who["line1"]]
+    assert found_anywhere(needles, tmp_path)
+
+    response = erase_on_page(client, who["email"].upper())
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/erasure"
+    told = client.get("/admin/erasure", headers=ADMIN).get_data(as_text=True)
+    assert "Erased 1 order from the shop, 1 dead letter and 1 archived row." in told
+    assert_nowhere(needles, tmp_path)
+    assert order(client, order_id)["customer"] == {"name": "erased"}
+
+
+def test_the_admin_page_says_what_erasure_removes_and_the_dashboard_links_to_it(
+    client: FlaskClient,
+) -> None:
+    page = client.get("/admin/erasure", headers=ADMIN)
+    dashboard = client.get("/admin", headers=ADMIN).get_data(as_text=True)
+
+    assert page.status_code == 200
+    text = " ".join(page.get_data(as_text=True).split())
+    assert "facts (items, amounts, statuses, times) stay" in text
+    assert "Mails already sent" in text and "cannot be undone" in text
+    assert 'type="checkbox" name="confirm"' in text
+    assert 'href="/admin/erasure"' in dashboard
+
+
+def test_the_admin_api_erases_a_customer_and_answers_the_counts(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    who = customer(uuid.uuid4().hex[:10])
+    order_id = shipped_order_of(client, who, size="43")
+
+    response = client.post("/api/admin/erasure", headers=ADMIN, json={"email": who["email"]})
+    again = client.post("/api/admin/erasure", headers=ADMIN, json={"email": who["email"]})
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"orders": 1, "dead_letters": 0, "archived_rows": 0}
+    assert again.get_json() == {"orders": 0, "dead_letters": 0, "archived_rows": 0}
+    assert_nowhere([who["name"], who["email"], who["line1"]], tmp_path)
+    assert order(client, order_id)["customer"] == {"name": "erased"}
+
+
+def test_an_email_the_shop_does_not_know_erases_nothing_and_says_so(client: FlaskClient) -> None:
+    response = erase_on_page(client, f"nobody-{uuid.uuid4().hex}@example.com")
+
+    assert response.status_code == 200
+    assert "knows no customer with that email: nothing was erased" in response.get_data(
+        as_text=True
+    )
+
+
+# What no customer's email can be, and the sentence said at the field for each.
+NOT_EMAILS = [
+    ("", "is required"),
+    ("   ", "is required"),
+    ("nobody.example.com", "has an @"),
+    ("erased@erased.invalid", "what an erased email reads"),
+    ("Erased@Erased.INVALID", "what an erased email reads"),
+    ("a" * 243 + "@example.com", "at most 254 characters"),
+]
+
+
+@contextlib.contextmanager
+def no_statement_from_this_thread() -> Iterator[None]:
+    """Fails unless this thread (where the test client serves a request) runs no statement on
+    any database meanwhile; the worker's threads may run theirs."""
+    here = threading.get_ident()
+    ran: list[str] = []
+
+    def heard(component: str, sql: str, _params: Any) -> None:
+        if threading.get_ident() == here:
+            ran.append(f"{component}: {sql}")
+
+    with statements_run(heard):
+        yield
+    assert ran == []
+
+
+@pytest.mark.parametrize(("email", "sentence"), NOT_EMAILS)
+def test_what_is_no_customers_email_is_a_422_at_the_field_and_touches_no_database(
+    client: FlaskClient, email: str, sentence: str
+) -> None:
+    token = csrf_token(client)
+    form = {"csrf_token": token, "email": email, "confirm": "yes"}
+
+    with no_statement_from_this_thread():
+        page = client.post("/admin/erasure", headers=ADMIN, data=form)
+        api = client.post("/api/admin/erasure", headers=ADMIN, json={"email": email})
+
+    assert page.status_code == 422
+    error = re.search(r'id="email-error"><p>([^<]*)</p>', page.get_data(as_text=True))
+    assert error is not None and sentence in error.group(1)
+    assert api.status_code == 422 and api.get_json()["error"]["code"] == "invalid_fields"
+    assert sentence in api.get_json()["error"]["fields"]["email"]
+
+
+def test_an_erasure_not_confirmed_is_a_422_and_the_customer_stays(client: FlaskClient) -> None:
+    who = customer(uuid.uuid4().hex[:10])
+    order_id = place_as(client, who, size="44")
+
+    with no_statement_from_this_thread():
+        response = erase_on_page(client, who["email"], confirm=False)
+
+    assert response.status_code == 422
+    assert "Tick the box to confirm" in response.get_data(as_text=True)
+    assert order(client, order_id)["customer"] == {"name": who["name"]}
+
+
+def test_an_api_body_with_no_email_string_is_a_422_naming_it(client: FlaskClient) -> None:
+    for body in ({}, {"email": None}, {"email": ["a@b.c"]}):
+        response = client.post("/api/admin/erasure", headers=ADMIN, json=body)
+        assert response.status_code == 422
+        assert set(response.get_json()["error"]["fields"]) == {"email"}
+
+
+def test_erasure_needs_the_admin_password(client: FlaskClient) -> None:
+    page = client.get("/admin/erasure")
+    posted = erase_on_page(client, "ada@example.com", headers={})
+    api = client.post("/api/admin/erasure", json={"email": "ada@example.com"})
+
+    assert page.status_code == 401 and posted.status_code == 401
+    assert api.status_code == 401 and api.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_the_erasure_form_needs_its_csrf_token(client: FlaskClient) -> None:
+    form = {"email": "ada@example.com", "confirm": "yes"}
+
+    with no_statement_from_this_thread():
+        response = client.post("/admin/erasure", headers=ADMIN, data=form)
+
+    assert response.status_code == 400
+
+
+@pytest.fixture
+def shop_database_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The erasure's reads of the shop database go to a real SQLite engine on a file that cannot
+    be opened (its folder does not exist)."""
+    away: Engine = create_engine(f"sqlite:///{tmp_path / 'gone' / 'shop.db'}")
+    monkeypatch.setattr(shop_erasure, "engine_for", lambda component: away)
+    yield
+    away.dispose()
+
+
+@pytest.mark.usefixtures("shop_database_away")
+def test_a_database_that_is_away_is_a_503_saying_to_run_it_again(client: FlaskClient) -> None:
+    page = erase_on_page(client, "ada@example.com")
+    api = client.post("/api/admin/erasure", headers=ADMIN, json={"email": "ada@example.com"})
+
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "not finished" in text and "Traceback" not in text
+    assert api.status_code == 503 and api.get_json()["error"]["code"] == "erasure_unfinished"
