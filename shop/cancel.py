@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from config.celery import app as celery_app
-from shop import readmodel
+from shop import live, readmodel
 from shop.readmodel import CUSTOMER_REQUEST
 from shop.tables import orders
 from workers.messaging import contracts
 from workers.messaging.envelope import Envelope
-from workers.messaging.unit_of_work import publish_committed, unit_of_work
+from workers.messaging.unit_of_work import publish_committed, run_committed_effects, unit_of_work
 
 SOURCE = "/shop"
 
@@ -46,7 +46,9 @@ def request_cancellation(order_id: str) -> bool:
         readmodel.remember(conn, event)
         readmodel.apply(conn, event, live=True)
         outbox.emit(event)
+        live.announce_after_commit(celery_app, outbox, conn, order_id)
     publish_committed(celery_app, "shop", outbox.emitted)
+    run_committed_effects(outbox)
     return True
 
 

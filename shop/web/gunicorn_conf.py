@@ -1,6 +1,29 @@
-"""Gunicorn hooks for the web process: one Prometheus metrics directory shared by its workers."""
+# ruff: noqa: E402 - the imports follow gevent's patch on purpose (below)
+"""Gunicorn's hooks for the web process: gevent's patch first, and one Prometheus metrics
+directory shared by its workers.
+
+The server model: gunicorn's gevent workers (the Procfile's ``--worker-class gevent``, with
+``--worker-connections 10000``: streams, events_stream.MAX_STREAMS_PER_PROCESS, and pages). A
+tracking page holds its stream open for minutes while nothing happens; a thread each (gunicorn's
+threaded workers) made two streams per process the limit. A greenlet each holds thousands per
+process for a few kilobytes apiece, and pages, the API and checkouts are served by the same workers,
+the Flask app unchanged: gevent makes the standard library's sockets, locks and queues cooperative,
+and psycopg 3 waits on its sockets through them (SQLite's calls are short and block their worker for
+as long as they take). Chosen over an ASGI server beside the app because one server keeps one port,
+one set of hooks and one app, and over eventlet because gevent is the one gunicorn's documentation
+and most deployments pair with it.
+
+gevent patches the standard library here, first: this module is what gunicorn loads before
+anything of the shop, so every lock the shop's modules create (workers.messaging.database's among
+them, held across a connect) is a cooperative one. A lock made before the patch would be a real
+lock, and a greenlet waiting on it while another holds it across I/O would stop the process.
+"""
 
 from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
 
 import os
 import shutil

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.support.shop import DECLINED_CARD, FAILING_CARD, GOOD_CARD
 from tests.system.conftest import RunningShop
 from workers.messaging.contracts import wire_type
@@ -108,3 +110,27 @@ def test_a_shopper_cancels_an_order_that_waits_for_its_payment(
 
     assert "at your request" in page.locator("#order-reason").inner_text()
     assert page.locator("#cancel-order").is_hidden()
+
+
+def test_the_tracking_page_follows_the_order_without_reloading(
+    running_shop: RunningShop, page: Any, screenshots: Path
+) -> None:
+    # The order waits for its payment (a card that always fails for a while); then the customer
+    # cancels it from another device, through the API: this page only listens.
+    choose_and_fill(page, running_shop, card=FAILING_CARD, email="ada@example.com")
+    place(page)
+    page.wait_for_selector("#order-status[data-status=PAYMENT_PENDING]", timeout=SETTLE_MS)
+    page.evaluate("window.shoeshopSameDocument = 'yes'")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    order_id = page.url.rsplit("/", 1)[1]
+
+    answer = httpx.post(f"{running_shop.url}/api/orders/{order_id}/cancel", timeout=30)
+
+    assert answer.status_code == 202, answer.text
+    page.wait_for_selector("#order-status[data-status=CANCELLED]", timeout=SETTLE_MS)
+    shoot(page, screenshots, "9-cancelled-elsewhere")
+    assert page.evaluate("window.shoeshopSameDocument") == "yes"
+    assert navigations == []
+    assert page.locator("#order").get_attribute("data-live") == "stream"
+    assert "at your request" in page.locator("#order-reason").inner_text()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import queue
+import re
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from shop.web.events_stream import StreamLimits, frame, stream
+from shop.web.live import RESYNC, Notice
 from tests.support.shop import order_body, wait_for
 
 Event = dict[str, Any]
@@ -132,8 +134,20 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+
+class FakeWaiter:
+    """Hands the stream its items, one per wait; with none left, every wait times out on the
+    fake clock."""
+
+    def __init__(self, clock: FakeClock, items: list[Any]) -> None:
+        self.clock = clock
+        self.items = items
+
+    def get(self, timeout: float) -> Any:
+        if self.items:
+            return self.items.pop(0)
+        self.clock.now += timeout
+        raise queue.Empty
 
 
 def view_with(status: str, events: int) -> dict[str, Any]:
@@ -141,20 +155,24 @@ def view_with(status: str, events: int) -> dict[str, Any]:
 
 
 def run(
-    views: Iterator[dict[str, Any]], limits: StreamLimits, seen: int | None = None
+    first: dict[str, Any],
+    items: list[Any],
+    limits: StreamLimits,
+    seen: int | None = None,
+    reads: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     clock = FakeClock()
-    first = next(views)
+    waiter = FakeWaiter(clock, items)
+    stored = iter(reads or [])
     return list(
-        stream("o1", first, seen, limits, lambda _id: next(views), clock=clock, sleep=clock.sleep)
+        stream("o1", first, seen, limits, lambda _id: next(stored), waiter, clock=clock)  # type: ignore[arg-type]
     )
 
 
 def test_a_quiet_stream_sends_heartbeats_and_ends_at_its_lifetime() -> None:
-    limits = StreamLimits(poll_interval_s=0.5, heartbeat_s=2.0, max_stream_s=10.0)
-    views = iter([view_with("PAYMENT_PENDING", 2)] * 100)
+    limits = StreamLimits(heartbeat_s=2.0, max_stream_s=10.0)
 
-    sent = run(views, limits)
+    sent = run(view_with("PAYMENT_PENDING", 2), [], limits)
 
     assert sent[0] == "retry: 2000\n\n"
     assert sent[1] == frame(view_with("PAYMENT_PENDING", 2))
@@ -163,10 +181,30 @@ def test_a_quiet_stream_sends_heartbeats_and_ends_at_its_lifetime() -> None:
 
 
 def test_a_resumed_stream_does_not_repeat_what_the_client_has() -> None:
-    limits = StreamLimits(poll_interval_s=0.5, heartbeat_s=60.0, max_stream_s=60.0)
-    views = iter([view_with("PAID", 3), view_with("PAID", 3), view_with("SHIPPED", 4)])
+    limits = StreamLimits(heartbeat_s=60.0, max_stream_s=60.0)
+    pushed = [Notice(view_with("PAID", 3), 1.5), Notice(view_with("SHIPPED", 4), 2.5)]
 
-    sent = run(views, limits, seen=3)
+    sent = run(view_with("PAID", 3), pushed, limits, seen=3)
 
-    assert sent == ["retry: 2000\n\n", frame(view_with("SHIPPED", 4))]
+    assert sent == ["retry: 2000\n\n", frame(view_with("SHIPPED", 4), 2.5)]
     assert frame(view_with("SHIPPED", 4)).startswith("id: 4\nevent: order\ndata: {")
+    assert frame(view_with("SHIPPED", 4), 2.5).startswith(": committed 2.500000\nid: 4\n")
+
+
+def test_a_notice_overtaken_by_a_later_one_is_not_sent() -> None:
+    limits = StreamLimits(heartbeat_s=60.0, max_stream_s=60.0)
+    pushed = [Notice(view_with("PAID", 3), 2.0), Notice(view_with("PAYMENT_PENDING", 2), 1.0)]
+
+    sent = run(
+        view_with("PAYMENT_PENDING", 2), [*pushed, Notice(view_with("SHIPPED", 4), 3.0)], limits
+    )
+
+    assert [re.findall(r"^id: (\d+)$", text, re.M) for text in sent[1:]] == [["2"], ["3"], ["4"]]
+
+
+def test_a_resync_reads_the_order_again() -> None:
+    limits = StreamLimits(heartbeat_s=60.0, max_stream_s=60.0)
+
+    sent = run(view_with("PAID", 3), [RESYNC], limits, reads=[view_with("SHIPPED", 4)])
+
+    assert sent[-1] == frame(view_with("SHIPPED", 4))

@@ -46,6 +46,12 @@ DEFAULT_WARMUP = 20
     "--warmup", default=DEFAULT_WARMUP, show_default=True, help="Unmeasured orders first."
 )
 @click.option(
+    "--watchers",
+    type=click.IntRange(min=1, max=18000),
+    default=None,
+    help="Only the live-tracking phase: this many streams open at once on orders in flight.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -73,6 +79,7 @@ def bench(
     backlog: bool,
     backlog_orders: int | None,
     warmup: int,
+    watchers: int | None,
     out_dir: Path,
     keep: bool,
     runs: int,
@@ -82,6 +89,13 @@ def bench(
     `shoeshop bench growth` measures instead how reads, checkouts and storage fare as history
     grows."""
     if ctx.invoked_subcommand is not None:
+        return
+    if watchers is not None:
+        if target_url or backlog:
+            raise click.UsageError("--watchers runs a phase of its own: no --url, no --backlog")
+        from workers.bench.watchers import run_watchers
+
+        run_watchers(watchers, broker_url, out_dir, keep)
         return
     if rate is not None and burst:
         raise click.UsageError("--rate and --burst exclude each other")

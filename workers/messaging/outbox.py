@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,6 +23,14 @@ class Outbox:
 
     conn: Connection
     emitted: list[Envelope] = field(default_factory=list)
+    # Done once the transaction has committed, never if it rolls back (unit_of_work.apply_once):
+    # notices outside the database that nobody must hear about a change that did not happen.
+    committed_effects: list[Callable[[], None]] = field(default_factory=list)
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Run ``effect`` after the commit, best effort: an exception it raises is logged, the
+        change stays committed and the event stays handled."""
+        self.committed_effects.append(effect)
 
     def emit(self, event: Envelope) -> Envelope:
         # Fail now, inside the transaction, rather than after commit when nobody hears it.

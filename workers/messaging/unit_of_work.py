@@ -32,13 +32,25 @@ def unit_of_work(component: str) -> Iterator[Outbox]:
 def apply_once(
     component: str, consumer: str, event: Envelope, handler: Handler, attempts: int = 1
 ) -> list[Envelope]:
-    """Run ``handler`` unless this consumer already applied ``event``; return what it emitted."""
+    """Run ``handler`` unless this consumer already applied ``event``; return what it emitted.
+    Once committed, the effects the handler asked for (``Outbox.after_commit``) run."""
     with unit_of_work(component) as box:
         if not inbox.claim(box.conn, event.id, consumer, attempts):
             log.info("event %s already applied by %s: skipped", event.id, consumer)
             return []
         handler(box.conn, event, box)
+    run_committed_effects(box)
     return box.emitted
+
+
+def run_committed_effects(box: Outbox) -> None:
+    """The effects a committed unit of work asked for, each on its own: one failing (a broker
+    away) is logged and the others still run."""
+    for effect in box.committed_effects:
+        try:
+            effect()
+        except Exception as exc:
+            log.warning("an effect after commit failed: %s", exc)
 
 
 def publish_committed(app: Celery, component: str, events: Sequence[Envelope]) -> bool:
