@@ -22,6 +22,7 @@ import queue
 import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -68,8 +69,13 @@ class Hub:
         self._watchers: dict[str, set[queue.Queue[Item]]] = defaultdict(set)
         self._thread: threading.Thread | None = None
         self._subscribed = threading.Event()
+        # Times the subscription came up (1 at first; each reconnect adds one).
+        self.subscriptions = 0
         self._stopping = threading.Event()
-        self.queue_name = f"shoeshop.live.{socket.gethostname()}.{os.getpid()}"
+        # Its own queue per hub: every web process (on any host) gets every notice.
+        self.queue_name = (
+            f"shoeshop.live.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        )
 
     def watch(self, order_id: str) -> queue.Queue[Item]:
         """A queue that will hold the notices about this order; give it back with ``unwatch``."""
@@ -145,6 +151,7 @@ class Hub:
                 # subscription was up (or while it was away) may have missed one.
                 with contextlib.suppress(TimeoutError):
                     conn.drain_events(timeout=0.1)
+                self.subscriptions += 1
                 self._subscribed.set()
                 self._resync_all()
                 while not self._stopping.is_set():

@@ -25,6 +25,7 @@ import resource
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,7 +200,9 @@ def _pages(
     return took
 
 
-async def _watch_all(url: str, watchers: int, orders: int, web_pids: Callable[[], dict[int, str]]) -> tuple[Tally, float]:
+async def _watch_all(
+    url: str, watchers: int, orders: int, web_pids: Callable[[], dict[int, str]]
+) -> tuple[Tally, float]:
     tally = Tally()
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
