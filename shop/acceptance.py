@@ -16,11 +16,11 @@ from datetime import datetime
 from celery import Celery
 from sqlalchemy import bindparam, delete, select
 
-from shop import readmodel
+from shop import live, readmodel
 from shop.tables import acceptance_deadlines, orders
 from workers.messaging import contracts
 from workers.messaging.database import engine_for
-from workers.messaging.unit_of_work import publish_committed, unit_of_work
+from workers.messaging.unit_of_work import publish_committed, run_committed_effects, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ def sweep(app: Celery, now: datetime) -> int:
             readmodel.remember(conn, event)
             readmodel.apply(conn, event, live=True)
             outbox.emit(event)
+            live.announce_after_commit(app, outbox, conn, order_id)
         publish_committed(app, "shop", outbox.emitted)
+        run_committed_effects(outbox)
         asked += 1
     if asked:
         log.warning("asked orders to cancel %d order(s) it had not taken up in time", asked)

@@ -91,10 +91,15 @@ def last_event_id() -> int | None:
 @bp.get("/orders/<order_id:order_id>/events")
 def order_events(order_id: str) -> Response:
     hub: Hub = current_app.extensions[HUB]
-    # Watch first, then read: a change is in this read or in a notice after it.
+    # Watch first, then read: a change is in this read or in a notice after it. A view this
+    # process had a moment ago serves as that read (many pages opening one order read it once).
     waiter = hub.watch(order_id)
     try:
-        view = load_view(order_id)
+        view = hub.recent_view(order_id)
+        if view is None:
+            view = load_view(order_id)
+            if view is not None:
+                hub.remember(order_id, view)
     except BaseException:
         hub.unwatch(order_id, waiter)
         raise

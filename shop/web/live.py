@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 # Reconnect pauses: a broker back within seconds is found within a second or two.
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 10.0
+# A stream opening within this long of its order's last read or notice starts from that view
+# (many pages opening one order read it once). Short: a change no notice announced (an erasure
+# rewriting the name) reaches a new stream within it.
+VIEW_REUSE_S = 2.0
 # How long one wait for the broker lasts before the loop checks heartbeats and whether to stop.
 DRAIN_TIMEOUT_S = 1.0
 
@@ -67,6 +71,10 @@ class Hub:
         self._app = app
         self._lock = threading.Lock()
         self._watchers: dict[str, set[queue.Queue[Item]]] = defaultdict(set)
+        # The latest view of each watched order (from a stream's read or a notice) and when it
+        # came (time.monotonic()): the next stream of the order within VIEW_REUSE_S starts from
+        # it instead of reading. Kept only while the order has streams, dropped on a reconnect.
+        self._views: dict[str, tuple[dict[str, Any], float]] = {}
         self._thread: threading.Thread | None = None
         self._subscribed = threading.Event()
         # Times the subscription came up (1 at first; each reconnect adds one).
@@ -92,6 +100,27 @@ class Hub:
                 found.discard(waiter)
                 if not found:
                     del self._watchers[order_id]
+                    self._views.pop(order_id, None)
+
+    def recent_view(self, order_id: str) -> dict[str, Any] | None:
+        """The order's view as this process last had it, if that was under VIEW_REUSE_S ago
+        and the subscription has been up since: what a newly opened stream may start from."""
+        with self._lock:
+            found = self._views.get(order_id)
+        if found is None or time.monotonic() - found[1] > VIEW_REUSE_S:
+            return None
+        return found[0]
+
+    def remember(self, order_id: str, view: dict[str, Any]) -> None:
+        """A view a stream read: kept for the order's next streams, unless a newer one is."""
+        with self._lock:
+            if order_id in self._watchers and self._subscribed.is_set():
+                self._keep(order_id, view)
+
+    def _keep(self, order_id: str, view: dict[str, Any]) -> None:
+        kept = self._views.get(order_id)
+        if kept is None or len(view.get("timeline", ())) >= len(kept[0].get("timeline", ())):
+            self._views[order_id] = (view, time.monotonic())
 
     def watching(self) -> int:
         """Open streams in this process."""
@@ -126,6 +155,8 @@ class Hub:
                 pause = RECONNECT_FIRST_S
             except Exception as exc:
                 self._subscribed.clear()
+                with self._lock:
+                    self._views.clear()
                 if not first or pause > RECONNECT_FIRST_S:
                     log.warning("live updates: subscription lost, again in %.1fs: %s", pause, exc)
                 first = False
@@ -167,13 +198,17 @@ class Hub:
         view = body["view"]
         committed_at = float(body.get("committed_at") or time.time())
         notice = Notice(view, committed_at, json.dumps(view, separators=(",", ":")))
+        order_id = str(body.get("order_id"))
         with self._lock:
-            waiters = list(self._watchers.get(str(body.get("order_id")), ()))
+            waiters = list(self._watchers.get(order_id, ()))
+            if waiters:
+                self._keep(order_id, view)
         for waiter in waiters:
             waiter.put(notice)
 
     def _resync_all(self) -> None:
         with self._lock:
+            self._views.clear()
             waiters = [w for found in self._watchers.values() for w in found]
         for waiter in waiters:
             waiter.put(RESYNC)

@@ -1,13 +1,13 @@
 """``shoeshop bench --watchers N``: N tracking streams open at once on orders in flight.
 
 The whole shop starts with a packing delay long enough that every stream is open before the first
-parcel leaves. Orders are placed at ``ORDER_RATE`` a second, and as each is accepted
-``WATCHERS_PER_ORDER`` streams open on it (``GET /orders/<id>/events``, HTTP/1.0, from one asyncio
-loop). Each stream reads its first frame, then waits: the order is paid, packed, and ships, and
+parcel leaves. Orders are placed at ``ORDER_RATE`` a second, and once each is accepted
+``WATCHERS_PER_ORDER`` streams open on it, one after another until the next order is placed
+(``GET /orders/<id>/events``, HTTP/1.0, from one asyncio loop). Each stream reads its first frame, then waits: the order is paid, packed, and ships, and
 the shop's worker pushes each change (shop.live). A pushed frame carries, as an SSE comment, when
 the shop committed the change; its push delay is its arrival minus that moment (one machine, one
-clock). Meanwhile a thread requests the catalogue and a product page at ``PAGE_RATE`` a second,
-as it did before any stream opened (the idle figure).
+clock). Meanwhile a process of its own requests the catalogue and a product page at
+``PAGE_RATE`` a second, as it did before any stream opened (the idle figure).
 
 Reported: streams refused (any answer but 200, or no connection) and missed (never got their
 order's SHIPPED frame), push delay p50/p99, the web's CPU over the phase and its RSS before and
@@ -21,9 +21,9 @@ import asyncio
 import json
 import logging
 import math
+import multiprocessing
 import resource
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +47,7 @@ IDLE_PAGES_S = 15.0
 PACKING_MARGIN_S = 20.0
 FINISH_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 30.0
+PAGER_TIMEOUT_S = IDLE_PAGES_S + 60.0
 
 
 @dataclass
@@ -124,22 +125,16 @@ def _phase(stack: SystemStack, watchers: int, orders: int) -> dict[str, Any]:
     def web_pids() -> dict[int, str]:
         return {pid: kind for pid, kind in stack.pids().items() if kind == "web"}
 
-    idle = _pages(stack.url, seconds=IDLE_PAGES_S)
+    idle = Pager(stack.url, IDLE_PAGES_S).durations()
     rss_before = _rss_mb(web_pids())
     usage = procstat.ProcessUsage(web_pids)
-    pages: list[float] = []
-    stop_pages = threading.Event()
-    pager = threading.Thread(
-        target=lambda: pages.extend(_pages(stack.url, stop=stop_pages)), daemon=True
-    )
     usage.start()
-    pager.start()
+    pager = Pager(stack.url, None)
     started = time.monotonic()
     try:
         tally, rss_open = asyncio.run(_watch_all(stack.url, watchers, orders, web_pids))
     finally:
-        stop_pages.set()
-        pager.join()
+        pages = pager.durations()
         usage.stop()
     seconds = time.monotonic() - started
     cpu = usage.cpu_by_kind().get("web", 0.0)
@@ -176,9 +171,37 @@ def _rss_mb(pids: dict[int, str]) -> float:
     return round(total / 1024, 1)
 
 
-def _pages(
-    url: str, *, seconds: float | None = None, stop: threading.Event | None = None
-) -> list[float]:
+class Pager:
+    """Page requests from a process of their own (``_pages``), so that the streams' client in
+    this process, busy with thousands of sockets, adds nothing to their latency. For ``seconds``,
+    or until ``durations`` is called."""
+
+    def __init__(self, url: str, seconds: float | None) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_pages_process, args=(url, seconds, self._stop, send), daemon=True
+        )
+        self._process.start()
+        self._timed = seconds is not None
+
+    def durations(self) -> list[float]:
+        """Every page's seconds: after the timed run, or stopping the open-ended one now."""
+        if not self._timed:
+            self._stop.set()
+        if not self._receive.poll(PAGER_TIMEOUT_S):
+            raise click.ClickException("the page requests' process ended without a result")
+        took: list[float] = self._receive.recv()
+        self._process.join()
+        return took
+
+
+def _pages_process(url: str, seconds: float | None, stop: Any, send: Any) -> None:
+    send.send(_pages(url, seconds=seconds, stop=stop))
+
+
+def _pages(url: str, *, seconds: float | None = None, stop: Any = None) -> list[float]:
     """Request the catalogue and a product page in turn at PAGE_RATE a second; their durations."""
     paths = ["/", f"/products/{fetch_products(url)[0]['sku']}"]
     took: list[float] = []
@@ -218,8 +241,13 @@ async def _watch_all(
                 raise click.ClickException(f"a checkout failed: {response.status_code}")
             order_id = response.json()["id"]
             count = min(WATCHERS_PER_ORDER, watchers - index * WATCHERS_PER_ORDER)
-            for _ in range(count):
-                tasks.append(asyncio.create_task(_watch(host, port, order_id, tally, deadline)))
+            # Customers arrive one by one, not fifty at the same instant: an order's streams
+            # open evenly until the next order is placed (250 a second at the defaults).
+            gap = 1 / ORDER_RATE / WATCHERS_PER_ORDER
+            for number in range(count):
+                tasks.append(
+                    asyncio.create_task(_watch(host, port, order_id, tally, deadline, number * gap))
+                )
     # Every stream open (or refused) before the first parcel leaves: the web's memory now.
     while tally.opened + tally.refused < watchers and time.time() < deadline:
         await asyncio.sleep(0.2)
@@ -229,7 +257,10 @@ async def _watch_all(
     return tally, rss_open
 
 
-async def _watch(host: str, port: int, order_id: str, tally: Tally, deadline: float) -> None:
+async def _watch(
+    host: str, port: int, order_id: str, tally: Tally, deadline: float, after_s: float
+) -> None:
+    await asyncio.sleep(after_s)
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
