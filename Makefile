@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
 
-.PHONY: run test lint unit integration integration-services upgrade system browser bench-smoke bench-growth-smoke chaos chaos-fast clean
+.PHONY: run test lint unit integration integration-services upgrade system browser bench-smoke bench-growth-smoke bench-watchers-smoke chaos chaos-fast clean
 
 $(BIN)/shoeshop: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -61,6 +61,11 @@ bench-growth-smoke: $(BIN)/shoeshop
 		$(BIN)/shoeshop bench growth --to 2000 --requests 200 --rounds 1 \
 			--database-url postgresql://postgres@127.0.0.1:5432/postgres; \
 	else echo "PostgreSQL is not running here: the growth bench ran on SQLite only"; fi
+
+# The live-tracking phase with 500 streams (.ci/run runs it after `make test`; docs/performance.md
+# has the 10,000-stream runs). It fails when a stream is refused or misses its order's last change.
+bench-watchers-smoke: $(BIN)/shoeshop
+	$(BIN)/shoeshop bench --watchers 500
 
 # The failure matrix (docs/reliability.md): every scenario on Redis and RabbitMQ, real processes
 # broken on purpose; prints the table and writes var/chaos/results.json. RabbitMQ scenarios stop
