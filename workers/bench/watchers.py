@@ -2,12 +2,13 @@
 
 The whole shop starts with a packing delay long enough that every stream is open before the first
 parcel leaves. Orders are placed at ``ORDER_RATE`` a second, and once each is accepted
-``WATCHERS_PER_ORDER`` streams open on it, one after another until the next order is placed
-(``GET /orders/<id>/events``, HTTP/1.0, from one asyncio loop). Each stream reads its first frame, then waits: the order is paid, packed, and ships, and
-the shop's worker pushes each change (shop.live). A pushed frame carries, as an SSE comment, when
-the shop committed the change; its push delay is its arrival minus that moment (one machine, one
-clock). Meanwhile a process of its own requests the catalogue and a product page at
-``PAGE_RATE`` a second, as it did before any stream opened (the idle figure).
+``WATCHERS_PER_ORDER`` streams open on it, one after another until the next order is placed (``GET
+/orders/<id>/events``, HTTP/1.0, from one asyncio loop). Each stream reads its first frame, then
+waits: the order is paid, packed, and ships, and the shop's worker pushes each change (shop.live). A
+pushed frame carries, as an SSE comment, when the shop committed the change; its push delay is its
+arrival minus that moment (one machine, one clock). Meanwhile a process of its own requests the
+catalogue and a product page at ``PAGE_RATE`` a second, as it did before any stream opened (the idle
+figure).
 
 Reported: streams refused (any answer but 200, or no connection) and missed (never got their
 order's SHIPPED frame), push delay p50/p99, the web's CPU over the phase and its RSS before and
