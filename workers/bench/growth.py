@@ -171,7 +171,8 @@ class Database:
     def settle(self) -> None:
         """After a bulk load, PostgreSQL's statistics and visibility map are behind what a
         database that grew over a year would have (autovacuum keeps them current there):
-        VACUUM ANALYZE, so the measurement meets neither stale plans nor autovacuum catching up.
+        VACUUM ANALYZE, so the measurement meets neither stale plans nor autovacuum catching up;
+        then a CHECKPOINT, so the load's dirty pages are not being written out while it runs.
         SQLite has nothing of the kind to do."""
         if self.url is None:
             return
@@ -179,6 +180,7 @@ class Database:
 
         with psycopg.connect(_libpq(self.url), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
+            conn.execute("CHECKPOINT")
 
     def drop(self) -> None:
         if self.server_url is None:
