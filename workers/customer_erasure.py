@@ -56,16 +56,22 @@ class Erased:
 
 def check_email(email: str) -> str:
     """``email`` without the spaces around it, if a customer could have it; raises
-    InvalidEmail saying why not (empty, no @, longer than MAX_EMAIL_LENGTH, or the address an
-    erased customer's orders read, which would match every erased order)."""
+    InvalidEmail saying why not (empty, no @ or nothing on one side of it, a control character,
+    or a surrogate, longer than MAX_EMAIL_LENGTH, or the address an erased customer's
+    orders read, which would match every erased order)."""
     email = email.strip()
     if not email:
         raise InvalidEmail("The customer's email address is required.")
     if len(email) > MAX_EMAIL_LENGTH:
         raise InvalidEmail(f"An email address has at most {MAX_EMAIL_LENGTH} characters.")
-    if "@" not in email:
+    local, at, domain = email.rpartition("@")
+    if not at:
         raise InvalidEmail("An email address has an @.")
-    if email.casefold() == ERASED_EMAIL:
+    if not local or not domain:
+        raise InvalidEmail("An email address has a name before its @ and a domain after it.")
+    if not email.isprintable() or any(0xD800 <= ord(ch) <= 0xDFFF for ch in email):
+        raise InvalidEmail("An email address has no control characters or surrogates.")
+    if email.lower() == ERASED_EMAIL:
         raise InvalidEmail("That is what an erased email reads: it is no customer's.")
     return email
 

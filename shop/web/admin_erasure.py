@@ -16,6 +16,7 @@ from flask import Blueprint, Response, flash, jsonify, redirect, render_template
 from flask.typing import ResponseReturnValue
 
 from config.celery import app as celery_app
+from shop.validation import UnreadableBody, read_json
 from shop.web.errors import error_response
 from workers.customer_erasure import (
     MAX_EMAIL_LENGTH,
@@ -74,7 +75,12 @@ def erase_json() -> ResponseReturnValue:
     """``{"email"}`` → 200 ``{"orders", "dead_letters", "archived_rows"}`` (all 0 when the shop
     knows no customer with that email); 400 no JSON object, 422 no customer's email, 503 not
     finished (run it again)."""
-    body = request.get_json(silent=True)
+    # The checkout's strict reading: a key twice (which one counts?), NaN, bytes that are no
+    # UTF-8 are refused, not guessed at: an erasure cannot be undone.
+    try:
+        body = read_json(request.get_data())
+    except UnreadableBody as exc:
+        return error_response(400, "invalid_json", f"the request body is unreadable: {exc}")
     if not isinstance(body, dict):
         return error_response(400, "invalid_json", "the request body must be a JSON object")
     email = body.get("email")

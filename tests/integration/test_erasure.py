@@ -144,6 +144,24 @@ def test_an_email_is_matched_without_case_in_every_script(client: FlaskClient) -
     assert order(client, order_id)["customer"] == {"name": "erased"}
 
 
+def test_an_email_that_differs_only_by_a_letter_casefold_joins_is_another_customer(
+    client: FlaskClient,
+) -> None:
+    # casefold() reads "ß" as "ss": two addresses, two customers.
+    tag = uuid.uuid4().hex[:8]
+    sharp = {"name": f"Straße {tag}", "email": f"straße.{tag}@example.de", "line1": f"{tag} 1"}
+    double = {"name": f"Strasse {tag}", "email": f"strasse.{tag}@example.de", "line1": f"{tag} 2"}
+    kept = place_as(client, sharp, size="44")
+    erased = place_as(client, double, size="44")
+
+    result = CliRunner().invoke(erase, ["--email", double["email"]])
+
+    assert result.exit_code == 0, result.output
+    assert "erased 1 order(s)" in result.output
+    assert order(client, erased)["customer"] == {"name": "erased"}
+    assert order(client, kept)["customer"] == {"name": sharp["name"]}
+
+
 def test_a_torn_archive_line_is_dropped_not_a_traceback(
     client: FlaskClient, tmp_path: Path
 ) -> None:
@@ -248,6 +266,32 @@ def test_the_admin_api_erases_a_customer_and_answers_the_counts(
     assert again.get_json() == {"orders": 0, "dead_letters": 0, "archived_rows": 0}
     assert_nowhere([who["name"], who["email"], who["line1"]], tmp_path)
     assert order(client, order_id)["customer"] == {"name": "erased"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"email": "nobody@example.com", "email": "%s"}',
+        b'{"email": "%s", "n": NaN}',
+        b'{"email": "%s\xff"}',
+    ],
+    ids=["key twice", "NaN", "not UTF-8"],
+)
+def test_an_api_body_a_parser_could_read_two_ways_is_refused_and_erases_nothing(
+    client: FlaskClient, body: bytes
+) -> None:
+    who = customer(uuid.uuid4().hex[:10])
+    order_id = place_as(client, who, size="42")
+
+    response = client.post(
+        "/api/admin/erasure",
+        headers={**ADMIN, "Content-Type": "application/json"},
+        data=body.replace(b"%s", who["email"].encode()),
+    )
+
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"]["code"] == "invalid_json"
+    assert order(client, order_id)["customer"] == {"name": who["name"]}
 
 
 def test_an_email_the_shop_does_not_know_erases_nothing_and_says_so(client: FlaskClient) -> None:
@@ -360,3 +404,21 @@ def test_a_database_that_is_away_is_a_503_saying_to_run_it_again(client: FlaskCl
     text = page.get_data(as_text=True)
     assert "not finished" in text and "Traceback" not in text
     assert api.status_code == 503 and api.get_json()["error"]["code"] == "erasure_unfinished"
+
+
+def test_an_erasure_that_overtakes_its_order_waits_for_it_in_orders() -> None:
+    # order.placed still being retried when customer.erased arrives: erasing nothing now would let
+    # the placed order bring the data in afterwards, so orders retries the erasure until it can.
+    from workers.messaging import contracts
+    from workers.messaging.database import transaction
+    from workers.messaging.errors import TransientError
+    from workers.messaging.outbox import Outbox
+    from workers.orders.handlers import on_customer_erased
+
+    not_yet = str(uuid.uuid4())
+    event = contracts.new_event(
+        contracts.CustomerErased(order_ids=[not_yet]), source="/shop", subject=not_yet
+    )
+
+    with pytest.raises(TransientError, match="not placed here yet"), transaction("orders") as conn:
+        on_customer_erased(conn, event, Outbox(conn))

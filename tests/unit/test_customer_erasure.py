@@ -27,7 +27,20 @@ def test_an_email_is_taken_without_the_spaces_around_it_up_to_the_longest_addres
 
 @pytest.mark.parametrize(
     "email",
-    ["", " \t", "ada.example.com", "erased@erased.invalid", "ERASED@erased.invalid", "a" * 255],
+    [
+        "",
+        " \t",
+        "ada.example.com",
+        "erased@erased.invalid",
+        "ERASED@erased.invalid",
+        "a" * 255,
+        "@",
+        "ada@",
+        "@example.com",
+        "a@b\nc",
+        "ada\x00@example.com",
+        "\ud800@x.io",
+    ],
 )
 def test_what_no_customer_can_have_as_email_is_refused_with_a_sentence(email: str) -> None:
     with pytest.raises(InvalidEmail) as refused:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -88,11 +89,14 @@ def run_growth(options: GrowthOptions) -> dict[str, Any]:
     the result. Raises click.ClickException when the shop fails to start or to finish a
     template order, growth_seed.UnplacedRow when the templates wrote a row it cannot place."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # SIGTERM (a CI job's timeout, `kill`) unwinds like Ctrl-C: the shop's processes are stopped
+    # and the run's database dropped by the finally blocks below.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    database = Database.open(options.database_url, stamp)
     run_dir = (options.out_dir / f"growth-run-{stamp}").resolve()
     (run_dir / "logs").mkdir(parents=True)
     data_dir = run_dir / "data"
-    database = Database.open(options.database_url, stamp)
     broker = Broker.open(None, run_dir)
     result: dict[str, Any] = {
         "started": stamp,
@@ -128,6 +132,10 @@ def run_growth(options: GrowthOptions) -> dict[str, Any]:
     return result
 
 
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 # ----------------------------------------------------------------------------------------------
 # The databases
 
@@ -148,8 +156,13 @@ class Database:
         import psycopg
 
         name = f"shoeshop_growth_{stamp.lower()}"
-        with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            message = f"--database-url: cannot create a database there: {first}"
+            raise click.ClickException(message) from None
         url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
         return cls(url, server_url, name)
 

@@ -126,6 +126,11 @@ def replay(letter_id: str | None, every: bool, queue: str | None, force: bool) -
     else:
         _get(str(letter_id))
         results = [dead_letters.replay(app, str(letter_id), force=force)]
+    if force and any(action.ok for action in results):
+        click.echo(
+            "forced: an event older than its task's inbox horizon may find its inbox row "
+            "pruned, so a second effect is possible"
+        )
     _report(results)
 
 

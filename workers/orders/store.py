@@ -100,9 +100,20 @@ _PLACED_OF = select(order_events.c.stream_id, order_events.c.version, order_even
     order_events.c.stream_id.in_(bindparam("ids", expanding=True)),
     order_events.c.type == "OrderPlaced",
 )
+_STREAMS_OF = (
+    select(order_events.c.stream_id)
+    .where(order_events.c.stream_id.in_(bindparam("ids", expanding=True)))
+    .distinct()
+)
 _REWRITE = update(order_events).where(
     order_events.c.stream_id == bindparam("stream"), order_events.c.version == bindparam("at")
 )
+
+
+def unknown_streams(conn: Connection, order_ids: Sequence[str]) -> list[str]:
+    """The orders of ``order_ids`` that have no stream here yet."""
+    found = set(conn.execute(_STREAMS_OF, {"ids": list(order_ids)}).scalars())
+    return [order_id for order_id in order_ids if order_id not in found]
 
 
 def erase_personal_data(conn: Connection, order_ids: Sequence[str]) -> None:
