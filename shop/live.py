@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 # Transient: a notice matters only to the streams open when it is sent.
 EXCHANGE = Exchange("shoeshop.live", type="fanout", durable=False)  # type: ignore[no-untyped-call]
-# A notice older than this is not worth a retry: the stream's own resync will do.
+# A couple of quick retries, no more: past them a notice is late news, and what it carried reaches
+# the streams by their resync after a reconnect or their next read.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5}
 
 

@@ -51,6 +51,17 @@ def customer(tag: str) -> dict[str, Any]:
     }
 
 
+def park_and_archive(order_id: str, archive_dir: Path) -> None:
+    """A copy of the order's order.placed in the dead letters, and the shop's outbox archived
+    (as the relay's pruning would, a month on) into ``archive_dir``."""
+    with engine_for("shop").connect() as conn:
+        placed = conn.execute(select(outbox.c.event).where(outbox.c.subject == order_id)).scalar()
+    deadletters.park("orders.on_order_placed", placed, RuntimeError("kept for the test"), 1)
+    retention.prune(
+        utcnow() + timedelta(days=30), outboxes=["shop"], inboxes=[], archive_dir=archive_dir
+    )
+
+
 def place_as(client: FlaskClient, who: dict[str, Any], **kwargs: Any) -> str:
     body = order_body(sku="CAS-002", **kwargs)
     body["customer"] = {"name": who["name"], "email": who["email"]}
@@ -90,13 +101,7 @@ def test_an_erased_customer_is_nowhere_and_their_orders_facts_stay(
     wait_for(lambda: order(client, shipped)["status"] == "SHIPPED")
     wait_for(lambda: order(client, kept)["status"] == "SHIPPED")
     wait_for(lambda: order(client, parked)["delayed"], timeout_s=60)
-    # A copy of an order.placed in the dead letters, and the shop's outbox archived.
-    with engine_for("shop").connect() as conn:
-        placed = conn.execute(select(outbox.c.event).where(outbox.c.subject == shipped)).scalar()
-    deadletters.park("orders.on_order_placed", placed, RuntimeError("kept for the test"), 1)
-    retention.prune(
-        utcnow() + timedelta(days=30), outboxes=["shop"], inboxes=[], archive_dir=tmp_path
-    )
+    park_and_archive(shipped, tmp_path)
     needles = [who["name"], who["email"], who["line1"]]
     assert found_anywhere(needles, tmp_path)  # the scan sees them before
     before = {oid: order(client, oid) for oid in (shipped, parked)}
@@ -219,12 +224,7 @@ def test_the_admin_page_erases_a_customer_everywhere_and_says_how_much(
     setting("SHOESHOP_ARCHIVE_DIR", str(tmp_path))
     who = customer(uuid.uuid4().hex[:10])
     order_id = shipped_order_of(client, who, size="42")
-    with engine_for("shop").connect() as conn:
-        placed = conn.execute(select(outbox.c.event).where(outbox.c.subject == order_id)).scalar()
-    deadletters.park("orders.on_order_placed", placed, RuntimeError("kept for the test"), 1)
-    retention.prune(
-        utcnow() + timedelta(days=30), outboxes=["shop"], inboxes=[], archive_dir=tmp_path
-    )
+    park_and_archive(order_id, tmp_path)
     needles = [who["name"], who["email"], who["line1"]]
     assert found_anywhere(needles, tmp_path)
 

@@ -8,6 +8,14 @@ import click
 
 # Enough orders to open every connection pool and import every lazy module before measuring.
 DEFAULT_WARMUP = 20
+# Where every kind of run writes its JSON and PNG.
+OUT = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/bench"),
+    show_default=True,
+)
 
 
 @click.group(invoke_without_command=True)
@@ -51,13 +59,7 @@ DEFAULT_WARMUP = 20
     default=None,
     help="Only the live-tracking phase: this many streams open at once on orders in flight.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("var/bench"),
-    show_default=True,
-)
+@OUT
 @click.option("--keep", is_flag=True, help="Keep the run's databases, broker data and logs.")
 @click.option(
     "--runs",
@@ -153,13 +155,7 @@ def bench(
     type=click.IntRange(min=1),
     help="Orders a day the seeded history was taken at (2,880: a million in under a year).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("var/bench"),
-    show_default=True,
-)
+@OUT
 @click.option("--keep", is_flag=True, help="Keep the run's databases and logs.")
 def growth(
     to: int,
