@@ -14,6 +14,7 @@ app = Celery(
         "workers.orders.tasks",
         "workers.payments.tasks",
         "workers.shipping.tasks",
+        "workers.notifications.tasks",
     ],
 )
 app.config_from_object("config.celeryconfig")

@@ -10,13 +10,25 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-COMPONENTS = ("shop", "orders", "payments", "shipping", "operations")
+COMPONENTS = ("shop", "orders", "payments", "shipping", "notifications", "operations")
 """Every component that owns a database (operations keeps the dead letters)."""
 
-QUEUES = ("shop", "orders", "payments", "shipping")
+QUEUES = ("shop", "orders", "payments", "shipping", "notifications")
 """One queue per component with subscribers; a task named ``<queue>.<handler>`` is routed to it."""
 
+OBSERVER_QUEUES = ("notifications",)
+"""The queues of components that only watch orders: they emit nothing the saga waits on, so a
+message of theirs that is parked delays no order (no ``message.parked`` is written for it, and
+its replay announces nothing); the operators see it in the dead letters like any other."""
+
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8020"
+# Where customers reach the shop: the links in its mails start with it (`shoeshop up` sets it to
+# the web's own address when it is unset).
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+# The sender of the shop's mails. `.invalid` (RFC 2606) is nobody's domain: a development mail
+# can never pass for a real shop's, and a production notifications worker refuses to start
+# with it (workers.schema.guard).
+DEV_MAIL_FROM = "Shoe shop <orders@shoeshop.invalid>"
 # Seconds a parcel spends being packed before it leaves; a cancellation can stop it meanwhile.
 # Zero by default: the simulated warehouse ships at once, which keeps latency honest in benches.
 DEFAULT_PACKING_DELAY_S = 0.0
@@ -77,6 +89,10 @@ MIN_SECRET_KEY_CHARS = 32
 
 # The URLs each URL setting may take, by scheme.
 GATEWAY_URL_SCHEMES = ("http", "https")
+PUBLIC_URL_SCHEMES = ("http", "https")
+# smtp:// upgrades to TLS with STARTTLS when the server offers it (port 587, or 25); smtps://
+# speaks TLS from the first byte (port 465): workers.notifications.smtp.
+SMTP_URL_SCHEMES = ("smtp", "smtps")
 # workers.messaging.database turns postgresql:// and postgres:// into postgresql+psycopg://,
 # the one driver installed (psycopg 3), and passes anything else to SQLAlchemy as it is. An
 # sqlite:// URL would get past it, but would put all five components in one file, where their
@@ -212,14 +228,19 @@ class Settings:
     # None when unset: Flower's user is then DEFAULT_FLOWER_USER, its password generated.
     flower_user: str | None = None
     flower_password: str | None = field(default=None, repr=False)
+    # None when unset: `shoeshop up` then runs the local mail catcher and sets it; a
+    # notifications worker refuses to start without one (workers.notifications.tasks).
+    smtp_url: str | None = None
+    mail_from: str = DEV_MAIL_FROM
+    public_url: str = DEFAULT_PUBLIC_URL
 
     def __repr__(self) -> str:
         """Every setting but the secrets, a password in the broker's or the database's URL
         shown as ***: a logged or printed Settings gives no credential away."""
         shown = {item.name: getattr(self, item.name) for item in fields(self) if item.repr}
-        for name in ("broker_url", "database_url"):
+        for name in ("broker_url", "database_url", "smtp_url"):
             if shown[name]:
-                shown[name] = _shown(shown[name])
+                shown[name] = masked_url(shown[name])
         return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @property
@@ -235,6 +256,12 @@ class Settings:
     def redis_socket(self) -> Path:
         """Where the embedded Redis listens: a unix socket, so no TCP port is ever assumed free."""
         return self.data_dir / "redis" / "redis.sock"
+
+    @property
+    def mail_dir(self) -> Path:
+        """The Maildir where the local mail catcher keeps what it is sent (workers.mailcatcher),
+        which the admin's mail pages read."""
+        return self.data_dir / "mail"
 
     @property
     def effective_broker_url(self) -> str:
@@ -265,6 +292,10 @@ class Settings:
             _check_broker_url(self.broker_url)
         if self.database_url is not None:
             _check_database_url(self.database_url)
+        if self.smtp_url is not None:
+            _check_smtp_url(self.smtp_url)
+        _check_public_url(self.public_url)
+        _check_mail_from(self.mail_from)
         if self.ship_timeout_s < self.packing_delay_s + SHIP_TIMEOUT_MARGIN_S:
             raise ConfigurationError(
                 f"SHOESHOP_SHIP_TIMEOUT ({self.ship_timeout_s}s) must exceed "
@@ -393,6 +424,9 @@ class Settings:
             log_format=_log_format(env),
             flower_user=env.get("SHOESHOP_FLOWER_USER"),
             flower_password=env.get("SHOESHOP_FLOWER_PASSWORD"),
+            smtp_url=env.get("SHOESHOP_SMTP_URL") or None,
+            mail_from=env.get("SHOESHOP_MAIL_FROM") or DEV_MAIL_FROM,
+            public_url=_public_url(env),
         )
 
 
@@ -461,6 +495,13 @@ def _gateway_url(env: dict[str, str]) -> str:
     return url.rstrip("/")
 
 
+def _public_url(env: dict[str, str]) -> str:
+    # Checked before its trailing slashes go, as the gateway's.
+    url = env.get("SHOESHOP_PUBLIC_URL") or DEFAULT_PUBLIC_URL
+    _check_public_url(url)
+    return url.rstrip("/")
+
+
 def _int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name, "")
     if raw == "":
@@ -488,7 +529,7 @@ def _seconds(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _shown(url: str) -> str:
+def masked_url(url: str) -> str:
     """The URL as a message may show it: a password in it (scheme://user:password@host) is
     replaced by ***, whatever else is wrong with the URL."""
     scheme, sep, rest = url.partition("://")
@@ -542,7 +583,55 @@ def _check_gateway_url(url: str) -> None:
         raise ConfigurationError(
             "SHOESHOP_GATEWAY_URL must be an http:// or https:// URL with a host (and a port "
             "from 1 to 65535 if it names one; unset, it is "
-            f"{DEFAULT_GATEWAY_URL}), not {_shown(url)!r}: {fault}"
+            f"{DEFAULT_GATEWAY_URL}), not {masked_url(url)!r}: {fault}"
+        )
+
+
+def _check_public_url(url: str) -> None:
+    fault = _scheme_fault(url, PUBLIC_URL_SCHEMES) or _place_fault(url, needs_host=True)
+    if fault is None and ("?" in url or "#" in url):
+        fault = "the mails add the order's path to it, so it can have no query or fragment"
+    if fault is not None:
+        raise ConfigurationError(
+            "SHOESHOP_PUBLIC_URL must be the http:// or https:// address customers reach the "
+            f"shop at (unset, it is {DEFAULT_PUBLIC_URL}), not {url!r}: {fault}"
+        )
+
+
+def _check_smtp_url(url: str) -> None:
+    fault = _scheme_fault(url, SMTP_URL_SCHEMES) or _place_fault(url, needs_host=True)
+    if fault is None and urlsplit(url).path not in ("", "/"):
+        fault = "it names a path, which SMTP has no use for"
+    if fault is not None:
+        raise ConfigurationError(
+            "SHOESHOP_SMTP_URL must be smtp://[user:password@]host[:port] (STARTTLS when the "
+            "server offers it) or smtps://… (TLS at once), or unset for the local mail catcher "
+            f"`shoeshop up` runs, not {masked_url(url)!r}: {fault}"
+        )
+
+
+def _check_mail_from(value: str) -> None:
+    # Parsed as the From header it becomes, by the standard library's RFC 5322 parser.
+    from email.message import EmailMessage
+
+    fault = None
+    if not value.isprintable():
+        fault = "it holds control characters"
+    else:
+        header = EmailMessage()
+        header["From"] = value
+        parsed = header["From"]
+        addresses = parsed.addresses
+        if parsed.defects:
+            fault = f"it does not parse ({parsed.defects[0]})"
+        elif len(addresses) != 1:
+            fault = f"it names {len(addresses)} addresses, not one"
+        elif not addresses[0].username or not addresses[0].domain:
+            fault = "its address needs a name and a domain"
+    if fault is not None:
+        raise ConfigurationError(
+            "SHOESHOP_MAIL_FROM must be the sender of the shop's mails, 'Name <address>' or an "
+            f"address (unset, in development only, {DEV_MAIL_FROM!r}), not {value!r}: {fault}"
         )
 
 
@@ -568,7 +657,7 @@ def _check_broker_url(url: str) -> None:
         raise ConfigurationError(
             "SHOESHOP_BROKER_URL must be a Redis URL (redis://, rediss://, redis+socket://) or a "
             "RabbitMQ one (amqp://, amqps://, pyamqp://), or unset for the embedded Redis, not "
-            f"{';'.join(_shown(one) for one in urls)!r}: {fault}"
+            f"{';'.join(masked_url(one) for one in urls)!r}: {fault}"
         )
 
 
@@ -599,7 +688,7 @@ def _check_database_url(url: str) -> None:
         raise ConfigurationError(
             "SHOESHOP_DATABASE_URL must be a PostgreSQL URL (postgresql://, postgres:// or "
             "postgresql+psycopg://), or unset for SQLite files under SHOESHOP_DATA_DIR, not "
-            f"{_shown(url)!r}: {fault}"
+            f"{masked_url(url)!r}: {fault}"
         )
 
 

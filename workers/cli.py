@@ -19,6 +19,7 @@ from config.settings import COMPONENTS, ConfigurationError, get_settings
 DEFAULT_PORT = 8000
 DEFAULT_FLOWER_PORT = 5555
 DEFAULT_GATEWAY_PORT = 8020
+DEFAULT_MAIL_PORT = 8025
 # How often the relay looks in RabbitMQ's dead-letter queue: it opens a connection each time.
 BROKER_DRAIN_INTERVAL_S = 5.0
 # How often the relay compares outboxes with inboxes (workers.operations.redelivery).
@@ -95,8 +96,16 @@ def main() -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="The shop's HTTP port.")
 @click.option("--flower-port", default=DEFAULT_FLOWER_PORT, show_default=True)
 @click.option("--gateway-port", default=DEFAULT_GATEWAY_PORT, show_default=True)
+@click.option(
+    "--mail-port",
+    default=DEFAULT_MAIL_PORT,
+    show_default=True,
+    help="The local mail catcher's SMTP port (run when SHOESHOP_SMTP_URL is unset).",
+)
 @click.option("--procfile", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def up(port: int, flower_port: int, gateway_port: int, procfile: Path | None) -> None:
+def up(
+    port: int, flower_port: int, gateway_port: int, mail_port: int, procfile: Path | None
+) -> None:
     """Start every process of the Procfile (plus the embedded Redis when no broker is set),
     after bringing every database to the code's revision (as `shoeshop db upgrade` does)."""
     from workers.launcher import Launcher
@@ -110,9 +119,26 @@ def up(port: int, flower_port: int, gateway_port: int, procfile: Path | None) ->
     launcher = Launcher(
         settings=get_settings(),
         procfile=procfile or find_procfile(),
-        ports={"web": port, "flower": flower_port, "gateway": gateway_port},
+        ports={"web": port, "flower": flower_port, "gateway": gateway_port, "mail": mail_port},
     )
     sys.exit(launcher.run())
+
+
+@main.command()
+@click.option("--port", envvar="PORT", default=DEFAULT_MAIL_PORT, show_default=True)
+def mailcatcher(port: int) -> None:
+    """Run the local mail catcher on 127.0.0.1 (development and tests only): it keeps every
+    mail it is sent under SHOESHOP_DATA_DIR/mail, shown at /admin/mail, until SIGTERM."""
+    from workers.mailcatcher import start_in_thread
+
+    directory = get_settings().mail_dir
+    running = start_in_thread(directory, port)
+    click.echo(f"mail catcher on {running.url}, keeping mail in {directory}")
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    stopped.wait()
+    running.stop()
 
 
 @main.command()

@@ -13,7 +13,7 @@ import click
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from config.settings import DEFAULT_FLOWER_USER, Settings
+from config.settings import DEFAULT_FLOWER_USER, Settings, masked_url
 from workers.messaging.embedded_redis import EmbeddedRedis
 
 
@@ -41,23 +41,33 @@ class Launcher:
             )
         else:
             env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{self.ports['gateway']}"
+        processes = parse_procfile(self.procfile.read_text()).processes
+        catching = not env.get("SHOESHOP_SMTP_URL")
+        if catching:
+            # No mail server named: the shop's mails go to the local catcher (/admin/mail).
+            processes["mail"] = "shoeshop mailcatcher"
+            env["SHOESHOP_SMTP_URL"] = f"smtp://127.0.0.1:{self.ports['mail']}"
+        if not env.get("SHOESHOP_PUBLIC_URL"):
+            env["SHOESHOP_PUBLIC_URL"] = f"http://127.0.0.1:{self.ports['web']}"
         user, password, generated = flower_credentials(self.settings.is_production, self.settings)
         env["SHOESHOP_FLOWER_USER"], env["SHOESHOP_FLOWER_PASSWORD"] = user, password
         try:
             manager = Manager()
-            for name, command in parse_procfile(self.procfile.read_text()).processes.items():
+            for name, command in processes.items():
                 process_env = dict(env)
                 if name in self.ports:
                     process_env["PORT"] = str(self.ports[name])
                 manager.add_process(name, command, env=process_env, cwd=str(self.procfile.parent))
-            self._announce(env, user, password if generated else None)
+            self._announce(env, user, password if generated else None, catching)
             manager.loop()
             return int(manager.returncode or 0)
         finally:
             if redis is not None:
                 redis.stop()
 
-    def _announce(self, env: dict[str, str], user: str, password: str | None) -> None:
+    def _announce(
+        self, env: dict[str, str], user: str, password: str | None, catching: bool
+    ) -> None:
         broker = env.get("SHOESHOP_BROKER_URL", "")
         databases = self.settings.database_url or f"SQLite files under {self.settings.data_dir}"
         lines = [
@@ -69,6 +79,10 @@ class Launcher:
                 else ", password from SHOESHOP_FLOWER_PASSWORD)"
             ),
             f"Gateway    {env['SHOESHOP_GATEWAY_URL']}  (simulator)",
+            f"Mail       caught on {env['SHOESHOP_SMTP_URL']}, shown at "
+            f"http://127.0.0.1:{self.ports['web']}/admin/mail"
+            if catching
+            else f"Mail       sent through {masked_url(env['SHOESHOP_SMTP_URL'])}",
             f"Broker     {broker}"
             + ("  (embedded Redis)" if self.settings.embedded_broker else ""),
             f"Databases  {databases}",

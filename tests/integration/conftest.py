@@ -37,16 +37,20 @@ def pytest_configure(config: pytest.Config) -> None:
     from workers.gateway.server import start_in_thread
 
     gateway = start_in_thread(base / "gateway")
+    from workers.mailcatcher import start_in_thread as start_catcher
+
+    catcher = start_catcher(base / "mail")
     os.environ.update(stack.env)
     os.environ.update(FAST_RETRIES)
     os.environ["SHOESHOP_GATEWAY_URL"] = gateway.url
+    os.environ["SHOESHOP_SMTP_URL"] = catcher.url
     from config.settings import get_settings
 
     get_settings.cache_clear()
     from workers.db_cli import upgrade_all
 
     upgrade_all()
-    _state.update(stack=stack, gateway=gateway, base=base)
+    _state.update(stack=stack, gateway=gateway, base=base, catcher=catcher)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -56,6 +60,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
     dispose_all()
     _state["gateway"].stop()
+    _state["catcher"].stop()
     _state["stack"].close()
 
 
@@ -69,6 +74,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def gateway_url() -> str:
     return str(_state["gateway"].url)
+
+
+@pytest.fixture(scope="session")
+def catcher() -> Any:
+    """The mail catcher every mail of the suite goes to (workers.mailcatcher.RunningCatcher)."""
+    return _state["catcher"]
 
 
 @pytest.fixture(scope="session")

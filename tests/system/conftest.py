@@ -108,7 +108,7 @@ def stack(
 @pytest.fixture(scope="module")
 def running_shop(stack: stacks.Stack) -> Iterator[RunningShop]:
     tmp_path = Path(stack.env["SHOESHOP_DATA_DIR"]).parent
-    ports = {name: free_port() for name in ("web", "flower", "gateway")}
+    ports = {name: free_port() for name in ("web", "flower", "gateway", "mail")}
     env = {key: value for key, value in os.environ.items() if not key.startswith("SHOESHOP_")}
     env.update(stack.env)
     env.update(SHOESHOP_FLOWER_USER=FLOWER_USER, SHOESHOP_FLOWER_PASSWORD=FLOWER_PASSWORD)
@@ -124,6 +124,8 @@ def running_shop(stack: stacks.Stack) -> Iterator[RunningShop]:
                 str(ports["flower"]),
                 "--gateway-port",
                 str(ports["gateway"]),
+                "--mail-port",
+                str(ports["mail"]),
             ],
             env=env,
             cwd=Path(__file__).resolve().parents[2],

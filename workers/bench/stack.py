@@ -118,7 +118,7 @@ class SystemStack:
     ) -> SystemStack:
         """``env``: settings beside the run's own (a database URL); ``procfile``: a subset of the
         Procfile's processes (the growth bench runs the web alone)."""
-        ports = {name: free_port() for name in ("web", "flower", "gateway")}
+        ports = {name: free_port() for name in ("web", "flower", "gateway", "mail")}
         environ = stack_env(broker.url, data_dir) | (env or {})
         environ["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{ports['gateway']}"
         out = log.open("wb")
@@ -132,6 +132,8 @@ class SystemStack:
                 str(ports["flower"]),
                 "--gateway-port",
                 str(ports["gateway"]),
+                "--mail-port",
+                str(ports["mail"]),
                 *(["--procfile", str(procfile)] if procfile else []),
             ],
             env=environ,

@@ -22,7 +22,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import Connection
 
-from config.settings import QUEUES
+from config.settings import OBSERVER_QUEUES, QUEUES
 from workers.messaging import contracts
 from workers.messaging.contracts import Fault
 from workers.messaging.database import transaction, upsert_insert
@@ -230,10 +230,11 @@ def parked_notice(
     ``subject`` is parked since ``since``, on ``queue``, for ``fault``; caused by the parked event
     ``event_id`` when it is one.
 
-    None for a body that names no order, and for a parked ``message.parked`` itself: a subscriber
-    failing to hear one must not write another, and so on for ever.
+    None for a body that names no order, for a message of a component that only watches orders
+    (OBSERVER_QUEUES: a mail not sent delays no order), and for a parked ``message.parked``
+    itself: a subscriber failing to hear one must not write another, and so on for ever.
     """
-    if subject is None or not isinstance(body, dict):
+    if subject is None or not isinstance(body, dict) or queue in OBSERVER_QUEUES:
         return None
     if event_name(str(body.get("type", ""))) == "message.parked":
         return None

@@ -13,22 +13,32 @@ from workers.messaging.versions import UPCASTERS, current_type
 # Task names are strings so a publisher never imports its subscribers. Keyed by the current
 # version of each event; an older version is heard by the same tasks (see subscribers_of).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    wire_type("order.placed"): ("orders.on_order_placed",),
+    wire_type("order.placed"): ("orders.on_order_placed", "notifications.on_order_placed"),
     wire_type("payment.requested"): ("payments.on_payment_requested",),
     wire_type("payment.succeeded"): ("orders.on_payment_succeeded",),
     wire_type("payment.declined"): ("orders.on_payment_declined",),
     wire_type("shipment.requested"): ("shipping.on_shipment_requested",),
     # The shop learns the parcel from order.status_changed(SHIPPED), which carries it.
     wire_type("shipment.dispatched"): ("orders.on_shipment_dispatched",),
-    wire_type("order.status_changed"): ("shop.on_order_status_changed",),
+    wire_type("order.status_changed"): (
+        "shop.on_order_status_changed",
+        "notifications.on_order_status_changed",
+    ),
     wire_type("order.cancellation_requested"): ("orders.on_cancellation_requested",),
     wire_type("refund.requested"): ("payments.on_refund_requested",),
-    wire_type("payment.refunded"): ("orders.on_payment_refunded",),
+    wire_type("payment.refunded"): (
+        "orders.on_payment_refunded",
+        "notifications.on_payment_refunded",
+    ),
     wire_type("shipment.cancellation_requested"): ("shipping.on_shipment_cancellation_requested",),
     wire_type("shipment.cancelled"): ("orders.on_shipment_cancelled",),
     wire_type("message.parked"): ("shop.on_message_parked", "orders.on_message_parked"),
     wire_type("message.replayed"): ("shop.on_message_replayed",),
-    wire_type("customer.erased"): ("orders.on_customer_erased", "shipping.on_customer_erased"),
+    wire_type("customer.erased"): (
+        "orders.on_customer_erased",
+        "shipping.on_customer_erased",
+        "notifications.on_customer_erased",
+    ),
 }
 
 

@@ -24,7 +24,7 @@ import msgspec
 from celery import Celery
 from sqlalchemy import func, insert, select, update
 
-from config.settings import QUEUES, get_settings
+from config.settings import OBSERVER_QUEUES, QUEUES, get_settings
 from workers.messaging.contracts import MessageReplayed, new_event
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.deadletters import (
@@ -308,7 +308,10 @@ def replay(app: Celery, letter_id: str, *, force: bool = False) -> Action:
         send_to(app, letter.task, letter.event)
     except Exception as exc:  # broker away or a task no queue serves: recorded, letter stays
         return _record(letter_id, "replay", f"failed: {type(exc).__name__}: {exc}")
-    notice = replayed_notice(letter.subject, letter.event_id)
+    # A letter of a component that only watches orders delayed none (deadletters.parked_notice).
+    notice = None
+    if letter.queue not in OBSERVER_QUEUES:
+        notice = replayed_notice(letter.subject, letter.event_id)
     done = _record(letter_id, "replay", "sent", status=REPLAYED, notice=notice)
     if notice is not None:
         publish_committed(app, "operations", [notice])

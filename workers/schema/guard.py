@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from config.settings import COMPONENTS
+from config.settings import COMPONENTS, DEV_MAIL_FROM, ConfigurationError, get_settings
 from workers.messaging.database import engine_for
 from workers.schema.revision import DatabaseUnreadable, first_line
 
@@ -42,5 +42,25 @@ def refuse_to_start_worker(options: dict[str, Any] | None = None, **_: Any) -> N
         queues = queues.split(",")
     try:
         require_current_schemas(q for q in queues if q in COMPONENTS)
+        require_mail_server(queues)
     except Exception as exc:  # whatever it is, the worker must not start past it
         sys.exit(f"refusing to start: {exc}")
+
+
+def require_mail_server(queues: Iterable[str]) -> None:
+    """A worker on the notifications queue sends mail: without SHOESHOP_SMTP_URL every message
+    would be retried and parked (``shoeshop up`` sets the URL of its local mail catcher when none
+    is set), and in production its mails need a sender of the shop's own. Raises
+    ConfigurationError."""
+    if "notifications" not in queues:
+        return
+    settings = get_settings()
+    if settings.smtp_url is None:
+        raise ConfigurationError(
+            "a notifications worker needs SHOESHOP_SMTP_URL (smtp://host:port, or smtps://)"
+        )
+    if settings.is_production and settings.mail_from == DEV_MAIL_FROM:
+        raise ConfigurationError(
+            "a notifications worker needs SHOESHOP_MAIL_FROM when SHOESHOP_ENV=production: the "
+            "development sender's domain (.invalid) is nobody's"
+        )

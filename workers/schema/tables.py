@@ -21,6 +21,7 @@ TABLE_MODULES: dict[str, tuple[str, ...]] = {
     "orders": ("workers.orders.store",),  # projections.py adds its tables to store.metadata
     "payments": ("workers.payments.store",),
     "shipping": ("workers.shipping.store",),
+    "notifications": ("workers.notifications.store",),
     "operations": (),
 }
 # Modules that add tables to another module's metadata, imported with it.

@@ -1,0 +1,1 @@
+"""The notifications component: the mails the shop sends its customers, learnt from events."""

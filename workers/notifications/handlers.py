@@ -1,0 +1,145 @@
+"""What the notifications component does: write to the customer when their order moves.
+
+Each subscriber is a RemoteCall (workers.messaging.consumer): the mail is sent outside any
+transaction, then recorded with the inbox row in one. A crash between the server's acceptance
+and the commit sends the mail again on redelivery, with the same Message-ID (derived from the
+event id), which mail systems recognise as the one they already have. Nothing here emits an
+event or waits on another component: a mail that cannot be sent is retried and parked, and
+never holds up or cancels an order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from config.settings import get_settings
+from workers.messaging.consumer import RemoteCall
+from workers.messaging.database import engine_for
+from workers.messaging.envelope import Envelope, event_name, utcnow
+from workers.messaging.errors import TransientError
+from workers.messaging.outbox import Outbox
+from workers.notifications import mails, smtp, store
+from workers.notifications.store import Recipient
+
+COMPONENT = "notifications"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A mail the server accepted: what ``record`` writes down."""
+
+    kind: str
+    message_id: str
+    order_id: str
+
+
+class RecipientNotYetKnown(TransientError):
+    """An order's status came before its order.placed was recorded here (a retry or a restart
+    can reorder them); the retry finds the recipient."""
+
+
+def recipient_of(data: dict[str, object]) -> Recipient:
+    """The recipient an order.placed carries (its data checked by the contract)."""
+    customer, payment = data["customer"], data["payment"]
+    assert isinstance(customer, dict) and isinstance(payment, dict)
+    return Recipient(
+        order_id=str(data["order_id"]),
+        name=customer["name"],
+        email=customer["email"],
+        total_cents=int(str(data["total_cents"])),
+        currency=str(data["currency"]),
+        card_brand=payment["brand"],
+        card_last4=payment["last4"],
+    )
+
+
+def deliver(mail: mails.Mail, who: Recipient, event: Envelope) -> Sent | None:
+    """Send ``mail`` unless the order already had one of its kind or its customer was erased."""
+    with engine_for(COMPONENT).connect() as conn:
+        if store.already_sent(conn, who.order_id, mail.kind):
+            return None
+    if who.erased:
+        log.info("order %s: its customer was erased, no %s mail", who.order_id, mail.kind)
+        return None
+    settings = get_settings()
+    if settings.smtp_url is None:  # the worker refuses to start without it (tasks)
+        raise smtp.MailServerUnavailable("SHOESHOP_SMTP_URL is not set")
+    message = mails.message(
+        mail, who, event_id=event.id, sender=settings.mail_from, public_url=settings.public_url
+    )
+    smtp.send(settings.smtp_url, message)
+    return Sent(mail.kind, str(message["Message-ID"]), who.order_id)
+
+
+def record(conn: Connection, event: Envelope, _outbox: Outbox, sent: Sent | None) -> None:
+    if sent is not None:
+        store.record_sent(
+            conn,
+            message_id=sent.message_id,
+            order_id=sent.order_id,
+            kind=sent.kind,
+            event_id=event.id,
+            sent_at=utcnow(),
+        )
+
+
+def known_recipient(order_id: str) -> Recipient:
+    with engine_for(COMPONENT).connect() as conn:
+        who = store.recipient(conn, order_id)
+    if who is None:
+        raise RecipientNotYetKnown(f"order {order_id}: its order.placed is not recorded yet")
+    return who
+
+
+def confirm(event: Envelope) -> Sent | None:
+    who = recipient_of(event.data)
+    return deliver(mails.confirmation(who, event.data["items"]), who, event)
+
+
+def record_confirmation(
+    conn: Connection, event: Envelope, outbox: Outbox, sent: Sent | None
+) -> None:
+    store.add_recipient(conn, event.occurred_at, recipient_of(event.data))
+    record(conn, event, outbox, sent)
+
+
+def tell_status(event: Envelope) -> Sent | None:
+    """SHIPPED: the parcel, carrier and tracking number. CANCELLED: the reason, and whether a
+    refund is under way (orders named a refund.requested among the step's events). Any other
+    status: nothing (the confirmation said what happens next)."""
+    data = event.data
+    status = data["status"]
+    if status not in ("SHIPPED", "CANCELLED"):
+        return None
+    who = known_recipient(data["order_id"])
+    if status == "SHIPPED":
+        parcel = data.get("shipment") or {}
+        if not parcel:
+            log.warning("order %s: SHIPPED names no parcel, no mail", who.order_id)
+            return None
+        return deliver(mails.shipped(who, parcel["carrier"], parcel["tracking_number"]), who, event)
+    refunding = any(
+        event_name(step["type"]) == "refund.requested" for step in data.get("steps") or ()
+    )
+    return deliver(mails.cancelled(who, data.get("reason"), refunding), who, event)
+
+
+def tell_refund(event: Envelope) -> Sent | None:
+    who = known_recipient(event.data["order_id"])
+    return deliver(mails.refunded(who, event.data["amount_cents"]), who, event)
+
+
+def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
+    """Forget the name and email kept for the orders named; later mails about them are not
+    sent (nobody is left to write to)."""
+    store.erase(conn, list(event.data["order_ids"]))
+
+
+on_order_placed = RemoteCall(call=confirm, record=record_confirmation)
+on_order_status_changed = RemoteCall(call=tell_status, record=record)
+on_payment_refunded = RemoteCall(call=tell_refund, record=record)

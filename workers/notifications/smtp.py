@@ -1,0 +1,57 @@
+"""Handing a message to the SMTP server of SHOESHOP_SMTP_URL, with the standard library's smtplib.
+
+smtp://host[:port] (25 unless named) upgrades to TLS with STARTTLS when the server offers it;
+smtps://host[:port] (465 unless named) speaks TLS from the start. A user and password in the URL
+log in, and are never sent over a connection that is not encrypted. Anything that keeps the
+server from accepting the message (unreachable, a timeout, a 4xx or 5xx answer, no TLS to log in
+over) is a MailServerUnavailable: transient, so the delivery is retried with backoff and parked
+when it keeps failing, like any message; it never stops an order.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
+
+from workers.messaging.errors import TransientError
+
+TIMEOUT_S = 10.0
+DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+
+
+class MailServerUnavailable(TransientError):
+    """The SMTP server did not take the message; the text says what it answered, if anything."""
+
+
+def send(url: str, message: EmailMessage) -> None:
+    """Deliver ``message`` to its To address through the server at ``url``.
+    Raises MailServerUnavailable; the URL's password is never in its text."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme]
+    try:
+        with _connect(parts.scheme, host, port) as server:
+            encrypted = parts.scheme == "smtps"
+            server.ehlo()
+            if not encrypted and server.has_extn("starttls"):
+                server.starttls(context=ssl.create_default_context())
+                server.ehlo()
+                encrypted = True
+            if parts.username is not None:
+                if not encrypted:
+                    raise MailServerUnavailable(
+                        f"{host}:{port} offers no STARTTLS: the password is not sent in clear"
+                    )
+                server.login(unquote(parts.username), unquote(parts.password or ""))
+            server.send_message(message)
+    except MailServerUnavailable:
+        raise
+    except (smtplib.SMTPException, OSError) as exc:  # socket errors, timeouts, TLS, refusals
+        raise MailServerUnavailable(f"{host}:{port} did not take the mail: {exc!r}") from exc
+
+
+def _connect(scheme: str, host: str, port: int) -> smtplib.SMTP:
+    if scheme == "smtps":
+        return smtplib.SMTP_SSL(host, port, timeout=TIMEOUT_S, context=ssl.create_default_context())
+    return smtplib.SMTP(host, port, timeout=TIMEOUT_S)
