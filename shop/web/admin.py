@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.celery import app as celery_app
 from config.settings import QUEUES, get_settings
 from shop import throughput
-from shop.web import admin_erasure, metrics
+from shop.web import admin_erasure, admin_mail, metrics
 from shop.web.errors import error_response
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
 admin_erasure.add_routes(bp, api_bp)
+admin_mail.add_routes(bp, api_bp)
 
 REALM = 'Basic realm="Shoeshop admin", charset="UTF-8"'
 FLOWER_PORT = 5555

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,10 @@ from workers.messaging.contracts import wire_type
 # Payment, shipping and the page's update all happen within seconds; a minute is generous.
 SETTLE_MS = 60_000
 ORDER_PAGE = re.compile(r".*/orders/[0-9a-f-]{36}$")
+# The admin password `shoeshop up` runs with in development (SHOESHOP_ADMIN_PASSWORD unset).
+ADMIN_PASSWORD = "admin"
+# The confirmation mail goes out once the notifications worker hears order.placed: seconds.
+MAIL_WAIT_S = 30
 
 
 def shoot(page: Any, screenshots: Path, name: str) -> None:
@@ -134,3 +140,39 @@ def test_the_tracking_page_follows_the_order_without_reloading(
     assert navigations == []
     assert page.locator("#order").get_attribute("data-live") == "stream"
     assert "at your request" in page.locator("#order-reason").inner_text()
+
+
+def test_the_admin_reads_the_confirmation_mail_the_catcher_kept(
+    running_shop: RunningShop, page: Any, screenshots: Path
+) -> None:
+    # `shoeshop up` with no SHOESHOP_SMTP_URL runs the local mail catcher; /admin/mail lists it.
+    choose_and_fill(page, running_shop, card=GOOD_CARD, email="ada.mail@example.com")
+    place(page)
+    order_number = page.url.rsplit("/", 1)[1][:8].upper()
+    token = base64.b64encode(f"ops:{ADMIN_PASSWORD}".encode()).decode()
+    page.set_extra_http_headers({"Authorization": f"Basic {token}"})
+
+    page.goto(f"{running_shop.url}/admin/mail")
+    subject = f"We have your order {order_number}"
+    link = page.locator("#mail a.mail-subject", has_text=subject)
+    deadline = time.monotonic() + MAIL_WAIT_S
+    while link.count() == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(1_000)
+        page.reload()
+    shoot(page, screenshots, "10-admin-mail")
+    assert link.count() == 1, f"no mail {subject!r} at /admin/mail after {MAIL_WAIT_S} s"
+
+    link.click()
+    page.wait_for_selector("#mail-text")
+    shoot(page, screenshots, "11-admin-mail-message")
+
+    shown = page.locator("#main").inner_text()
+    assert "Ada Lovelace" in shown
+    assert order_number in shown
+    assert "Track your order" in shown
+    assert page.locator("#mail-subject").inner_text() == subject
+    assert "Ada Lovelace" in page.locator("#mail-to").inner_text()
+    assert "Track your order" in page.locator("#mail-text").inner_text()
+    frame = page.frame_locator("#mail-html")
+    assert "Track your order" in frame.locator("body").inner_text()
+    assert page.locator("#mail-html").get_attribute("sandbox") == ""

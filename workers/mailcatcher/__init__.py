@@ -70,8 +70,13 @@ class RunningCatcher:
 
 
 def start_in_thread(directory: Path, port: int = 0) -> RunningCatcher:
-    """Serve on 127.0.0.1:``port`` (0: a free one) from a thread of this process."""
-    catcher = Catcher(directory)
+    """Serve a Catcher of ``directory`` on 127.0.0.1:``port`` (0: a free one) from a thread of
+    this process."""
+    return serve(Catcher(directory), port)
+
+
+def serve(catcher: Catcher, port: int = 0) -> RunningCatcher:
+    """Serve ``catcher`` (a subclass, in tests) on 127.0.0.1:``port`` (0: a free one)."""
     if port == 0:
         port = _free_port()
     controller = Controller(

@@ -26,10 +26,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     ),
     wire_type("order.cancellation_requested"): ("orders.on_cancellation_requested",),
     wire_type("refund.requested"): ("payments.on_refund_requested",),
-    wire_type("payment.refunded"): (
-        "orders.on_payment_refunded",
-        "notifications.on_payment_refunded",
-    ),
+    wire_type("payment.refunded"): ("orders.on_payment_refunded",),
     wire_type("shipment.cancellation_requested"): ("shipping.on_shipment_cancellation_requested",),
     wire_type("shipment.cancelled"): ("orders.on_shipment_cancelled",),
     wire_type("message.parked"): ("shop.on_message_parked", "orders.on_message_parked"),

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from config.settings import get_settings
 from workers.messaging.consumer import RemoteCall
-from workers.messaging.database import engine_for
+from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import Envelope, event_name, utcnow
 from workers.messaging.errors import TransientError
 from workers.messaging.outbox import Outbox
@@ -97,21 +97,20 @@ def known_recipient(order_id: str) -> Recipient:
 
 
 def confirm(event: Envelope) -> Sent | None:
+    """Keep the recipient first, in a transaction of its own (a second time changes nothing):
+    the order's later mails need it even while its confirmation cannot be sent."""
     who = recipient_of(event.data)
+    with transaction(COMPONENT) as conn:
+        store.add_recipient(conn, event.occurred_at, who)
     return deliver(mails.confirmation(who, event.data["items"]), who, event)
 
 
-def record_confirmation(
-    conn: Connection, event: Envelope, outbox: Outbox, sent: Sent | None
-) -> None:
-    store.add_recipient(conn, event.occurred_at, recipient_of(event.data))
-    record(conn, event, outbox, sent)
-
-
 def tell_status(event: Envelope) -> Sent | None:
-    """SHIPPED: the parcel, carrier and tracking number. CANCELLED: the reason, and whether a
-    refund is under way (orders named a refund.requested among the step's events). Any other
-    status: nothing (the confirmation said what happens next)."""
+    """SHIPPED: the parcel, carrier and tracking number. CANCELLED: the reason, and the refund
+    when there is one (orders names the step's events: refund.requested, payment.refunded); a
+    refund that comes after the cancellation mail (a payment that arrived after its deadline)
+    gets a mail of its own. Any other status: nothing (the confirmation said what comes next).
+    A v1 notice names no steps: its cancellation says what the reason implies of the money."""
     data = event.data
     status = data["status"]
     if status not in ("SHIPPED", "CANCELLED"):
@@ -123,15 +122,21 @@ def tell_status(event: Envelope) -> Sent | None:
             log.warning("order %s: SHIPPED names no parcel, no mail", who.order_id)
             return None
         return deliver(mails.shipped(who, parcel["carrier"], parcel["tracking_number"]), who, event)
-    refunding = any(
-        event_name(step["type"]) == "refund.requested" for step in data.get("steps") or ()
+    steps = {event_name(step["type"]) for step in data.get("steps") or ()}
+    refund = (
+        mails.REFUNDED_NOW
+        if "payment.refunded" in steps
+        else mails.REFUNDING
+        if "refund.requested" in steps
+        else None
     )
-    return deliver(mails.cancelled(who, data.get("reason"), refunding), who, event)
-
-
-def tell_refund(event: Envelope) -> Sent | None:
-    who = known_recipient(event.data["order_id"])
-    return deliver(mails.refunded(who, event.data["amount_cents"]), who, event)
+    with engine_for(COMPONENT).connect() as conn:
+        told = store.already_sent(conn, who.order_id, store.CANCELLED)
+    if not told:
+        return deliver(mails.cancelled(who, data.get("reason"), refund), who, event)
+    if refund == mails.REFUNDED_NOW:
+        return deliver(mails.refunded(who, who.total_cents), who, event)
+    return None
 
 
 def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
@@ -140,6 +145,5 @@ def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> No
     store.erase(conn, list(event.data["order_ids"]))
 
 
-on_order_placed = RemoteCall(call=confirm, record=record_confirmation)
+on_order_placed = RemoteCall(call=confirm, record=record)
 on_order_status_changed = RemoteCall(call=tell_status, record=record)
-on_payment_refunded = RemoteCall(call=tell_refund, record=record)

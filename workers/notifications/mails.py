@@ -29,6 +29,12 @@ REASONS = {
     "not_accepted": "we could not take it up in time",
 }
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£"}
+# A declined card was never charged; a payment that missed its deadline may still arrive, and
+# is then refunded (with a mail of its own).
+NOTHING_TAKEN = ("payment_declined",)
+LATE_PAYMENT = "payment_timeout"
+# Where the refund of a cancelled order stands, as its status notice's steps say.
+REFUNDED_NOW, REFUNDING = "refunded", "refunding"
 
 
 @dataclass(frozen=True)
@@ -92,15 +98,28 @@ def shipped(who: Recipient, carrier: str, tracking_number: str) -> Mail:
     )
 
 
-def cancelled(who: Recipient, reason: str | None, refunding: bool) -> Mail:
+def cancelled(who: Recipient, reason: str | None, refund: str | None) -> Mail:
+    """``refund``: REFUNDED_NOW, REFUNDING, or None when no refund step was named."""
     paragraphs = [f"We cancelled your order {short(who.order_id)}: {reason_in_words(reason)}."]
-    if refunding:
+    paid = money(who.total_cents, who.currency)
+    if refund == REFUNDED_NOW:
         paragraphs.append(
-            f"The {money(who.total_cents, who.currency)} you paid is being refunded to your "
-            f"{card(who)}; we will write when it is done."
+            f"The {paid} you paid is refunded to your {card(who)}. Your bank may take a few "
+            "days to show it."
         )
-    else:
+    elif refund == REFUNDING:
+        paragraphs.append(
+            f"The {paid} you paid is being refunded to your {card(who)}; we will write when it "
+            "is done."
+        )
+    elif reason in NOTHING_TAKEN:
         paragraphs.append("Nothing was taken from your card.")
+    elif reason == LATE_PAYMENT:
+        paragraphs.append("No payment reached us in time; if one still arrives, we refund it.")
+    else:
+        paragraphs.append(
+            "If anything was taken from your card, it is refunded; we will write when it is."
+        )
     return Mail(
         kind=CANCELLED,
         subject=f"Your order {short(who.order_id)} is cancelled",
