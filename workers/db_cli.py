@@ -171,12 +171,14 @@ def current(as_json: bool) -> None:
             )
     else:
         click.echo(where())
-        click.echo(f"{'component':<12}{'revision':<10}{'head':<8}state")
+        width = max(len(name) for name in ("component", *COMPONENTS)) + 2
+        click.echo(f"{'component':<{width}}{'revision':<10}{'head':<8}state")
         for status in found:
             needs = status.state in ("behind", "empty", "unversioned")
             hint = f" (run `{UPGRADE_COMMAND}`)" if needs else ""
             click.echo(
-                f"{status.component:<12}{status.revision:<10}{status.head:<8}{status.state}{hint}"
+                f"{status.component:<{width}}{status.revision:<10}{status.head:<8}"
+                f"{status.state}{hint}"
             )
     if any(status.state != "current" for status in found):
         raise SystemExit(1)

@@ -181,7 +181,9 @@ def test_the_filters_name_what_they_take(client: FlaskClient) -> None:
         response = client.get(f"/api/admin/dead-letters?{query}", headers=ADMIN)
         return str(next(iter(response.get_json()["error"]["fields"].values())))
 
-    assert message("queue=x") == "must be one of shop, orders, payments, shipping or unknown"
+    assert message("queue=x") == (
+        "must be one of shop, orders, payments, shipping, notifications or unknown"
+    )
     assert message("status=x") == "must be one of parked, replayed, discarded or all"
     assert message("since=x").startswith("must be an ISO 8601 time (UTC when it has no offset)")
     assert "1970-01-01" in message("since=800000d")

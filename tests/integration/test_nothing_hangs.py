@@ -94,8 +94,12 @@ def test_an_invalid_order_placed_ends_the_order_and_releases_its_stock(
     assert stock_of(client, "SAN-002", size) == before
     assert charges(gateway_url, order_id) == []
     assert stream_of(order_id) == ["OrderRejected"]  # orders never recorded it: only its end
-    [letter] = dlq.parked(subject=order_id)
+    letters = dlq.parked(subject=order_id)
+    [letter] = [letter for letter in letters if letter.queue == "orders"]
     assert (letter.task, letter.exception) == ("orders.on_order_placed", "InvalidEvent")
+    # The mails of an order nobody could read cannot be written either: parked for operators,
+    # and (OBSERVER_QUEUES) no delay for the order.
+    assert {letter.queue for letter in letters} <= {"orders", "notifications"}
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
     assert "We could not process this order" in page
 

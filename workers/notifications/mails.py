@@ -163,6 +163,10 @@ def message(
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to the shop
     msg.set_content(_text(mail, link))
     msg.add_alternative(_html(mail, link), subtype="html")
+    # The parts' boundary from the event too, not from the random module (the standard
+    # library's default): the same event gives the same body, and a worker thread does not draw
+    # from the process's shared random state. "=_" never occurs in quoted-printable text.
+    msg.set_boundary(f"=_{event_id}")
     return msg
 
 
