@@ -21,7 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, insert, select, text
 from sqlalchemy.pool import NullPool
 
-from config.settings import COMPONENTS, Settings, get_settings
+from config.settings import Settings, get_settings
+from tests.upgrade.v0_1_0.common import COMPONENTS as RELEASED
 from workers.messaging import database
 from workers.schema import migrate
 
@@ -36,7 +37,7 @@ def sqlite_into_postgres(data_dir: Path, database_url: str) -> dict[str, int]:
     would collide with a copied row.
     """
     copied = {}
-    for component in COMPONENTS:
+    for component in RELEASED:
         source = create_engine(f"sqlite:///{data_dir / f'{component}.db'}", poolclass=NullPool)
         target = database.open_unchecked(component, _postgres_settings(database_url))
         try:

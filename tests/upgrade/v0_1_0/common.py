@@ -20,6 +20,8 @@ from typing import Any
 TAG = "v0.1.0"
 BUILDS = ("embedded", "rabbitmq")
 QUEUES = ("shop", "orders", "payments", "shipping")
+# The components 0.1.0 had, each with a database (notifications came after it).
+COMPONENTS = ("shop", "orders", "payments", "shipping", "operations")
 # Orders whose order.placed is left waiting on the orders queue.
 WAITING = 3
 RABBITMQ_HOST = "127.0.0.1:5672"
