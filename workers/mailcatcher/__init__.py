@@ -35,6 +35,8 @@ class Catcher:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        # Maildir makes its own folder, not the data directory above it (absent on PostgreSQL).
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
         self.mailbox = mailbox.Maildir(self.directory, create=True)
         self._ids = {str(message["Message-ID"]) for message in self.mailbox}
 
