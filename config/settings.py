@@ -591,10 +591,12 @@ def _check_public_url(url: str) -> None:
     fault = _scheme_fault(url, PUBLIC_URL_SCHEMES) or _place_fault(url, needs_host=True)
     if fault is None and ("?" in url or "#" in url):
         fault = "the mails add the order's path to it, so it can have no query or fragment"
+    elif fault is None and "@" in url.partition("://")[2].partition("/")[0]:
+        fault = "it holds a user or password, which every mail's links would show"
     if fault is not None:
         raise ConfigurationError(
             "SHOESHOP_PUBLIC_URL must be the http:// or https:// address customers reach the "
-            f"shop at (unset, it is {DEFAULT_PUBLIC_URL}), not {url!r}: {fault}"
+            f"shop at (unset, it is {DEFAULT_PUBLIC_URL}), not {masked_url(url)!r}: {fault}"
         )
 
 
@@ -602,6 +604,8 @@ def _check_smtp_url(url: str) -> None:
     fault = _scheme_fault(url, SMTP_URL_SCHEMES) or _place_fault(url, needs_host=True)
     if fault is None and urlsplit(url).path not in ("", "/"):
         fault = "it names a path, which SMTP has no use for"
+    elif fault is None and ("?" in url or "#" in url):
+        fault = "it has a query or a fragment, which would be ignored"
     if fault is not None:
         raise ConfigurationError(
             "SHOESHOP_SMTP_URL must be smtp://[user:password@]host[:port] (STARTTLS when the "

@@ -17,10 +17,14 @@ from tests.chaos import brokers, report
 from tests.support import stack as stacks
 from tests.support.invariants import Outcome, ShopUnderTest
 from tests.support.processes import ROOT, Processes
+from workers.mailcatcher import start_in_thread as start_catcher
 
 # Every process a scenario needs; flower and beat add nothing to the faults we inject.
-SHOP = ("gateway", "web", "shop", "orders", "payments", "shipping", "relay")
+SHOP = ("gateway", "web", "shop", "orders", "payments", "shipping", "notifications", "relay")
 WORKERS = ("shop", "orders", "payments", "shipping")
+# Every worker that consumes a queue: the saga's, and notifications, which only watches orders
+# (its mails never hold one up, so the scenarios break the saga's workers only).
+CONSUMERS = (*WORKERS, "notifications")
 # Small and fast, so that exhausting retries takes seconds, not minutes.
 RETRIES = {
     "SHOESHOP_RETRY_BASE_DELAY": "0.2",
@@ -95,7 +99,9 @@ def seed_catalogue(env: dict[str, str]) -> None:
 @pytest.fixture
 def chaos(request: pytest.FixtureRequest, broker_name: str, tmp_path: Path) -> Iterator[Chaos]:
     broker, stack = brokers.start(broker_name, tmp_path / "var")
-    processes = Processes(shop_env(stack), tmp_path / "logs")
+    # The mails go to a catcher of the test's own: notifications runs as in production.
+    catcher = start_catcher(tmp_path / "mail")
+    processes = Processes(shop_env(stack, SHOESHOP_SMTP_URL=catcher.url), tmp_path / "logs")
     started = time.monotonic()
     try:
         seed_catalogue(processes.env)
@@ -109,6 +115,7 @@ def chaos(request: pytest.FixtureRequest, broker_name: str, tmp_path: Path) -> I
             leftovers = processes.close()
         finally:
             stack.close()
+            catcher.stop()
     _tally(request, broker_name, run, started)
     assert leftovers == [], f"processes outlived SIGTERM and had to be killed: {leftovers}"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.chaos.conftest import WORKERS, Chaos
+from tests.chaos.conftest import CONSUMERS, WORKERS, Chaos
 from tests.support.invariants import Outcome, observe, wait_until_settled
 from tests.support.processes import ROOT
 from tests.support.shop import GOOD_CARD, order_body
@@ -74,7 +74,7 @@ def _supervise(chaos: Chaos, restarted: list[str], grace_s: float = 10.0) -> Cal
 
     def check() -> bool:
         for name, code in chaos.processes.exited().items():
-            if name in WORKERS:
+            if name in CONSUMERS:
                 restarted.append(
                     f"{name} exited by itself ({code}: {_why(chaos, name)[:120]}) and was restarted"
                 )
@@ -120,7 +120,7 @@ _DONE = re.compile(r"Task ([\w.]+)\[([0-9a-f-]{36})\] succeeded in")
 def completions(chaos: Chaos) -> Counter[tuple[str, str]]:
     """How often each (task name, task id) finished, from the workers' own logs."""
     done: Counter[tuple[str, str]] = Counter()
-    for name in WORKERS:
+    for name in CONSUMERS:
         path = chaos.processes.log(name)
         if path.exists():
             done.update(_DONE.findall(path.read_text(errors="replace")))

@@ -216,6 +216,33 @@ def test_an_event_delivered_twice_gives_one_mail(
     assert str(mails_to(catcher, address)[0]["Message-ID"]).startswith(f"<{event.id}@")
 
 
+def test_two_cancellation_notices_at_once_give_one_cancellation_mail(
+    celery_app: Celery, catcher: RunningCatcher
+) -> None:
+    address = unique_address()
+    placed = order_placed(address)
+    send_to(celery_app, "notifications.on_order_placed", placed.to_dict())
+    wait_for(lambda: applied(placed.id, "notifications.on_order_placed"))
+    notices = [
+        contracts.new_event(
+            contracts.OrderStatusChanged(
+                order_id=placed.subject, status="CANCELLED", reason="customer_request"
+            ),
+            source="/orders",
+            cause=placed,
+        )
+        for _ in range(4)
+    ]
+
+    for notice in notices:  # four threads of the worker take them at once
+        send_to(celery_app, "notifications.on_order_status_changed", notice.to_dict())
+    for notice in notices:
+        wait_for(lambda n=notice: applied(n.id, "notifications.on_order_status_changed"))
+
+    cancellations = [m for m in mails_to(catcher, address) if "is cancelled" in str(m["Subject"])]
+    assert len(cancellations) == 1
+
+
 class KillingCatcher(Catcher):
     """A catcher that, on the first message to ``victim_address``, keeps it and then kills the
     worker that sent it before answering: the server has the mail, the worker never commits."""

@@ -29,6 +29,10 @@ def refusal(environ: dict[str, str]) -> str:
         ("smtp://mail.example.com/inbox", "it names a path, which SMTP has no use for"),
         (" smtp://mail.example.com", "it starts or ends with whitespace"),
         ("mail.example.com:587", "it has no scheme://"),
+        (
+            "smtp://mail.example.com:587?tls=1",
+            "it has a query or a fragment, which would be ignored",
+        ),
     ],
 )
 def test_an_smtp_url_that_is_no_smtp_url_is_refused(url: str, fault: str) -> None:
@@ -60,10 +64,18 @@ def test_a_sender_that_is_no_address_is_refused(sender: str, fault: str) -> None
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://shop.example", "https://shop.example/?a=1", "https://", "shop.example"]
+    "url",
+    [
+        "ftp://shop.example",
+        "https://shop.example/?a=1",
+        "https://",
+        "shop.example",
+        "https://user:secret@shop.example",
+    ],
 )
 def test_a_public_url_that_is_no_web_address_is_refused(url: str) -> None:
-    assert refusal({"SHOESHOP_PUBLIC_URL": url}).startswith("SHOESHOP_PUBLIC_URL must be")
+    message = refusal({"SHOESHOP_PUBLIC_URL": url})
+    assert message.startswith("SHOESHOP_PUBLIC_URL must be") and "secret" not in message
 
 
 def test_the_mail_settings_are_read() -> None:
@@ -123,6 +135,18 @@ def test_a_mail_escapes_what_was_typed_in_its_html_and_keeps_it_in_its_text() ->
     assert "2 x Tempo <One>, size 42" in text and "€238.00" in text
     assert '<a href="https://shop.example/orders/0b214f92-4757-4521-a114-bd9c3a2225ad">' in html
     assert "Visa ending in 4242" in text
+
+
+def test_an_address_beyond_ascii_is_written_for_smtputf8() -> None:
+    who = Recipient(**{**vars(WHO), "email": "zoë@exämple.com"})
+    message = mails.message(
+        mails.shipped(who, "PostNL", "3S0123456789ABCD"),
+        who,
+        event_id="e1",
+        sender="Shoe shop <orders@shop.example>",
+        public_url="https://shop.example",
+    )
+    assert "<zoë@exämple.com>".encode() in message.as_bytes()
 
 
 def test_the_message_id_and_the_body_come_from_the_event() -> None:

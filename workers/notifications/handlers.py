@@ -59,10 +59,9 @@ def recipient_of(data: dict[str, object]) -> Recipient:
 
 
 def deliver(mail: mails.Mail, who: Recipient, event: Envelope) -> Sent | None:
-    """Send ``mail`` unless the order already had one of its kind or its customer was erased."""
-    with engine_for(COMPONENT).connect() as conn:
-        if store.already_sent(conn, who.order_id, mail.kind):
-            return None
+    """Send ``mail`` unless its customer was erased or another event claimed the order's mail
+    of this kind. The claim is committed before the mail is sent, and a redelivery of the same
+    event finds its own claim and sends again, with the same Message-ID."""
     if who.erased:
         log.info("order %s: its customer was erased, no %s mail", who.order_id, mail.kind)
         return None
@@ -72,20 +71,25 @@ def deliver(mail: mails.Mail, who: Recipient, event: Envelope) -> Sent | None:
     message = mails.message(
         mail, who, event_id=event.id, sender=settings.mail_from, public_url=settings.public_url
     )
+    message_id = str(message["Message-ID"])
+    with transaction(COMPONENT) as conn:
+        ours = store.claim(
+            conn,
+            message_id=message_id,
+            order_id=who.order_id,
+            kind=mail.kind,
+            event_id=event.id,
+            now=utcnow(),
+        )
+    if not ours:
+        return None
     smtp.send(settings.smtp_url, message)
-    return Sent(mail.kind, str(message["Message-ID"]), who.order_id)
+    return Sent(mail.kind, message_id, who.order_id)
 
 
 def record(conn: Connection, event: Envelope, _outbox: Outbox, sent: Sent | None) -> None:
     if sent is not None:
-        store.record_sent(
-            conn,
-            message_id=sent.message_id,
-            order_id=sent.order_id,
-            kind=sent.kind,
-            event_id=event.id,
-            sent_at=utcnow(),
-        )
+        store.mark_sent(conn, sent.message_id, utcnow())
 
 
 def known_recipient(order_id: str) -> Recipient:
@@ -131,8 +135,8 @@ def tell_status(event: Envelope) -> Sent | None:
         else None
     )
     with engine_for(COMPONENT).connect() as conn:
-        told = store.already_sent(conn, who.order_id, store.CANCELLED)
-    if not told:
+        holder = store.claimant(conn, who.order_id, store.CANCELLED)
+    if holder in (None, event.id):
         return deliver(mails.cancelled(who, data.get("reason"), refund), who, event)
     if refund == mails.REFUNDED_NOW:
         return deliver(mails.refunded(who, who.total_cents), who, event)

@@ -7,6 +7,7 @@ last four digits only (events carry nothing more: the number is sealed at checko
 
 from __future__ import annotations
 
+import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -154,10 +155,15 @@ def message(
     the same event always gives the same message, so a server that sees it twice (a redelivery
     after a crash between its acceptance and our commit) can drop the second."""
     link = f"{public_url}/orders/{who.order_id}"
-    msg = EmailMessage()
+    # An address beyond ASCII (which checkout accepts) needs SMTPUTF8 (RFC 6531): the message is
+    # then written in UTF-8, and smtplib asks the server for it (one that lacks it refuses: the
+    # delivery is retried, then parked).
+    international = not who.email.isascii()
+    msg = EmailMessage(policy=email.policy.SMTPUTF8 if international else email.policy.default)
     msg["Subject"] = mail.subject
     msg["From"] = sender
-    msg["To"] = Address(display_name=who.name, addr_spec=who.email)
+    local, _, domain = who.email.rpartition("@")
+    msg["To"] = Address(display_name=who.name, username=local, domain=domain)
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = message_id(event_id, sender)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to the shop

@@ -55,8 +55,12 @@ mails = Table(
     Column("message_id", String(300), primary_key=True),
     Column("order_id", String(36), nullable=False),
     Column("kind", String(20), nullable=False),
+    # The event whose delivery claimed this mail: only it sends it (again, on a redelivery).
     Column("event_id", String(36), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    # Set once the server took it and the event's unit of work committed; NULL while it is
+    # being sent, or waits parked in the dead letters.
+    Column("sent_at", DateTime(timezone=True), nullable=True),
     # One mail of each kind per order; also the index that finds an order's mails.
     UniqueConstraint("order_id", "kind", name="ux_mails_order_kind"),
 )
@@ -87,14 +91,14 @@ _FIND = select(
     recipients.c.card_brand,
     recipients.c.card_last4,
 ).where(recipients.c.order_id == bindparam("order_id"))
-_SENT = select(mails.c.message_id).where(
+_CLAIMANT = select(mails.c.event_id).where(
     mails.c.order_id == bindparam("order_id"), mails.c.kind == bindparam("kind")
 )
 
 
 class MailRace(TransientError):
-    """Two events about one order recorded a mail of the same kind, or its recipient, at once;
-    the retry finds the row the other wrote."""
+    """Two events about one order claimed a mail of the same kind, or added its recipient, at
+    once; the retry finds the row the other wrote."""
 
 
 def recipient(conn: Connection, order_id: str) -> Recipient | None:
@@ -113,25 +117,40 @@ def add_recipient(conn: Connection, placed_at: datetime, who: Recipient) -> None
         raise MailRace(f"order {who.order_id} got its recipient meanwhile") from exc
 
 
-def already_sent(conn: Connection, order_id: str, kind: str) -> bool:
-    return conn.execute(_SENT, {"order_id": order_id, "kind": kind}).first() is not None
+def claimant(conn: Connection, order_id: str, kind: str) -> str | None:
+    """The event whose delivery claimed the order's mail of this kind, if one did."""
+    return conn.execute(_CLAIMANT, {"order_id": order_id, "kind": kind}).scalar()
 
 
-def record_sent(
-    conn: Connection, *, message_id: str, order_id: str, kind: str, event_id: str, sent_at: datetime
-) -> None:
-    """Raises MailRace when a mail of this kind for this order was recorded meanwhile."""
-    values = {
-        "message_id": message_id,
-        "order_id": order_id,
-        "kind": kind,
-        "event_id": event_id,
-        "sent_at": sent_at,
-    }
+def claim(
+    conn: Connection, *, message_id: str, order_id: str, kind: str, event_id: str, now: datetime
+) -> bool:
+    """Claim the order's one mail of this kind for ``event_id``, in the caller's transaction,
+    before it is sent: two events about one order (two CANCELLED notices handled at once) can
+    then not both send it. True when the claim is (or already was) this event's. Raises
+    MailRace when another transaction is claiming it at this moment (the retry sees whose)."""
+    holder = claimant(conn, order_id, kind)
+    if holder is not None:
+        return holder == event_id
     try:
-        conn.execute(insert(mails), values)
+        conn.execute(
+            insert(mails),
+            {
+                "message_id": message_id,
+                "order_id": order_id,
+                "kind": kind,
+                "event_id": event_id,
+                "claimed_at": now,
+                "sent_at": None,
+            },
+        )
     except IntegrityError as exc:
-        raise MailRace(f"order {order_id} got its {kind} mail recorded meanwhile") from exc
+        raise MailRace(f"order {order_id}: its {kind} mail is being claimed meanwhile") from exc
+    return True
+
+
+def mark_sent(conn: Connection, message_id: str, now: datetime) -> None:
+    conn.execute(update(mails).where(mails.c.message_id == message_id).values(sent_at=now))
 
 
 def erase(conn: Connection, order_ids: Sequence[str]) -> int:

@@ -51,7 +51,8 @@ def upgrade() -> None:
         sa.Column("order_id", sa.String(36), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("event_id", sa.String(36), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("order_id", "kind", name="ux_mails_order_kind"),
     )
 
