@@ -22,6 +22,7 @@ from werkzeug.test import TestResponse
 from tests.support.shop import FAILING_CARD, FLAKY_CARD, GOOD_CARD, order_body, wait_for
 from workers.messaging import deadletters
 from workers.messaging.contracts import wire_type
+from workers.messaging.subscriptions import subscribers_of
 from workers.operations import dlq, saga
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -44,13 +45,17 @@ def place(client: FlaskClient, card: str = GOOD_CARD) -> str:
 
 
 def shipped_saga(client: FlaskClient, order_id: str) -> list[dict[str, Any]]:
-    """The order's saga once it has shipped and every event in it was applied."""
+    """The order's saga once it has shipped and every event in it was applied by each of its
+    subscribers."""
     wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
 
     def settled() -> list[dict[str, Any]] | None:
         response = client.get(f"/api/admin/orders/{order_id}/saga", headers=ADMIN)
         timeline: list[dict[str, Any]] = response.get_json()["timeline"]
-        return timeline if all(event["consumers"] for event in timeline) else None
+        every = all(
+            len(event["consumers"]) == len(subscribers_of(event["type"])) for event in timeline
+        )
+        return timeline if every else None
 
     return wait_for(settled)
 
@@ -82,7 +87,10 @@ def test_a_shipped_orders_saga_names_who_emitted_each_event_and_which_task_appli
     [placed] = events_of(timeline, "order.placed")
     assert placed == timeline[0]
     assert (placed["source"], placed["component"], placed["since_placed_s"]) == ("/shop", "shop", 0)
-    assert [c["task"] for c in placed["consumers"]] == ["orders.on_order_placed"]
+    assert {c["task"] for c in placed["consumers"]} == {
+        "orders.on_order_placed",
+        "notifications.on_order_placed",
+    }
     [requested] = events_of(timeline, "payment.requested")
     assert (requested["source"], requested["component"]) == ("/orders", "orders")
     assert [c["task"] for c in requested["consumers"]] == ["payments.on_payment_requested"]
@@ -92,7 +100,7 @@ def test_a_shipped_orders_saga_names_who_emitted_each_event_and_which_task_appli
     assert events_of(timeline, "payment.succeeded")[0]["component"] == "payments"
     assert {
         c["task"] for e in events_of(timeline, "order.status_changed") for c in e["consumers"]
-    } == {"shop.on_order_status_changed"}
+    } == {"shop.on_order_status_changed", "notifications.on_order_status_changed"}
 
 
 def test_the_saga_is_in_time_order_and_counts_the_seconds_since_the_order_was_placed(

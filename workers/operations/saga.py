@@ -16,6 +16,7 @@ from typing import TypedDict
 
 from sqlalchemy import select
 
+from config.settings import COMPONENTS
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import UUID_PATTERN, as_utc
 from workers.messaging.outbox import EMITTING_COMPONENTS
@@ -111,7 +112,8 @@ def _applied(event_ids: Iterable[str]) -> dict[str, list[Consumer]]:
     if not ids:
         return found
     query = select(inbox.c.event_id, inbox.c.consumer, inbox.c.attempts, inbox.c.processed_at)
-    for component in EMITTING_COMPONENTS:
+    # Every component's inbox: notifications applies events and emits none.
+    for component in COMPONENTS:
         with engine_for(component).connect() as conn:
             for row in conn.execute(query.where(inbox.c.event_id.in_(ids))):
                 found.setdefault(row.event_id, []).append(
