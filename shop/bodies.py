@@ -285,7 +285,7 @@ class OrderItem(ResponseBody, frozen=True):
 class PaymentSummary(ResponseBody, frozen=True):
     """How the order is paid: the card's brand and last four digits, never its number."""
 
-    status: Literal["pending", "succeeded", "declined", "cancelled"]
+    status: Literal["pending", "succeeded", "declined", "cancelled", "refunding", "refunded"]
     brand: Annotated[
         str, msgspec.Meta(pattern=r"^[a-z]{1,20}$", description="visa, mastercard, amex or card.")
     ]

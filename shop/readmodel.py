@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, select, updat
 from config.settings import get_settings
 from shop.tables import acceptance_deadlines, heard_events, order_counts, orders, stock
 from workers.messaging.database import upsert_insert
-from workers.messaging.envelope import Envelope, as_utc
+from workers.messaging.envelope import Envelope, as_utc, event_name
 from workers.messaging.versions import upcast
 
 # The reason of a cancellation the customer asked for (shop.cancel); the shop's own, past the
@@ -226,15 +226,29 @@ def _settle_stock(conn: Connection, items: list[dict[str, Any]], *, sold: bool) 
         )
 
 
+def payment_status(status: str, reason: str | None, saga: list[dict[str, Any]]) -> str:
+    """How the order's payment stands, as the customer reads it: a cancelled order's payment
+    was declined, refunded (orders named payment.refunded among a step's events), being
+    refunded (refund.requested named, the refund not yet), or cancelled before any charge."""
+    if status != "CANCELLED":
+        return PAYMENT_STATUS.get(status, "succeeded")
+    if reason == "payment_declined":
+        return "declined"
+    heard = {event_name(entry["type"]) for entry in saga}
+    if "payment.refunded" in heard:
+        return "refunded"
+    if "refund.requested" in heard:
+        return "refunding"
+    return "cancelled"
+
+
 def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
     """The order as the API and the tracking page show it, with its saga as the shop heard it."""
     row = conn.execute(select(orders).where(orders.c.id == order_id)).mappings().first()
     if row is None:
         return None
     status, reason = row["status"], row["reason"]
-    payment_status = PAYMENT_STATUS.get(status, "succeeded")
-    if status == "CANCELLED":
-        payment_status = "declined" if reason == "payment_declined" else "cancelled"
+    saga = timeline(conn, order_id)
     return {
         "id": row["id"],
         "status": status,
@@ -245,7 +259,7 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         "currency": row["currency"],
         "customer": {"name": row["customer"]["name"]},
         "payment": {
-            "status": payment_status,
+            "status": payment_status(status, reason, saga),
             "brand": row["card_brand"],
             "last4": row["card_last4"],
         },
@@ -257,7 +271,7 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         "cancellable": status not in FINAL and row["cancel_requested_at"] is None,
         "cancel_requested": row["cancel_requested_at"] is not None,
         "delayed": _delay_of(row),
-        "timeline": timeline(conn, order_id),
+        "timeline": saga,
     }
 
 

@@ -68,8 +68,13 @@ class Launcher:
     def _announce(
         self, env: dict[str, str], user: str, password: str | None, catching: bool
     ) -> None:
-        broker = env.get("SHOESHOP_BROKER_URL", "")
-        databases = self.settings.database_url or f"SQLite files under {self.settings.data_dir}"
+        # A password in a URL is shown as *** (kombu may list several brokers, ";" apart).
+        broker = ";".join(masked_url(url) for url in env.get("SHOESHOP_BROKER_URL", "").split(";"))
+        databases = (
+            masked_url(self.settings.database_url)
+            if self.settings.database_url
+            else f"SQLite files under {self.settings.data_dir}"
+        )
         lines = [
             f"Shop       http://127.0.0.1:{self.ports['web']}",
             f"Flower     http://127.0.0.1:{self.ports['flower']}  (user {user!r}"

@@ -49,6 +49,7 @@ def test_cancelling_before_payment_cancels_and_releases_the_stock(
 
     cancelled = reaches(client, order_id, "CANCELLED")
     assert cancelled["reason"] == "customer_request"
+    assert cancelled["payment"]["status"] == "cancelled"  # nothing was charged
     assert stock_of(client, "SAN-001", "39") == before
     assert charges(gateway_url, order_id) == []
 
@@ -66,6 +67,8 @@ def test_cancelling_a_paid_order_before_it_ships_refunds_it_once(
     cancelled = reaches(client, order_id, "CANCELLED")
     assert cancelled["reason"] == "customer_request"
     assert [c["status"] for c in charges(gateway_url, order_id)] == ["refunded"]
+    # The customer reads the payment as refunded once orders names the refund (issue #17).
+    assert wait_for(lambda: order(client, order_id)["payment"]["status"] == "refunded")
     assert stock_of(client, "SAN-002", "40") == before
     assert client.post(f"/api/orders/{order_id}/cancel").status_code == 409
 

@@ -1,11 +1,15 @@
-"""`shoeshop up`'s Flower credentials: generated in development, required in production."""
+"""`shoeshop up`'s Flower credentials (generated in development, required in production) and its
+banner (no password of a URL in it)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 import pytest
 
-from workers.launcher import flower_credentials
+from config.settings import Settings
+from workers.launcher import Launcher, flower_credentials
 
 
 def test_development_gets_a_generated_flower_password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,3 +29,27 @@ def test_production_refuses_to_start_flower_without_a_password(
 def test_a_given_password_is_used_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOESHOP_FLOWER_PASSWORD", "s3cret-enough")
     assert flower_credentials(production=True) == ("admin", "s3cret-enough", False)
+
+
+def test_the_banner_shows_no_password_of_a_url(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings.from_env(
+        {
+            "SHOESHOP_BROKER_URL": "amqp://shop:brokersecret@mq1:5672//;amqp://shop:brokersecret@mq2",
+            "SHOESHOP_DATABASE_URL": "postgresql://shop:dbsecret@db:5432/shop",
+            "SHOESHOP_SMTP_URL": "smtp://shop:mailsecret@mail:587",
+        }
+    )
+    launcher = Launcher(settings, Path("Procfile"), {"web": 8000, "flower": 5555, "gateway": 8020})
+    env = {
+        "SHOESHOP_BROKER_URL": str(settings.broker_url),
+        "SHOESHOP_GATEWAY_URL": "http://127.0.0.1:8020",
+        "SHOESHOP_SMTP_URL": str(settings.smtp_url),
+    }
+
+    launcher._announce(env, "admin", None, catching=False)
+
+    banner = capsys.readouterr().out
+    assert "secret" not in banner
+    assert "amqp://shop:***@mq1:5672//;amqp://shop:***@mq2" in banner
+    assert "postgresql://shop:***@db:5432/shop" in banner
+    assert "smtp://shop:***@mail:587" in banner
