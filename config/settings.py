@@ -87,6 +87,16 @@ DEV_ADMIN_PASSWORD = "admin"
 # gives 64. Development keeps its short, well-known key.
 MIN_SECRET_KEY_CHARS = 32
 
+# SHOESHOP_RATE_LIMITS: "name=limit;name=limit", each limit "<count>/<period>" or
+# "<count> per [<n>] <period>" (second, minute, hour, day: the syntax of the `limits` library
+# flask-limiter uses), or "off". Per client address (shop.web.limits). admin_login counts the
+# failed admin logins only: the sixth in a minute is refused. checkout counts every checkout
+# (each an RSA encryption and a write), generous for a family behind one address.
+DEFAULT_RATE_LIMITS = {"admin_login": "5/minute", "checkout": "20/minute"}
+_RATE_LIMIT = re.compile(
+    r"[0-9]{1,9}\s*(/|\s+per\s+)\s*([0-9]{1,9}\s+)?(second|minute|hour|day)s?", re.IGNORECASE
+)
+
 # The URLs each URL setting may take, by scheme.
 GATEWAY_URL_SCHEMES = ("http", "https")
 PUBLIC_URL_SCHEMES = ("http", "https")
@@ -233,6 +243,11 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = DEV_MAIL_FROM
     public_url: str = DEFAULT_PUBLIC_URL
+    # (name, limit ("5/minute") or "off") for every name of DEFAULT_RATE_LIMITS; a tuple, so
+    # Settings stays hashable.
+    rate_limits: tuple[tuple[str, str], ...] = tuple(DEFAULT_RATE_LIMITS.items())
+    # The proxies whose X-Forwarded-For is believed (addresses and networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         """Every setting but the secrets, a password in the broker's or the database's URL
@@ -256,6 +271,11 @@ class Settings:
     def redis_socket(self) -> Path:
         """Where the embedded Redis listens: a unix socket, so no TCP port is ever assumed free."""
         return self.data_dir / "redis" / "redis.sock"
+
+    def rate_limit(self, name: str) -> str | None:
+        """The limit named (a name of DEFAULT_RATE_LIMITS), None when it is off."""
+        value = dict(self.rate_limits)[name]
+        return None if value == "off" else value
 
     @property
     def mail_dir(self) -> Path:
@@ -424,6 +444,8 @@ class Settings:
             log_format=_log_format(env),
             flower_user=env.get("SHOESHOP_FLOWER_USER"),
             flower_password=env.get("SHOESHOP_FLOWER_PASSWORD"),
+            rate_limits=_rate_limits(env.get("SHOESHOP_RATE_LIMITS", "")),
+            trusted_proxies=_trusted_proxies(env.get("SHOESHOP_TRUSTED_PROXIES", "")),
             smtp_url=env.get("SHOESHOP_SMTP_URL") or None,
             mail_from=env.get("SHOESHOP_MAIL_FROM") or DEV_MAIL_FROM,
             public_url=_public_url(env),
@@ -493,6 +515,49 @@ def _gateway_url(env: dict[str, str]) -> str:
     url = env.get("SHOESHOP_GATEWAY_URL", DEFAULT_GATEWAY_URL)
     _check_gateway_url(url)
     return url.rstrip("/")
+
+
+def _rate_limits(raw: str) -> tuple[tuple[str, str], ...]:
+    """The defaults, with what SHOESHOP_RATE_LIMITS changes; raises ConfigurationError naming
+    the entry that is wrong."""
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for entry in (part.strip() for part in raw.split(";")):
+        if not entry:
+            continue
+        name, sep, value = (piece.strip() for piece in entry.partition("="))
+        fault = None
+        if not sep:
+            fault = "it is no name=limit"
+        elif name not in DEFAULT_RATE_LIMITS:
+            fault = f"{name!r} is not one of {', '.join(DEFAULT_RATE_LIMITS)}"
+        elif value.lower() != "off" and not _RATE_LIMIT.fullmatch(value):
+            fault = f"{value!r} is no limit such as 5/minute or 100 per hour, nor off"
+        if fault is not None:
+            raise ConfigurationError(
+                "SHOESHOP_RATE_LIMITS must be name=limit pairs separated by ';' (names: "
+                f"{', '.join(DEFAULT_RATE_LIMITS)}; a limit: 5/minute, 100 per hour, or off), "
+                f"not {raw!r}: in {entry!r}, {fault}"
+            )
+        limits[name] = "off" if value.lower() == "off" else value
+    return tuple(limits.items())
+
+
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    """Addresses and networks (CIDR), separated by ','; raises ConfigurationError."""
+    import ipaddress
+
+    found = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError as exc:
+            raise ConfigurationError(
+                "SHOESHOP_TRUSTED_PROXIES must be IP addresses or networks (10.0.0.0/8) "
+                f"separated by ',', not {raw!r}: {exc}"
+            ) from None
+    return tuple(found)
 
 
 def _public_url(env: dict[str, str]) -> str:

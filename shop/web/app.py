@@ -49,6 +49,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.api_bp)
     admin.add_metric_sources(app)  # operations' outbox backlogs and dead letters at /metrics
     _register_operability(app)
+    from shop.web import limits
+
+    limits.init_app(app)  # after every blueprint and view it limits is registered
     app.extensions["shoeshop.sealer"] = Sealer(settings.gateway_url)
     _prepare_database()
     return app

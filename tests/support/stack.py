@@ -24,6 +24,9 @@ def stack_name() -> str:
     return os.environ.get("SHOESHOP_TEST_STACK", "embedded")
 
 
+LIMITS_LIFTED = "admin_login=off;checkout=off"
+
+
 def services_required() -> bool:
     return os.environ.get("SHOESHOP_REQUIRE_SERVICES") == "1"
 
@@ -33,6 +36,11 @@ class Stack:
     name: str
     env: dict[str, str]
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # The suites place orders and try wrong passwords far faster than any customer: the
+        # rate limits are lifted here, and tests/integration/test_rate_limits.py tests them.
+        self.env.setdefault("SHOESHOP_RATE_LIMITS", LIMITS_LIFTED)
 
     def close(self) -> None:
         while self.cleanups:

@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from config.settings import COMPONENTS, Settings
 from workers.bench import growth_seed, measure, report
 from workers.bench.load import fetch_products, order_bodies
-from workers.bench.stack import PROJECT_ROOT, Broker, SystemStack
+from workers.bench.stack import CHECKOUT_LIMIT_NOTE, PROJECT_ROOT, Broker, SystemStack
 
 # Ten orders: nine shipped and one cancelled (a declined card), so a tenth of the history is a
 # cancellation with its refusal, as a shop's history has some.
@@ -126,6 +126,7 @@ def run_growth(options: GrowthOptions) -> dict[str, Any]:
     report.write_json(result, json_path)
     write_png(json_path.with_suffix(".png"), result["growth"])
     click.echo(table(result["growth"]))
+    click.echo(f"note: {CHECKOUT_LIMIT_NOTE}")
     click.echo(f"written: {json_path} and {json_path.with_suffix('.png')}")
     if not options.keep:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -25,7 +25,7 @@ from workers.bench.scenario import (
     run_system,
     wait_shipped,
 )
-from workers.bench.stack import Broker, SystemStack
+from workers.bench.stack import CHECKOUT_LIMIT_NOTE, Broker, SystemStack
 
 # A run that stalls should fail in bounded time: a generous floor plus a second per order.
 TIMEOUT_FLOOR_S = 120.0
@@ -86,6 +86,7 @@ def run_repeated(options: Options, runs: int) -> None:
     path = options.out_dir / f"{results[-1]['started']}-median-of-{runs}.json"
     report.write_json(summary, path)
     click.echo(f"\nmedian of {runs} runs: {summary['median']}")
+    click.echo(f"note: {CHECKOUT_LIMIT_NOTE}")
     click.echo(f"written: {path}")
 
 
@@ -111,6 +112,7 @@ def run_bench(options: Options) -> dict[str, Any]:
     report.write_png(json_path.with_suffix(".png"), run.latencies, run.series)
     click.echo(report.table(result))
     click.echo(f"\nratios (system / baseline): {result['ratios']}")
+    click.echo(f"note: {CHECKOUT_LIMIT_NOTE}")
     click.echo(f"written: {json_path} and {json_path.with_suffix('.png')}")
     if run.incomplete:
         # A benchmark whose orders do not all finish measures a broken shop: fail loudly.

@@ -38,7 +38,7 @@ import httpx
 
 from workers.bench import measure, procstat, report
 from workers.bench.load import fetch_products, order_bodies
-from workers.bench.stack import Broker, SystemStack
+from workers.bench.stack import CHECKOUT_LIMIT_NOTE, Broker, SystemStack
 
 WATCHERS_PER_ORDER = 50
 ORDER_RATE = 5.0
@@ -99,6 +99,7 @@ def run_watchers(
     path = out_dir / f"watchers-{stamp}.json"
     report.write_json(result, path)
     click.echo(summary(result))
+    click.echo(f"note: {CHECKOUT_LIMIT_NOTE}")
     click.echo(f"written: {path}")
     if not keep:
         shutil.rmtree(run_dir, ignore_errors=True)
