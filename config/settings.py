@@ -179,6 +179,12 @@ PACKING_DELAY_BOUNDS_S = Bounds(0, ONE_DAY_S, "seconds")
 VISIBILITY_TIMEOUT_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
 REDELIVER_AFTER_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
 
+# How long the web waits for a request's body (a slow or stalled client holds a greenlet no
+# longer than this; the headers have gunicorn's keep-alive deadline, 2 s): a second at least, at
+# most five minutes. A checkout's body is a few hundred bytes.
+READ_TIMEOUT_BOUNDS_S = Bounds(1, 300, "seconds")
+DEFAULT_READ_TIMEOUT_S = 10
+
 NUMERIC_SETTINGS: dict[str, Bounds] = {
     "SHOESHOP_PAYMENT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
     "SHOESHOP_ACCEPT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
@@ -193,6 +199,7 @@ NUMERIC_SETTINGS: dict[str, Bounds] = {
     "SHOESHOP_PACKING_DELAY": PACKING_DELAY_BOUNDS_S,
     "SHOESHOP_VISIBILITY_TIMEOUT": VISIBILITY_TIMEOUT_BOUNDS_S,
     "SHOESHOP_REDELIVER_AFTER": REDELIVER_AFTER_BOUNDS_S,
+    "SHOESHOP_READ_TIMEOUT": READ_TIMEOUT_BOUNDS_S,
 }
 """Every numeric setting and its allowed values; a value outside them stops the process."""
 
@@ -248,6 +255,7 @@ class Settings:
     rate_limits: tuple[tuple[str, str], ...] = tuple(DEFAULT_RATE_LIMITS.items())
     # The proxies whose X-Forwarded-For is believed (addresses and networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
+    read_timeout_s: int = DEFAULT_READ_TIMEOUT_S
 
     def __repr__(self) -> str:
         """Every setting but the secrets, a password in the broker's or the database's URL
@@ -446,6 +454,7 @@ class Settings:
             flower_password=env.get("SHOESHOP_FLOWER_PASSWORD"),
             rate_limits=_rate_limits(env.get("SHOESHOP_RATE_LIMITS", "")),
             trusted_proxies=_trusted_proxies(env.get("SHOESHOP_TRUSTED_PROXIES", "")),
+            read_timeout_s=_int(env, "SHOESHOP_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_S),
             smtp_url=env.get("SHOESHOP_SMTP_URL") or None,
             mail_from=env.get("SHOESHOP_MAIL_FROM") or DEV_MAIL_FROM,
             public_url=_public_url(env),

@@ -59,9 +59,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def _register_operability(app: Flask) -> None:
     """Security headers, /metrics, the live order feed and the API's description."""
-    from shop.web import events_stream, metrics, openapi, security
+    from shop.web import deadlines, events_stream, metrics, openapi, security
 
     security.init_app(app)
+    deadlines.init_app(app)
     metrics.init_app(app)
     events_stream.init_app(app)
     app.register_blueprint(openapi.bp)

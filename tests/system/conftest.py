@@ -106,6 +106,7 @@ def stack(
 
 
 DATABASE_PASSWORD = "db-secret-4f1c"
+READ_TIMEOUT_S = 3
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,8 @@ def running_shop(stack: stacks.Stack) -> Iterator[RunningShop]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SHOESHOP_")}
     env.update(stack.env)
     env.update(SHOESHOP_FLOWER_USER=FLOWER_USER, SHOESHOP_FLOWER_PASSWORD=FLOWER_PASSWORD)
+    # A short body deadline, so test_slow_clients_neither_stall_the_shop_nor_stay waits less.
+    env["SHOESHOP_READ_TIMEOUT"] = str(READ_TIMEOUT_S)
     if "SHOESHOP_DATABASE_URL" in env:
         # A password in the database's URL (PostgreSQL here trusts local connections and
         # ignores it), which no log line may show: test_no_log_line_shows_a_password.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,6 +18,7 @@ from tests.system.conftest import (
     DATABASE_PASSWORD,
     FLOWER_PASSWORD,
     FLOWER_USER,
+    READ_TIMEOUT_S,
     RunningShop,
     command_line,
     descendants,
@@ -71,6 +74,70 @@ def test_flower_sees_a_worker_per_component_behind_basic_auth(running_shop: Runn
         )
 
     wait_for(workers, timeout_s=60, every_s=1)
+
+
+SLOW_CLIENTS = 200
+DRIPPERS = 20
+
+
+def closed(sock: socket.socket) -> bool:
+    """Whether the server closed ``sock`` (an answer it sent first is read past)."""
+    sock.setblocking(False)
+    try:
+        while True:
+            if sock.recv(4096) == b"":
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_slow_clients_neither_stall_the_shop_nor_stay(
+    running_shop: RunningShop, stack: Stack
+) -> None:
+    # Issue #17. The server model is the same on every broker: once is enough.
+    if stack.name != "embedded":
+        pytest.skip("the web's server model does not depend on the broker")
+    address = urlsplit(running_shop.url)
+    place = (address.hostname or "127.0.0.1", address.port or 80)
+    # Clients that never finish their headers, and clients that send a body a byte at a time.
+    stallers = [socket.create_connection(place) for _ in range(SLOW_CLIENTS)]
+    for sock in stallers:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: shop\r\n")
+    drippers = [socket.create_connection(place) for _ in range(DRIPPERS)]
+    for sock in drippers:
+        sock.sendall(
+            b"POST /api/orders HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 400\r\n\r\n{"
+        )
+    try:
+        # Meanwhile the shop answers everyone else.
+        with httpx.Client(base_url=running_shop.url, timeout=10) as client:
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/products/RUN-001").status_code == 200
+            assert client.post("/api/orders", json=order_body()).status_code == 202
+        # The headers' deadline (gunicorn's keep-alive, 2 s) drops the first kind ...
+        wait_for(lambda: all(closed(sock) for sock in stallers), timeout_s=15, every_s=0.5)
+        # ... the body's (SHOESHOP_READ_TIMEOUT) answers the second with 408, drip or not.
+        started = time.monotonic()
+        answers = [b""] * DRIPPERS
+        while time.monotonic() - started < READ_TIMEOUT_S + 10 and not all(answers):
+            for index, sock in enumerate(drippers):
+                if answers[index]:
+                    continue
+                sock.setblocking(False)
+                try:
+                    answers[index] = sock.recv(4096)
+                except BlockingIOError:
+                    with contextlib.suppress(OSError):
+                        sock.send(b" ")
+            time.sleep(1)
+        assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers), answers[:3]
+        assert b'"code":"request_timeout"' in answers[0].replace(b" ", b"")
+    finally:
+        for sock in stallers + drippers:
+            sock.close()
 
 
 def test_ctrl_c_stops_every_process(running_shop: RunningShop) -> None:
