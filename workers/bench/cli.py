@@ -59,6 +59,13 @@ OUT = click.option(
     default=None,
     help="Only the live-tracking phase: this many streams open at once on orders in flight.",
 )
+@click.option(
+    "--slow-clients",
+    type=click.IntRange(min=1, max=5000),
+    default=None,
+    help="Only the slow-clients phase: health, page and checkout timed idle, then while this "
+    "many connections are slow.",
+)
 @OUT
 @click.option("--keep", is_flag=True, help="Keep the run's databases, broker data and logs.")
 @click.option(
@@ -82,6 +89,7 @@ def bench(
     backlog_orders: int | None,
     warmup: int,
     watchers: int | None,
+    slow_clients: int | None,
     out_dir: Path,
     keep: bool,
     runs: int,
@@ -98,6 +106,13 @@ def bench(
         from workers.bench.watchers import run_watchers
 
         run_watchers(watchers, broker_url, out_dir, keep)
+        return
+    if slow_clients is not None:
+        if target_url or backlog:
+            raise click.UsageError("--slow-clients runs a phase of its own: no --url, no --backlog")
+        from workers.bench.slow_clients import run_slow_clients
+
+        run_slow_clients(slow_clients, broker_url, out_dir, keep)
         return
     if rate is not None and burst:
         raise click.UsageError("--rate and --burst exclude each other")
