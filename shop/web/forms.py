@@ -1,9 +1,12 @@
-"""The checkout form on a product page, and how checkout's field errors land back on it."""
+"""The shop's forms: a pair into the basket (the product page), a line's quantity, and the
+checkout of the whole basket (the basket page); and how checkout's field errors land back on
+them."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -23,17 +26,14 @@ FIELD_FOR_PATH: dict[str, str] = {
     "shipping_address.city": "city",
     "shipping_address.postal_code": "postal_code",
     "shipping_address.country": "country",
-    # The form sends exactly one line, so an unknown sku can only mean a stale size list.
-    "items[0].sku": "size",
-    "items[0].size": "size",
-    "items[0].quantity": "quantity",
-    "items[0]": "quantity",
-    "items": "quantity",
     "payment.card_number": "card_number",
     "payment.exp_month": "exp_month",
     "payment.exp_year": "exp_year",
     "payment.cvc": "cvc",
 }
+
+# The basket's lines: checkout names them items[<index>]… (the line's quantity, size or sku).
+LINE_PATH = re.compile(r"items\[([0-9]+)\](?:\.\w+)?")
 
 # What a shopper reads about a problem that has no field of their own to show it at.
 SUMMARY_FOR_PATH: dict[str, str] = {
@@ -75,14 +75,18 @@ def place_errors(
     return at_field, elsewhere
 
 
-def checkout_body(sku: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON API's body for the form's data, so the form and the API share one checkout."""
+def checkout_body(lines: Sequence[Mapping[str, Any]], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON API's body for the basket's lines and the form's data, so the form and the API
+    share one checkout."""
     return {
         "customer": {"name": data.get("name"), "email": data.get("email")},
         "shipping_address": {
             key: data.get(key) for key in ("line1", "city", "postal_code", "country")
         },
-        "items": [{"sku": sku, "size": data.get("size"), "quantity": data.get("quantity")}],
+        "items": [
+            {"sku": line["sku"], "size": line["size"], "quantity": line["quantity"]}
+            for line in lines
+        ],
         "payment": {
             "card_number": data.get("card_number"),
             "exp_month": data.get("exp_month"),
@@ -90,6 +94,16 @@ def checkout_body(sku: str, data: Mapping[str, Any]) -> dict[str, Any]:
             "cvc": data.get("cvc"),
         },
     }
+
+
+def line_errors(fields: Mapping[str, str]) -> dict[int, list[str]]:
+    """Checkout's errors about the basket's lines (``items[<index>]…``), by line."""
+    found: dict[int, list[str]] = {}
+    for path, message in fields.items():
+        match = LINE_PATH.fullmatch(path)
+        if match is not None:
+            found.setdefault(int(match[1]), []).append(sentence("This line", message))
+    return found
 
 
 def size_choices(sizes: list[dict[str, Any]]) -> list[SelectChoice]:
@@ -125,15 +139,8 @@ def _new_key() -> str:
     return str(uuid.uuid4())
 
 
-class CheckoutForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type hints
-    """One pair of one shoe, who it goes to and the card that pays for it.
-
-    The validators only catch empty fields; checkout() decides what is valid, so the page and
-    the JSON API can never disagree.
-    """
-
-    size = SelectField("Size", validators=[DataRequired(message="Choose a size")])
-    quantity = WholeNumberField(
+def _quantity_field() -> Any:
+    return WholeNumberField(
         "Quantity",
         default=1,
         invalid_value_message=f"Enter a whole number of pairs, 1 to {MAX_QUANTITY}",
@@ -143,6 +150,28 @@ class CheckoutForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type 
         ],
         render_kw={"min": 1, "max": MAX_QUANTITY, "inputmode": "numeric"},
     )
+
+
+class AddToBasketForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type hints
+    """One shoe's size and how many pairs of it, into the basket (the product page)."""
+
+    size = SelectField("Size", validators=[DataRequired(message="Choose a size")])
+    quantity = _quantity_field()
+
+
+class LineForm(FlaskForm):  # type: ignore[misc]
+    """A basket line's new quantity (the basket page); its other button removes the line."""
+
+    quantity = _quantity_field()
+
+
+class CheckoutForm(FlaskForm):  # type: ignore[misc]
+    """Who the basket goes to and the card that pays for it (the basket page).
+
+    The validators only catch empty fields; checkout() decides what is valid, so the page and
+    the JSON API can never disagree.
+    """
+
     name = StringField(
         "Full name",
         validators=[DataRequired(message="Enter your name")],
@@ -207,9 +236,13 @@ class CheckoutForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type 
             return None
 
     def show_errors(self, fields: Mapping[str, str]) -> list[str]:
-        """Attach checkout's errors to their fields; return those that belong to no field."""
+        """Attach checkout's errors to their fields; return those that belong to no field nor
+        to a basket line (``line_errors`` has those)."""
         labels = {name: str(self[name].label.text) for name in FIELD_FOR_PATH.values()}
-        at_field, elsewhere = place_errors(fields, labels)
+        others = {
+            path: message for path, message in fields.items() if not LINE_PATH.fullmatch(path)
+        }
+        at_field, elsewhere = place_errors(others, labels)
         for name, messages in at_field.items():
             # WTForms leaves errors as a tuple when validate() was not run on a field.
             self[name].errors = [*self[name].errors, *messages]
@@ -219,7 +252,7 @@ class CheckoutForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type 
         return elsewhere
 
 
-def all_field_errors(form: CheckoutForm) -> list[tuple[str, str]]:
+def all_field_errors(form: FlaskForm) -> list[tuple[str, str]]:
     """Every (field id, message) pair in page order, for the summary at the top of the form."""
     return [
         (field.id, str(message))

@@ -3,8 +3,8 @@ guessing the admin password and flooding checkouts cost the guesser, not the sho
 
 - ``admin_login``: failed admin logins (a 401 from either admin blueprint) per client; once
   the limit is spent, every admin request of that client is refused until the window moves on.
-- ``checkout``: checkouts per client, through the API and the product page's form alike (one
-  count for both), each an RSA encryption and a write.
+- ``checkout``: checkouts per client, through the API and the basket's form alike (one count
+  for both), each an RSA encryption and a write.
 
 A refusal is a 429 with ``Retry-After`` (seconds), in the API's error shape under /api. Limits
 and their values come from SHOESHOP_RATE_LIMITS (config.settings); "off" lifts one. The counts
@@ -32,7 +32,7 @@ from flask_limiter import Limiter
 from config.settings import Settings, get_settings
 from shop.web import admin
 
-CHECKOUT_VIEWS = ("api.place_order", "pages.product")
+CHECKOUT_VIEWS = ("api.place_order", "pages.basket_checkout")
 
 
 def client_address() -> str:

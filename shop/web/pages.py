@@ -1,23 +1,22 @@
-"""The shop's HTML pages: the catalogue, a product with its checkout form, and order tracking."""
+"""The shop's HTML pages: the catalogue, a product with its form into the basket (the basket's
+pages are shop.web.basket), and order tracking."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from config.settings import get_settings
 from shop import catalog, readmodel
 from shop.cancel import TooLateToCancel, UnknownOrder, request_cancellation
-from shop.checkout import OutOfStock, checkout
-from shop.sealing import PaymentProviderUnavailable, Sealer
-from shop.validation import ValidationFailed
-from shop.web.forms import CheckoutForm, all_field_errors, checkout_body, size_choices
+from shop.web import basket
+from shop.web.forms import AddToBasketForm, all_field_errors, size_choices
 from workers.messaging.database import engine_for
 
 bp = Blueprint("pages", __name__)
+basket.add_routes(bp)
 
 STATUS_LABELS = {
     "PLACED": "Placed",
@@ -38,7 +37,6 @@ DELAYS = {
 STEPS = ("PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED")
 FINAL_STATUSES = ("SHIPPED", "CANCELLED")
 CURRENCY_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$"}
-PROVIDER_DOWN = "Card payments are unavailable right now, please try again in a minute"
 # Few enough pairs that a shopper should know before choosing.
 LOW_STOCK = 5
 
@@ -90,26 +88,27 @@ def catalogue() -> ResponseReturnValue:
 
 @bp.route("/products/<sku:sku>", methods=["GET", "POST"])
 def product(sku: str) -> ResponseReturnValue:
+    """The shoe, and its form that adds a size and a number of pairs to the basket."""
     shoe = _load_product(sku)
     if shoe is None:
         return _not_found("We do not sell a shoe with that code.")
-    form = CheckoutForm()
+    form = AddToBasketForm()
     form.size.choices = size_choices(shoe["sizes"])
     if not form.validate_on_submit():
         return _product_page(shoe, form, 422 if form.is_submitted() else 200)
-    sealer: Sealer = current_app.extensions["shoeshop.sealer"]
+    size, quantity = str(form.size.data), int(form.quantity.data)
+    left = next((int(s["available"]) for s in shoe["sizes"] if s["size"] == size), 0)
+    if quantity > left:
+        form.quantity.errors = [
+            f"Only {left} pair(s) left in size {size}" if left else f"Size {size} is sold out"
+        ]
+        return _product_page(shoe, form, 409)
     try:
-        placed = checkout(checkout_body(sku, form.data), sealer, form.order_key())
-    except ValidationFailed as exc:
-        return _product_page(shoe, form, 422, form.show_errors(exc.fields))
-    except OutOfStock as exc:
-        # Someone else bought the last pairs meanwhile: show the stock as it is now.
-        fresh = _load_product(sku) or shoe
-        form.size.choices = size_choices(fresh["sizes"])
-        return _product_page(fresh, form, 409, form.show_errors(exc.fields))
-    except PaymentProviderUnavailable:
-        return _product_page(shoe, form, 503, banner=PROVIDER_DOWN)
-    return redirect(url_for("pages.order", order_id=placed.order_id), code=303)
+        basket.add(sku, size, quantity)
+    except basket.BasketFull as exc:
+        form.quantity.errors = [str(exc)]
+        return _product_page(shoe, form, 422)
+    return redirect(url_for("pages.basket"), code=303)
 
 
 @bp.get("/orders/<order_id:order_id>")
@@ -155,22 +154,13 @@ def _load_product(sku: str) -> dict[str, Any] | None:
         return catalog.get_product(conn, sku)
 
 
-def _product_page(
-    shoe: dict[str, Any],
-    form: CheckoutForm,
-    status: int,
-    general_errors: list[str] | None = None,
-    banner: str | None = None,
-) -> ResponseReturnValue:
+def _product_page(shoe: dict[str, Any], form: AddToBasketForm, status: int) -> ResponseReturnValue:
     page = render_template(
         "product.html",
         product=shoe,
         form=form,
         field_errors=all_field_errors(form),
-        general_errors=general_errors or [],
-        banner=banner,
         low_stock=LOW_STOCK,
-        show_test_cards=not get_settings().is_production,
     )
     return page, status
 

@@ -27,10 +27,15 @@ def shoot(page: Any, screenshots: Path, name: str) -> None:
     page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
 
 
-def choose_and_fill(page: Any, shop: RunningShop, *, card: str, email: str) -> None:
-    page.goto(f"{shop.url}/products/RUN-001")
-    page.select_option("#size", "42")
-    page.fill("#quantity", "1")
+def add_to_basket(page: Any, shop: RunningShop, sku: str, size: str, quantity: str) -> None:
+    page.goto(f"{shop.url}/products/{sku}")
+    page.select_option("#size", size)
+    page.fill("#quantity", quantity)
+    page.get_by_role("button", name="Add to basket").click()
+    page.wait_for_url(re.compile(r".*/basket$"))
+
+
+def fill_checkout(page: Any, *, card: str, email: str) -> None:
     page.fill("#name", "Ada Lovelace")
     page.fill("#email", email)
     page.fill("#line1", "Keizersgracht 1")
@@ -41,6 +46,12 @@ def choose_and_fill(page: Any, shop: RunningShop, *, card: str, email: str) -> N
     page.fill("#exp_month", "12")
     page.fill("#exp_year", "2031")
     page.fill("#cvc", "123")
+
+
+def choose_and_fill(page: Any, shop: RunningShop, *, card: str, email: str) -> None:
+    """One pair of RUN-001 in size 42 in the basket, and the checkout form filled in."""
+    add_to_basket(page, shop, "RUN-001", "42", "1")
+    fill_checkout(page, card=card, email=email)
 
 
 def place(page: Any) -> None:
@@ -70,6 +81,42 @@ def test_a_shopper_browses_buys_and_watches_the_shoes_ship(
     timeline = page.locator("#timeline li")
     assert timeline.count() >= 4
     assert timeline.first.get_attribute("data-type") == wire_type("order.placed")
+
+
+def test_a_basket_of_several_pairs_is_changed_and_checked_out_at_once(
+    running_shop: RunningShop, page: Any, screenshots: Path
+) -> None:
+    add_to_basket(page, running_shop, "RUN-001", "42", "1")
+    add_to_basket(page, running_shop, "TRL-001", "43", "2")
+    add_to_basket(page, running_shop, "CAS-002", "41", "1")
+    assert page.locator("#basket-count").inner_text() == "4"
+    assert page.locator("#basket-lines tbody tr").count() == 3
+
+    # More pairs of the first line, the last line taken out; the total follows.
+    page.fill("#quantity-0", "3")
+    page.locator("#line-0").get_by_role("button", name="Update").click()
+    page.wait_for_selector('#line-0[data-quantity="3"]')
+    page.click("#remove-2")
+    page.wait_for_function("document.querySelectorAll('#basket-lines tbody tr').length === 2")
+    assert page.locator("#basket-count").inner_text() == "5"
+    assert page.locator("#basket-total").inner_text() == "€615.00"  # 3 x 119 + 2 x 129
+    shoot(page, screenshots, "12-basket")
+
+    # A bad email is shown at its field, and the basket stays as it was.
+    fill_checkout(page, card=GOOD_CARD, email="not-an-email")
+    page.get_by_role("button", name="Place order and pay").click()
+    page.wait_for_selector("#email-error")
+    assert page.locator("#basket-lines tbody tr").count() == 2
+
+    fill_checkout(page, card=GOOD_CARD, email="ada@example.com")
+    place(page)
+    order_id = page.url.rsplit("/", 1)[1]
+    order = httpx.get(f"{running_shop.url}/api/orders/{order_id}", timeout=30).json()
+    assert [(i["sku"], i["size"], i["quantity"]) for i in order["items"]] == [
+        ("RUN-001", "42", 3),
+        ("TRL-001", "43", 2),
+    ]
+    assert page.locator("#basket-count").inner_text() == "0"
 
 
 def test_a_declined_card_cancels_the_order_and_says_why(

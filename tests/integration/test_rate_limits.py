@@ -6,7 +6,6 @@ with them on, and its clients come from addresses of their own, so counts never 
 from __future__ import annotations
 
 import base64
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import get_settings
-from tests.support.shop import order_body
+from tests.support.shop import basket_form, order_body
 
 LIMITS = "admin_login=5/minute;checkout=3/minute"
 
@@ -105,11 +104,9 @@ def test_checkouts_per_client_are_limited_across_the_api_and_the_form(
     for _ in range(3):
         assert shopper.post("/api/orders", json=order_body(sku="TRL-002")).status_code == 202
     assert_limited(shopper.post("/api/orders", json=order_body(sku="TRL-002")), api=True)
-    # The product page's form counts in the same limit.
-    page = shopper.get("/products/TRL-002").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-    assert token is not None, page
-    assert_limited(shopper.post("/products/TRL-002", data={"csrf_token": token[1]}), api=False)
+    # The basket's checkout form counts in the same limit.
+    form = basket_form(shopper, "TRL-002", "40")
+    assert_limited(shopper.post("/basket/checkout", data=form), api=False)
     # Reading is not limited, and another client still checks out.
     assert shopper.get("/api/products").status_code == 200
     other = client_from(app, an_address())

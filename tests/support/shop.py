@@ -52,10 +52,13 @@ def db_current(output: str) -> dict[str, list[str]]:
     return {row[0]: row[1:] for row in rows if row and row[0] in COMPONENTS}
 
 
-def hidden_fields(html: str) -> dict[str, str]:
-    """What a browser sends back of a product page: its CSRF token and idempotency key."""
+def hidden_fields(
+    html: str, names: tuple[str, ...] = ("csrf_token", "idempotency_key")
+) -> dict[str, str]:
+    """What a browser sends back of a page's form: its CSRF token and (the basket's checkout)
+    its idempotency key."""
     found = {}
-    for name in ("csrf_token", "idempotency_key"):
+    for name in names:
         tag = re.search(rf'<input[^>]*\bname="{name}"[^>]*>', html)
         assert tag is not None, f"no {name} input on the page"
         value = re.search(r'\bvalue="([^"]*)"', tag.group(0))
@@ -64,12 +67,10 @@ def hidden_fields(html: str) -> dict[str, str]:
     return found
 
 
-def filled_form(hidden: dict[str, str], *, size: str, **changes: str) -> dict[str, str]:
-    """The product page's form with the page's hidden fields and a valid order of one pair."""
+def filled_form(hidden: dict[str, str], **changes: str) -> dict[str, str]:
+    """The basket's checkout form with the page's hidden fields, valid."""
     return {
         **hidden,
-        "size": size,
-        "quantity": "1",
         "name": "Ada Lovelace",
         "email": "ada@example.com",
         "line1": "Keizersgracht 1",
@@ -82,6 +83,23 @@ def filled_form(hidden: dict[str, str], *, size: str, **changes: str) -> dict[st
         "cvc": "123",
         **changes,
     }
+
+
+def into_basket(client: Any, sku: str, size: str, quantity: str = "1") -> Any:
+    """Add pairs to the client's basket through the product page's form; its answer."""
+    page = client.get(f"/products/{sku}").get_data(as_text=True)
+    token = hidden_fields(page, ("csrf_token",))
+    return client.post(f"/products/{sku}", data={**token, "size": size, "quantity": quantity})
+
+
+def basket_form(
+    client: Any, sku: str, size: str, quantity: str = "1", **changes: str
+) -> dict[str, str]:
+    """A pair in the client's basket, and the basket's checkout form filled in, valid unless
+    ``changes`` say otherwise."""
+    added = into_basket(client, sku, size, quantity)
+    assert added.status_code == 303, added.get_data(as_text=True)
+    return filled_form(hidden_fields(client.get("/basket").get_data(as_text=True)), **changes)
 
 
 # The adversarial reviewer's odd shapes of a checkout's fields (issue #11), each with what the
