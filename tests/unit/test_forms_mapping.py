@@ -1,4 +1,4 @@
-"""How checkout's field paths and messages land on the product page's form fields."""
+"""How checkout's field paths and messages land on the basket's checkout form and its lines."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from shop.web.forms import (
     WholeNumberField,
     checkout_body,
     form_field_for,
+    line_errors,
     place_errors,
     sentence,
 )
@@ -29,10 +30,6 @@ LABELS = {"email": "Email", "card_number": "Card number", "size": "Size", "quant
         ("shipping_address.city", "city"),
         ("shipping_address.postal_code", "postal_code"),
         ("shipping_address.country", "country"),
-        ("items[0].size", "size"),
-        ("items[0].sku", "size"),
-        ("items[0].quantity", "quantity"),
-        ("items", "quantity"),
         ("payment.card_number", "card_number"),
         ("payment.exp_month", "exp_month"),
         ("payment.exp_year", "exp_year"),
@@ -46,6 +43,7 @@ def test_each_checkout_path_lands_on_its_form_field(path: str, field: str) -> No
 def test_a_path_without_a_form_field_has_no_field() -> None:
     assert form_field_for("body") is None
     assert form_field_for("payment") is None
+    assert form_field_for("items[0].quantity") is None  # a basket line's: line_errors
 
 
 def test_every_mapped_field_is_a_field_of_the_checkout_form() -> None:
@@ -79,19 +77,27 @@ def test_errors_are_split_between_fields_and_the_summary() -> None:
     assert elsewhere == ["body must be a JSON object"]
 
 
-def test_two_paths_on_one_field_both_show_there() -> None:
-    fields = {"items[0].sku": "no shoe has the sku 'X'", "items[0].size": "is required"}
+def test_errors_about_basket_lines_land_on_their_lines() -> None:
+    fields = {
+        "items[0].sku": "no shoe has the sku 'X'",
+        "items[0].size": "is required",
+        "items[3].quantity": "not enough pairs left in size 42",
+        "items": "must have 1 to 20 lines",
+        "customer.email": "is not a valid email address",
+    }
 
-    at_field, elsewhere = place_errors(fields, LABELS)
+    assert line_errors(fields) == {
+        0: ["No shoe has the sku 'X'", "This line is required"],
+        3: ["Not enough pairs left in size 42"],
+    }
 
-    assert at_field == {"size": ["No shoe has the sku 'X'", "Size is required"]}
-    assert elsewhere == []
 
-
-def test_the_form_data_becomes_the_json_api_body_for_one_line() -> None:
+def test_the_basket_and_the_form_data_become_the_json_api_body() -> None:
+    lines = [
+        {"sku": "RUN-001", "size": "42", "quantity": 2},
+        {"sku": "TRL-001", "size": "43", "quantity": 1},
+    ]
     data = {
-        "size": "42",
-        "quantity": 2,
         "name": "Ada",
         "email": "ada@example.com",
         "line1": "Keizersgracht 1",
@@ -105,7 +111,7 @@ def test_the_form_data_becomes_the_json_api_body_for_one_line() -> None:
         "csrf_token": "ignored",
     }
 
-    body = checkout_body("RUN-001", data)
+    body = checkout_body(lines, data)
 
     assert body == {
         "customer": {"name": "Ada", "email": "ada@example.com"},
@@ -115,7 +121,10 @@ def test_the_form_data_becomes_the_json_api_body_for_one_line() -> None:
             "postal_code": "1015 CJ",
             "country": "NL",
         },
-        "items": [{"sku": "RUN-001", "size": "42", "quantity": 2}],
+        "items": [
+            {"sku": "RUN-001", "size": "42", "quantity": 2},
+            {"sku": "TRL-001", "size": "43", "quantity": 1},
+        ],
         "payment": {
             "card_number": "4242424242424242",
             "exp_month": "12",

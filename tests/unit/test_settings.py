@@ -38,6 +38,7 @@ FIELDS = {
     "SHOESHOP_SHIP_TIMEOUT": ("ship_timeout_s", "7200"),
     "SHOESHOP_OUTBOX_RETENTION": ("outbox_retention_s", "86400"),
     "SHOESHOP_INBOX_RETENTION": ("inbox_retention_s", "864000"),
+    "SHOESHOP_READ_TIMEOUT": ("read_timeout_s", "30"),
 }
 VARIABLES = sorted(FIELDS)
 TYPES = {field.name: field.type for field in dataclasses.fields(Settings)}
