@@ -66,7 +66,7 @@ def deliver(mail: mails.Mail, who: Recipient, event: Envelope) -> Sent | None:
         log.info("order %s: its customer was erased, no %s mail", who.order_id, mail.kind)
         return None
     settings = get_settings()
-    if settings.smtp_url is None:  # the worker refuses to start without it (tasks)
+    if settings.smtp_url is None:  # the worker refuses to start without it (schema.guard)
         raise smtp.MailServerUnavailable("SHOESHOP_SMTP_URL is not set")
     message = mails.message(
         mail, who, event_id=event.id, sender=settings.mail_from, public_url=settings.public_url
