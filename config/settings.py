@@ -604,14 +604,19 @@ def _seconds(value: float) -> str:
 
 
 def masked_url(url: str) -> str:
-    """The URL as a message may show it: a password in it (scheme://user:password@host) is
-    replaced by ***, whatever else is wrong with the URL."""
+    """The URL as a message may show it: a password in it (scheme://user:password@host, or a
+    ``password=`` query parameter, which libpq reads too) is replaced by ***, whatever else is
+    wrong with the URL."""
+    url = _PASSWORD_PARAMETER.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     credentials, at, place = rest.rpartition("@")
     user, colon, _password = credentials.partition(":")
     if not sep or not at or not colon:
         return url
     return f"{scheme}://{user}:***@{place}"
+
+
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def _scheme_fault(url: str, schemes: tuple[str, ...]) -> str | None:

@@ -8,8 +8,9 @@ reserved until the checkout, which reserves every line or none (shop.checkout); 
 shoe is no longer sold is dropped, and said so, when the basket is shown.
 
 Pages: ``POST /products/<sku>`` adds a pair (the product page's form, shop.web.pages),
-``GET /basket`` shows it with the checkout form, ``POST /basket/lines/<n>`` changes a line's
-quantity or removes it, ``POST /basket/checkout`` places the order. A checkout posted twice (a
+``GET /basket`` shows it with the checkout form, ``POST /basket/line`` changes a line's
+quantity or removes it (the line named by shoe and size), ``POST /basket/checkout`` places the
+order. A checkout posted twice (a
 double press, a resubmit) finds the order the first placed: the session remembers the last
 order's idempotency key.
 """
@@ -118,7 +119,7 @@ def add(sku: str, size: str, quantity: int) -> None:
 
 def add_routes(pages: Blueprint) -> None:
     pages.add_url_rule("/basket", "basket", show, methods=["GET"])
-    pages.add_url_rule("/basket/lines/<int:index>", "basket_line", change_line, methods=["POST"])
+    pages.add_url_rule("/basket/line", "basket_line", change_line, methods=["POST"])
     pages.add_url_rule("/basket/checkout", "basket_checkout", check_out, methods=["POST"])
     pages.app_context_processor(lambda: {"basket_count": count()})
 
@@ -127,20 +128,25 @@ def show() -> ResponseReturnValue:
     return _page(CheckoutForm(), 200)
 
 
-def change_line(index: int) -> ResponseReturnValue:
-    """Set line ``index``'s quantity (``quantity``), or remove it (``action=remove``); back to
-    the basket. A line that is gone (a page older than the basket) changes nothing."""
+def change_line() -> ResponseReturnValue:
+    """Set the quantity of the line the form names by shoe and size (``sku``, ``size``,
+    ``quantity``), or remove it (``action=remove``); back to the basket. Named, not numbered: a
+    page older than the basket (another tab removed a line) changes the pair it shows or
+    nothing, never the pair that moved into its place."""
     found = lines()
     form = LineForm()  # its CSRF token was checked before the view (CSRFProtect)
+    named = (request.form.get("sku", ""), request.form.get("size", ""))
+    index = next((i for i, line in enumerate(found) if (line["sku"], line["size"]) == named), None)
     removing = request.form.get("action") == "remove"
+    if index is None:
+        return redirect(url_for("pages.basket"), code=303)
     if not form.validate_on_submit() and not removing:
         return _page(CheckoutForm(), 422, at_lines={index: list(form.quantity.errors)})
-    if 0 <= index < len(found):
-        if request.form.get("action") == "remove":
-            del found[index]
-        else:
-            found[index]["quantity"] = int(form.quantity.data)
-        _store(found)
+    if removing:
+        del found[index]
+    else:
+        found[index]["quantity"] = int(form.quantity.data)
+    _store(found)
     return redirect(url_for("pages.basket"), code=303)
 
 
@@ -148,6 +154,7 @@ def check_out() -> ResponseReturnValue:
     """Place one order for every line; on success the basket is emptied and the shopper sees
     the order's page."""
     form = CheckoutForm()
+    _resolved(lines())  # lines whose shoe is gone are dropped first, as the page showed them
     found = lines()
     last = session.get(LAST_ORDER)
     if not found and isinstance(last, dict) and last.get("key") == form.order_key():

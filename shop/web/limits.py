@@ -21,6 +21,7 @@ such proxy is the client (the ones before it could be written by the client itse
 from __future__ import annotations
 
 import ipaddress
+import logging
 from functools import lru_cache
 from typing import cast
 from urllib.parse import urlsplit
@@ -32,6 +33,8 @@ from flask_limiter import Limiter
 from config.settings import Settings, get_settings
 from shop.web import admin
 
+log = logging.getLogger(__name__)
+
 CHECKOUT_VIEWS = ("api.place_order", "pages.basket_checkout")
 
 
@@ -40,6 +43,8 @@ def client_address() -> str:
     remote = request.remote_addr or ""
     proxies = _networks(get_settings().trusted_proxies)
     if not proxies or not _within(remote, proxies):
+        if "X-Forwarded-For" in request.headers:
+            _warn_untrusted_proxy(remote)
         return remote
     forwarded = [
         hop.strip()
@@ -51,6 +56,17 @@ def client_address() -> str:
         if not _within(hop, proxies):
             return hop
     return remote
+
+
+@lru_cache(maxsize=1)
+def _warn_untrusted_proxy(remote: str) -> None:
+    """Once per process and address: behind a proxy that is not listed, every customer counts
+    as the proxy (one limit for the whole shop, and five wrong passwords lock the admin out)."""
+    log.warning(
+        "X-Forwarded-For came from %s, which SHOESHOP_TRUSTED_PROXIES does not list: the rate "
+        "limits count it as that one client; list the proxy if it is yours",
+        remote,
+    )
 
 
 @lru_cache(maxsize=4)

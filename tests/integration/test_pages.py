@@ -98,9 +98,12 @@ def test_a_line_can_change_its_quantity_or_go(client: FlaskClient) -> None:
     into_basket(client, "TRL-001", "42")
     token = hidden_fields(client.get("/basket").get_data(as_text=True), ("csrf_token",))
 
-    changed = client.post("/basket/lines/0", data={**token, "quantity": "4", "action": "update"})
-    removed = client.post("/basket/lines/1", data={**token, "action": "remove"})
-    refused = client.post("/basket/lines/0", data={**token, "quantity": "11", "action": "update"})
+    first = {**token, "sku": "RUN-002", "size": "41"}
+    changed = client.post("/basket/line", data={**first, "quantity": "4", "action": "update"})
+    removed = client.post(
+        "/basket/line", data={**token, "sku": "TRL-001", "size": "42", "action": "remove"}
+    )
+    refused = client.post("/basket/line", data={**first, "quantity": "11", "action": "update"})
 
     assert changed.status_code == removed.status_code == 303
     assert refused.status_code == 422
@@ -108,6 +111,23 @@ def test_a_line_can_change_its_quantity_or_go(client: FlaskClient) -> None:
     html = client.get("/basket").get_data(as_text=True)
     assert len(re.findall(r'<tr id="line-\d+"', html)) == 1
     assert 'data-sku="RUN-002" data-size="41" data-quantity="4"' in html
+
+
+def test_a_page_older_than_the_basket_changes_the_pair_it_shows_or_nothing(
+    client: FlaskClient,
+) -> None:
+    for sku, size in (("SAN-001", "40"), ("SAN-002", "40"), ("CRT-001", "40")):
+        into_basket(client, sku, size)
+    token = hidden_fields(client.get("/basket").get_data(as_text=True), ("csrf_token",))
+    remove = {**token, "action": "remove"}
+    # Another tab took the first line out; this tab's page still shows three.
+    client.post("/basket/line", data={**remove, "sku": "SAN-001", "size": "40"})
+
+    client.post("/basket/line", data={**remove, "sku": "SAN-002", "size": "40"})
+    client.post("/basket/line", data={**remove, "sku": "SAN-001", "size": "40"})  # gone already
+
+    html = client.get("/basket").get_data(as_text=True)
+    assert re.findall(r'<tr id="line-\d+" data-sku="([^"]+)"', html) == ["CRT-001"]
 
 
 def test_more_pairs_than_are_left_are_refused_at_the_quantity(client: FlaskClient) -> None:
@@ -151,7 +171,7 @@ def test_a_post_without_the_csrf_token_is_refused(client: FlaskClient) -> None:
 def test_an_empty_basket_places_nothing(client: FlaskClient) -> None:
     form = basket_form(client, "RUN-002", "41")
     token = hidden_fields(client.get("/basket").get_data(as_text=True), ("csrf_token",))
-    client.post("/basket/lines/0", data={**token, "action": "remove"})
+    client.post("/basket/line", data={**token, "sku": "RUN-002", "size": "41", "action": "remove"})
 
     response = client.post("/basket/checkout", data=form)
 

@@ -53,3 +53,11 @@ def test_the_banner_shows_no_password_of_a_url(capsys: pytest.CaptureFixture[str
     assert "amqp://shop:***@mq1:5672//;amqp://shop:***@mq2" in banner
     assert "postgresql://shop:***@db:5432/shop" in banner
     assert "smtp://shop:***@mail:587" in banner
+
+
+def test_a_password_given_as_a_query_parameter_is_masked_too() -> None:
+    from config.settings import masked_url
+
+    shown = masked_url("postgresql://shop@db/shop?sslmode=require&PASSWORD=dbsecret&x=1")
+
+    assert shown == "postgresql://shop@db/shop?sslmode=require&PASSWORD=***&x=1"
