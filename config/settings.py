@@ -100,8 +100,9 @@ _RATE_LIMIT = re.compile(
 # The URLs each URL setting may take, by scheme.
 GATEWAY_URL_SCHEMES = ("http", "https")
 PUBLIC_URL_SCHEMES = ("http", "https")
-# smtp:// upgrades to TLS with STARTTLS when the server offers it (port 587, or 25); smtps://
-# speaks TLS from the first byte (port 465): workers.notifications.smtp.
+# smtp:// upgrades to TLS with STARTTLS when the server offers it (port 25 unless the URL names
+# one, such as 587 for submission); smtps:// speaks TLS from the first byte (port 465 unless
+# named): workers.notifications.smtp.
 SMTP_URL_SCHEMES = ("smtp", "smtps")
 # workers.messaging.database turns postgresql:// and postgres:// into postgresql+psycopg://,
 # the one driver installed (psycopg 3), and passes anything else to SQLAlchemy as it is. An
@@ -246,7 +247,7 @@ class Settings:
     flower_user: str | None = None
     flower_password: str | None = field(default=None, repr=False)
     # None when unset: `shoeshop up` then runs the local mail catcher and sets it; a
-    # notifications worker refuses to start without one (workers.notifications.tasks).
+    # notifications worker refuses to start without one (workers.schema.guard).
     smtp_url: str | None = None
     mail_from: str = DEV_MAIL_FROM
     public_url: str = DEFAULT_PUBLIC_URL
