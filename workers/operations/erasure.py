@@ -21,6 +21,7 @@ from config.settings import get_settings
 from workers.messaging.database import transaction
 from workers.messaging.erasure import ERASED, erase_event
 from workers.messaging.tables import dead_letters
+from workers.operations import archives
 
 
 def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[int, int]:
@@ -54,6 +55,15 @@ def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[in
 
 
 def _erase_archives(archive_dir: Path, ids: set[str]) -> int:
+    """Rewrite every outbox archive with the rows about ``ids`` erased; the relay appends
+    nothing meanwhile (archives.locked). Returns the rows rewritten or dropped."""
+    if not archive_dir.is_dir():
+        return 0
+    with archives.locked(archive_dir):
+        return _rewrite_archives(archive_dir, ids)
+
+
+def _rewrite_archives(archive_dir: Path, ids: set[str]) -> int:
     rewritten = 0
     for path in sorted(archive_dir.glob("*-outbox-*.jsonl")):
         lines = path.read_text("utf-8").splitlines()

@@ -29,6 +29,7 @@ from workers.messaging.database import give_back_free_pages, transaction
 from workers.messaging.envelope import as_utc, utcnow
 from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.tables import inbox, outbox
+from workers.operations import archives
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +129,11 @@ def _archive(
 ) -> None:
     if archive_dir is None:
         return
-    archive_dir.mkdir(parents=True, exist_ok=True)
     day = utcnow().date().isoformat()
     path = archive_dir / f"{component}-{table.name}-{day}.jsonl"
     lines = "".join(json.dumps(row, default=_json_default, sort_keys=True) + "\n" for row in rows)
-    with path.open("a", encoding="utf-8") as archive:
+    # An erasure rewriting this file meanwhile would swap this batch away (archives.locked).
+    with archives.locked(archive_dir), path.open("a", encoding="utf-8") as archive:
         archive.write(lines)
         archive.flush()
 
