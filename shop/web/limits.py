@@ -43,8 +43,6 @@ def client_address() -> str:
     remote = request.remote_addr or ""
     proxies = _networks(get_settings().trusted_proxies)
     if not proxies or not _within(remote, proxies):
-        if "X-Forwarded-For" in request.headers:
-            _warn_untrusted_proxy(remote)
         return remote
     forwarded = [
         hop.strip()
@@ -58,15 +56,25 @@ def client_address() -> str:
     return remote
 
 
-@lru_cache(maxsize=1)
-def _warn_untrusted_proxy(remote: str) -> None:
-    """Once per process and address: behind a proxy that is not listed, every customer counts
-    as the proxy (one limit for the whole shop, and five wrong passwords lock the admin out)."""
+def warn_of_an_unlisted_proxy() -> None:
+    """A before-request hook, apart from the limiter's key (whose failure the limiter would
+    swallow by letting the request through unlimited): behind a proxy that is not listed, every
+    customer counts as the proxy (one limit for the whole shop; five wrong passwords lock the
+    admin out). Said once per process, for the first such address."""
+    if "X-Forwarded-For" not in request.headers or _warned:
+        return
+    remote = request.remote_addr or ""
+    if _within(remote, _networks(get_settings().trusted_proxies)):
+        return
+    _warned.append(remote)
     log.warning(
         "X-Forwarded-For came from %s, which SHOESHOP_TRUSTED_PROXIES does not list: the rate "
         "limits count it as that one client; list the proxy if it is yours",
         remote,
     )
+
+
+_warned: list[str] = []
 
 
 @lru_cache(maxsize=4)
@@ -100,6 +108,7 @@ def storage_uri(settings: Settings) -> str:
 
 def init_app(app: Flask) -> Limiter:
     settings = get_settings()
+    app.before_request(warn_of_an_unlisted_proxy)
     limiter = Limiter(
         client_address,
         app=app,
