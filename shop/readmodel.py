@@ -66,6 +66,14 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
             _update(conn, data["order_id"], at, cancel_requested_at=at)
 
 
+def email_key(email: str) -> str:
+    """How an erasure finds a customer's orders (shop.erasure.orders_of): the email without the
+    spaces around it, in Python's lower() in every script (SQLite's lower() folds ASCII only),
+    which maps each letter to one letter: casefold() would make "straße" and "strasse", two
+    addresses, one customer."""
+    return email.strip().lower()
+
+
 def _parcel(data: dict[str, Any]) -> dict[str, Any]:
     return {"carrier": data["carrier"], "tracking_number": data["tracking_number"]}
 
@@ -110,6 +118,7 @@ def _insert_view(conn: Connection, data: dict[str, Any], at: datetime) -> None:
             "status": "PLACED",
             "reason": None,
             "customer": data["customer"],
+            "email_key": email_key(data["customer"]["email"]),
             "shipping_address": data["shipping_address"],
             "items": data["items"],
             "total_cents": data["total_cents"],

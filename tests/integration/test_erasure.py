@@ -125,6 +125,38 @@ def test_an_erased_customer_is_nowhere_and_their_orders_facts_stay(
     assert order(client, kept)["customer"] == {"name": other["name"]}
 
 
+def test_a_row_archived_after_the_erasure_before_its_component_heard_of_it_is_archived_erased(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    # The relay prunes the outboxes between operations' part of an erasure and the components'
+    # hearing of customer.erased (here: never heard, the shop's part not run): each row it
+    # archives about an erased order is written erased; another customer's rows are kept whole.
+    who, other = customer(uuid.uuid4().hex[:10]), customer(uuid.uuid4().hex[:10])
+    erased, kept = place_as(client, who, size="42"), place_as(client, other, size="43")
+    for oid in (erased, kept):
+        wait_for(lambda oid=oid: order(client, oid)["status"] == "SHIPPED")
+    operations_erasure.erase([erased], archive_dir=tmp_path)
+    assert not list(tmp_path.glob("*.jsonl"))  # nothing archived yet: nothing rewritten
+
+    retention.prune(
+        utcnow() + timedelta(days=30),
+        outboxes=["shop", "orders", "shipping"],
+        inboxes=[],
+        archive_dir=tmp_path,
+    )
+
+    archived = [
+        json.loads(line) for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()
+    ]
+    about = {oid: [row for row in archived if row["subject"] == oid] for oid in (erased, kept)}
+    sources = {oid: {row["event"]["source"] for row in rows} for oid, rows in about.items()}
+    assert sources[erased] == sources[kept] == {"/shop", "/orders", "/shipping"}
+    text = json.dumps(about[erased])
+    assert not [needle for needle in [who["name"], who["email"], who["line1"]] if needle in text]
+    assert "erased@erased.invalid" in text
+    assert other["email"] in json.dumps(about[kept]) and other["line1"] in json.dumps(about[kept])
+
+
 def test_erasing_an_unknown_email_changes_nothing(client: FlaskClient) -> None:
     result = CliRunner().invoke(erase, ["--email", f"nobody-{uuid.uuid4().hex}@example.com"])
     assert result.exit_code == 0, result.output

@@ -3,7 +3,8 @@
 The statements are not listed by hand: every statement each database runs while the hot paths
 run (a checkout, the order's whole flow through every worker, reading it, its tracking stream's
 first frame, a cancellation, the relay, the redelivery sweep, the deadline sweeps, a metrics
-scrape, the admin pages, retention) is captured (SQLAlchemy's before_cursor_execute) and asked
+scrape, the admin pages, retention, a customer's erasure and each component's part in it) is
+captured (SQLAlchemy's before_cursor_execute) and asked
 for its plan: EXPLAIN QUERY PLAN on SQLite (a SCAN, of the table or of a whole index), EXPLAIN
 with sequential scans priced out on PostgreSQL (its planner scans a table of a few rows whatever
 the indexes; priced out, it still scans where no index serves, or walks a whole index with no
@@ -21,13 +22,15 @@ from typing import Any
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from shop import acceptance
-from tests.support.integration import order, place, statements_run
+from tests.support.integration import PROBE, order, place, statements_run
 from tests.support.shop import FAILING_CARD, wait_for
+from workers.customer_erasure import erase_customer
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
+from workers.messaging.tables import inbox
 from workers.operations import redelivery, relay, retention
 from workers.orders import timer
 
@@ -99,6 +102,14 @@ def _thawed(params: Any) -> Any:
     return params
 
 
+def erasures_heard(component: str) -> int:
+    """How many customer.erased events the component has applied (the test's probe, not a
+    statement of the shop's to check)."""
+    with engine_for(component).connect().execution_options(**{PROBE: True}) as conn:
+        heard = select(func.count()).where(inbox.c.consumer.like("%customer_erased%"))
+        return int(conn.execute(heard).scalar_one())
+
+
 def test_every_hot_path_query_finds_its_rows_by_an_index(
     client: FlaskClient, celery_app: Celery
 ) -> None:
@@ -122,6 +133,9 @@ def test_every_hot_path_query_finds_its_rows_by_an_index(
         timer.sweep(celery_app, now)
         acceptance.sweep(celery_app, now)
         retention.prune(now)
+        erase_customer(celery_app, "ADA@example.com")  # order_body's customer
+        for component in ("orders", "shipping", "notifications"):
+            wait_for(lambda c=component: erasures_heard(c) > 0)
 
     scans = {
         (component, sql): tables

@@ -87,10 +87,15 @@ Heard = Callable[[str, str, Any], None]
 """Told each statement a database runs: (component, SQL as sent to the driver, parameters)."""
 
 
+# An execution option that marks a test's own probe: statements_run does not report it.
+PROBE = "test_probe"
+
+
 @contextmanager
 def statements_run(heard: Heard) -> Iterator[None]:
     """Calls ``heard`` for every statement any component's database runs meanwhile, in any
-    thread of this process (SQLAlchemy's before_cursor_execute event on each real engine)."""
+    thread of this process (SQLAlchemy's before_cursor_execute event on each real engine),
+    but a test's own probe (a connection with the execution option ``PROBE`` set)."""
     listeners = []
     for component in COMPONENTS:
 
@@ -99,11 +104,12 @@ def statements_run(heard: Heard) -> Iterator[None]:
             _cursor: Any,
             sql: str,
             params: Any,
-            _context: Any,
+            context: Any,
             _many: bool,
             component: str = component,
         ) -> None:
-            heard(component, sql, params)
+            if not context.execution_options.get(PROBE):
+                heard(component, sql, params)
 
         engine = engine_for(component)
         sqlalchemy_event.listen(engine, "before_cursor_execute", tell)

@@ -70,3 +70,13 @@ dead_letter_actions = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("outcome", Text, nullable=False),
 )
+
+erased_orders = Table(
+    "erased_orders",
+    operations_metadata,
+    # The orders whose customer was erased (ids only: an order id names no one). The relay
+    # erases an archived outbox row about one of them as it writes it (retention), so a row
+    # pruned after the erasure, before its own component heard of it, is archived erased too.
+    Column("order_id", String(36), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)

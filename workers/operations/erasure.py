@@ -2,6 +2,11 @@
 archived outbox rows (the shop erases its own copies and tells the other components; see
 shop.erasure).
 
+The erased orders are recorded first (``erased_orders``, in the dead letters' transaction): the
+relay then archives any outbox row about them erased (retention), so a row it prunes after this
+erasure and before its component has heard of it reaches no file with the data in it; rows
+archived before are rewritten here, after the record, under the directory's lock.
+
 A dead letter keeps the event erased (``erasure.erase_event``; it can still be replayed) and a
 raw body that is not an event is replaced outright (what it held cannot be told apart). Archive
 files (``SHOESHOP_ARCHIVE_DIR``) are rewritten: a row about one of the orders is erased, the
@@ -18,9 +23,10 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from config.settings import get_settings
-from workers.messaging.database import transaction
+from workers.messaging.database import transaction, upsert_insert
+from workers.messaging.envelope import utcnow
 from workers.messaging.erasure import ERASED, erase_event
-from workers.messaging.tables import dead_letters
+from workers.messaging.tables import dead_letters, erased_orders
 from workers.operations import archives
 
 
@@ -34,6 +40,11 @@ def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[in
         return 0, 0
     letters = 0
     with transaction("operations") as conn:
+        at = utcnow()
+        conn.execute(
+            upsert_insert(conn, erased_orders).on_conflict_do_nothing(),
+            [{"order_id": order_id, "erased_at": at} for order_id in sorted(ids)],
+        )
         rows = conn.execute(
             select(dead_letters.c.id, dead_letters.c.event, dead_letters.c.raw).where(
                 dead_letters.c.subject.in_(sorted(ids))

@@ -7,7 +7,9 @@ them as a chore of its loop (``prune``): outbox rows published more than
 (longer: an inbox row must outlive every re-sending of its event, which Settings checks). Each
 batch of at most BATCH rows is its own short transaction, found by an index (``published_at``,
 ``processed_at``), so a checkout never waits behind it. With ``SHOESHOP_ARCHIVE_DIR`` set, each
-batch is first appended to ``<dir>/<component>-<table>-<YYYY-MM-DD>.jsonl``, one row a line.
+batch is first appended to ``<dir>/<component>-<table>-<YYYY-MM-DD>.jsonl``, one row a line;
+an outbox row about an order whose customer was erased (operations' ``erased_orders``) is
+written erased, whether or not its component has erased it yet.
 
 What is kept for ever: the orders event store, the shop's log (heard_events) and every
 projection, the dead letters.
@@ -25,10 +27,11 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, bindparam, delete, select, tuple_
 
 from config.settings import QUEUES, get_settings
-from workers.messaging.database import give_back_free_pages, transaction
+from workers.messaging.database import engine_for, give_back_free_pages, transaction
 from workers.messaging.envelope import as_utc, utcnow
+from workers.messaging.erasure import erase_event
 from workers.messaging.outbox import EMITTING_COMPONENTS
-from workers.messaging.tables import inbox, outbox
+from workers.messaging.tables import erased_orders, inbox, outbox
 from workers.operations import archives
 
 log = logging.getLogger(__name__)
@@ -131,11 +134,35 @@ def _archive(
         return
     day = utcnow().date().isoformat()
     path = archive_dir / f"{component}-{table.name}-{day}.jsonl"
-    lines = "".join(json.dumps(row, default=_json_default, sort_keys=True) + "\n" for row in rows)
-    # An erasure rewriting this file meanwhile would swap this batch away (archives.locked).
-    with archives.locked(archive_dir), path.open("a", encoding="utf-8") as archive:
-        archive.write(lines)
-        archive.flush()
+    # Under the lock an erasure rewrites the files under: an erasure that recorded its orders
+    # before this read is seen here, one that records them after it rewrites this batch.
+    with archives.locked(archive_dir):
+        if table is outbox:
+            rows = _erased_where_due(rows)
+        lines = "".join(
+            json.dumps(row, default=_json_default, sort_keys=True) + "\n" for row in rows
+        )
+        with path.open("a", encoding="utf-8") as archive:
+            archive.write(lines)
+            archive.flush()
+
+
+_ERASED_AMONG = select(erased_orders.c.order_id).where(
+    erased_orders.c.order_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _erased_where_due(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (outbox rows) with the event of each about an erased order erased."""
+    subjects = sorted({row["subject"] for row in rows if row.get("subject")})
+    with engine_for("operations").connect() as conn:
+        erased = (
+            set(conn.execute(_ERASED_AMONG, {"ids": subjects}).scalars()) if subjects else set()
+        )
+    return [
+        {**row, "event": erase_event(row["event"])} if row.get("subject") in erased else row
+        for row in rows
+    ]
 
 
 def _json_default(value: object) -> str:
