@@ -7,6 +7,7 @@ stock is state (pairs on a shelf), not a view that can be recomputed.
 from __future__ import annotations
 
 import copy
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,10 +69,11 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
 
 def email_key(email: str) -> str:
     """How an erasure finds a customer's orders (shop.erasure.orders_of): the email without the
-    spaces around it, in Python's lower() in every script (SQLite's lower() folds ASCII only),
-    which maps each letter to one letter: casefold() would make "straße" and "strasse", two
-    addresses, one customer."""
-    return email.strip().lower()
+    spaces around it, in Unicode's composed form (NFC: "Ä" typed as A and a combining diaeresis
+    is the same letter), in Python's lower() in every script (SQLite's lower() folds ASCII
+    only), which maps each letter to one letter: casefold() would make "straße" and "strasse",
+    two addresses, one customer."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", email).strip().lower())
 
 
 def _parcel(data: dict[str, Any]) -> dict[str, Any]:

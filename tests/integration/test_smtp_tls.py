@@ -136,3 +136,32 @@ def test_a_password_is_never_sent_to_a_server_without_starttls(tmp_path: Path) -
         controller.stop()
     assert PASSWORD not in str(refused.value)
     assert inbox.received == []
+
+
+class RefusesEveryone:
+    """An SMTP handler that refuses each recipient, echoing the address as servers do."""
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        return f"550 5.1.1 <{address}>: Recipient address rejected"
+
+
+def test_a_refused_recipient_is_not_named_in_the_error_that_reaches_logs_and_dead_letters() -> None:
+    # The error's text goes to the logs and the dead letters; an erasure reaches neither's copy.
+    port = free_port()
+    controller = Controller(RefusesEveryone(), hostname="127.0.0.1", port=port)
+    controller.start()
+    message = EmailMessage()
+    message["From"], message["To"] = "shop@example.com", "Zoë <Zoe.Private@Example.com>"
+    message["Subject"] = "hello"
+    message.set_content("hello")
+    try:
+        with pytest.raises(smtp.MailServerUnavailable) as refused:
+            smtp.send(f"smtp://127.0.0.1:{port}", message)
+    finally:
+        controller.stop()
+    text = str(refused.value)
+    assert "550" in text and "<recipient>" in text
+    assert "zoe.private" not in text.lower()
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__

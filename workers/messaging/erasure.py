@@ -10,11 +10,14 @@ items, statuses and times are the order's facts and stay.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, text, update
 
+from workers.messaging.database import upsert_insert
 from workers.messaging.tables import outbox
 
 ERASED = "erased"
@@ -44,6 +47,36 @@ def erase_data(data: Any) -> Any:
     return erased
 
 
+def personal_values(data: Any) -> list[str]:
+    """The personal strings ``data`` (an event's data) holds, as ``erase_data`` finds them:
+    name, email, the address's lines, the sealed card."""
+    if not isinstance(data, dict):
+        return []
+    found: list[Any] = []
+    customer, address = data.get("customer"), data.get("shipping_address")
+    if isinstance(customer, dict):
+        found += [customer.get("name"), customer.get("email")]
+    if isinstance(address, dict):
+        found += [address.get(key) for key in ("line1", "city", "postal_code")]
+    payment = data.get("payment")
+    found += [data.get("token"), payment.get("token") if isinstance(payment, dict) else None]
+    return [value for value in found if isinstance(value, str) and value not in ("", ERASED)]
+
+
+# A value this short (a postal code "10") would blot out line numbers and words in a text it is
+# cut from, and on its own names no one.
+SHORTEST_REDACTED = 3
+
+
+def redact(text: str, values: Sequence[str]) -> str:
+    """``text`` with each of ``values`` (any case) replaced by ERASED: what a failure's message
+    or traceback quoted of an erased event."""
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= SHORTEST_REDACTED:
+            text = re.sub(re.escape(value), ERASED, text, flags=re.IGNORECASE)
+    return text
+
+
 def erase_event(body: Any) -> Any:
     """An event body (a CloudEvent as a dict) with its data erased (``erase_data``)."""
     if not isinstance(body, dict) or "data" not in body:
@@ -63,3 +96,37 @@ def erase_outbox(conn: Connection, order_ids: Sequence[str]) -> int:
 
 
 _REWRITE = update(outbox).where(outbox.c.seq == bindparam("key"))
+
+
+def remember_erased(conn: Connection, table: Table, order_ids: Sequence[str], at: datetime) -> None:
+    """Record these orders as erased in ``table`` (tables.erased_orders_table), in the caller's
+    transaction; an order already recorded stays as it was."""
+    if order_ids:
+        conn.execute(
+            upsert_insert(conn, table).on_conflict_do_nothing(),
+            [{"order_id": order_id, "erased_at": at} for order_id in sorted(set(order_ids))],
+        )
+
+
+def erased_among(conn: Connection, table: Table, order_ids: Sequence[str]) -> set[str]:
+    """Those of ``order_ids`` recorded in ``table`` as erased (found by its primary key)."""
+    if not order_ids:
+        return set()
+    found = select(table.c.order_id).where(table.c.order_id.in_(sorted(set(order_ids))))
+    return set(conn.execute(found).scalars())
+
+
+def lock_orders(conn: Connection, order_ids: Sequence[str]) -> None:
+    """Hold, until the caller's transaction ends, a lock per order that an erasure and the
+    arrival of the order's data both take: one of the two then sees the other's commit (the
+    erasure the data to erase, or the data its erasure's record). PostgreSQL: a transaction
+    advisory lock per order id, taken in one order so two erasures never deadlock. SQLite
+    needs none: its write transactions run one at a time, taken up front (database.begin_write).
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for order_id in sorted(set(order_ids)):
+        conn.execute(_ADVISORY_LOCK, {"key": f"erasure:{order_id}"})
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")

@@ -71,12 +71,21 @@ dead_letter_actions = Table(
     Column("outcome", Text, nullable=False),
 )
 
-erased_orders = Table(
-    "erased_orders",
-    operations_metadata,
-    # The orders whose customer was erased (ids only: an order id names no one). The relay
-    # erases an archived outbox row about one of them as it writes it (retention), so a row
-    # pruned after the erasure, before its own component heard of it, is archived erased too.
-    Column("order_id", String(36), primary_key=True),
-    Column("erased_at", DateTime(timezone=True), nullable=False),
-)
+
+def erased_orders_table(metadata: MetaData) -> Table:
+    """``erased_orders`` in ``metadata``: the orders whose customer was erased, as a component
+    that keeps personal data heard it (customer.erased; operations records it as the erasure
+    runs). Ids only: an order id names no one. A message about one of them that arrives later
+    (it was in flight, or retried) is then stored erased (workers.messaging.erasure.erased_among).
+    """
+    return Table(
+        "erased_orders",
+        metadata,
+        Column("order_id", String(36), primary_key=True),
+        Column("erased_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+# The relay archives an outbox row about one of these erased (operations.retention), so a row
+# pruned after the erasure, before its own component heard of it, is archived erased too.
+erased_orders = erased_orders_table(operations_metadata)

@@ -11,7 +11,7 @@ never holds up or cancels an order.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection
 
@@ -19,6 +19,13 @@ from config.settings import get_settings
 from workers.messaging.consumer import RemoteCall
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import Envelope, event_name, utcnow
+from workers.messaging.erasure import (
+    ERASED,
+    ERASED_EMAIL,
+    erased_among,
+    lock_orders,
+    remember_erased,
+)
 from workers.messaging.errors import TransientError
 from workers.messaging.outbox import Outbox
 from workers.notifications import mails, smtp, store
@@ -102,10 +109,16 @@ def known_recipient(order_id: str) -> Recipient:
 
 def confirm(event: Envelope) -> Sent | None:
     """Keep the recipient first, in a transaction of its own (a second time changes nothing):
-    the order's later mails need it even while its confirmation cannot be sent."""
-    who = recipient_of(event.data)
+    the order's later mails need it even while its confirmation cannot be sent. The mail goes
+    to the recipient as kept, so a customer erased meanwhile (or before the order came: it is
+    then kept erased) is not written to."""
+    given = recipient_of(event.data)
     with transaction(COMPONENT) as conn:
-        store.add_recipient(conn, event.occurred_at, who)
+        lock_orders(conn, [given.order_id])
+        if erased_among(conn, store.erased_orders, [given.order_id]):
+            given = replace(given, name=ERASED, email=ERASED_EMAIL)
+        store.add_recipient(conn, event.occurred_at, given)
+        who = store.recipient(conn, given.order_id) or given
     return deliver(mails.confirmation(who, event.data["items"]), who, event)
 
 
@@ -145,8 +158,12 @@ def tell_status(event: Envelope) -> Sent | None:
 
 def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
     """Forget the name and email kept for the orders named; later mails about them are not
-    sent (nobody is left to write to)."""
-    store.erase(conn, list(event.data["order_ids"]))
+    sent (nobody is left to write to). The orders are remembered as erased, so one whose
+    order.placed comes afterwards is kept erased and gets no mail."""
+    order_ids = list(event.data["order_ids"])
+    lock_orders(conn, order_ids)
+    remember_erased(conn, store.erased_orders, order_ids, utcnow())
+    store.erase(conn, order_ids)
 
 
 on_order_placed = RemoteCall(call=confirm, record=record)

@@ -10,9 +10,11 @@ when it keeps failing, like any message; it never stops an order.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
 
 from workers.messaging.errors import TransientError
@@ -48,7 +50,20 @@ def send(url: str, message: EmailMessage) -> None:
     except MailServerUnavailable:
         raise
     except (smtplib.SMTPException, OSError) as exc:  # socket errors, timeouts, TLS, refusals
-        raise MailServerUnavailable(f"{host}:{port} did not take the mail: {exc!r}") from exc
+        # Without the recipient's address (a refusal names it, a server's answer may echo it):
+        # this text reaches the logs and the dead letters, which an erasure cannot clean of
+        # it, so neither it nor the chained exception carries the address.
+        said = _without(repr(exc), message.get_all("To") or [])
+        raise MailServerUnavailable(f"{host}:{port} did not take the mail: {said}") from None
+
+
+def _without(text: str, recipients: list[str]) -> str:
+    """``text`` with each recipient's address (any case) replaced by "<recipient>"."""
+    for to in recipients:
+        address = parseaddr(str(to))[1]
+        if address:
+            text = re.sub(re.escape(address), "<recipient>", text, flags=re.IGNORECASE)
+    return text
 
 
 def _connect(scheme: str, host: str, port: int) -> smtplib.SMTP:

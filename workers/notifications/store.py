@@ -30,8 +30,12 @@ from sqlalchemy.exc import IntegrityError
 from workers.messaging.contracts import EMAIL_LENGTH, NAME_LENGTH
 from workers.messaging.erasure import ERASED, ERASED_EMAIL
 from workers.messaging.errors import TransientError
+from workers.messaging.tables import erased_orders_table
 
 metadata = MetaData()
+
+# Orders whose customer.erased came here: data about them that arrives later is kept erased.
+erased_orders = erased_orders_table(metadata)
 
 CONFIRMATION, SHIPPED, CANCELLED, REFUNDED = "confirmation", "shipped", "cancelled", "refunded"
 

@@ -7,11 +7,12 @@ relay then archives any outbox row about them erased (retention), so a row it pr
 erasure and before its component has heard of it reaches no file with the data in it; rows
 archived before are rewritten here, after the record, under the directory's lock.
 
-A dead letter keeps the event erased (``erasure.erase_event``; it can still be replayed) and a
-raw body that is not an event is replaced outright (what it held cannot be told apart). Archive
-files (``SHOESHOP_ARCHIVE_DIR``) are rewritten: a row about one of the orders is erased, the
-others are left as they were, and a line that is no JSON (torn by a relay stopped mid-write) is
-dropped.
+A dead letter keeps the event erased (``erasure.erase_event``; it can still be replayed), its
+failure's message and traceback without what they quoted of the event (``erasure.redact``),
+and a raw body that is not an event is replaced outright (what it held cannot be told apart).
+Archive files (``SHOESHOP_ARCHIVE_DIR``) are rewritten: a row about one of the orders is
+erased, the others are left as they were, and a line that is no JSON (torn by a relay stopped
+mid-write) is dropped.
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from config.settings import get_settings
-from workers.messaging.database import transaction, upsert_insert
+from workers.messaging.database import transaction
 from workers.messaging.envelope import utcnow
-from workers.messaging.erasure import ERASED, erase_event
+from workers.messaging.erasure import (
+    ERASED,
+    erase_event,
+    personal_values,
+    redact,
+    remember_erased,
+)
 from workers.messaging.tables import dead_letters, erased_orders
 from workers.operations import archives
 
@@ -40,23 +47,27 @@ def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[in
         return 0, 0
     letters = 0
     with transaction("operations") as conn:
-        at = utcnow()
-        conn.execute(
-            upsert_insert(conn, erased_orders).on_conflict_do_nothing(),
-            [{"order_id": order_id, "erased_at": at} for order_id in sorted(ids)],
-        )
+        remember_erased(conn, erased_orders, sorted(ids), utcnow())
         rows = conn.execute(
-            select(dead_letters.c.id, dead_letters.c.event, dead_letters.c.raw).where(
-                dead_letters.c.subject.in_(sorted(ids))
-            )
+            select(
+                dead_letters.c.id,
+                dead_letters.c.event,
+                dead_letters.c.raw,
+                dead_letters.c.message,
+                dead_letters.c.traceback,
+            ).where(dead_letters.c.subject.in_(sorted(ids)))
         ).all()
         for row in rows:
+            # What the failure's text quoted of the event (a refused recipient, a repr).
+            quoted = personal_values(row.event.get("data") if isinstance(row.event, dict) else None)
             conn.execute(
                 update(dead_letters)
                 .where(dead_letters.c.id == row.id)
                 .values(
                     event=erase_event(row.event) if row.event is not None else None,
                     raw=ERASED if row.raw is not None else None,
+                    message=redact(row.message, quoted),
+                    traceback=redact(row.traceback, quoted),
                 )
             )
             letters += 1

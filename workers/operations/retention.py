@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Select, Table, bindparam, delete, select, tup
 from config.settings import QUEUES, get_settings
 from workers.messaging.database import engine_for, give_back_free_pages, transaction
 from workers.messaging.envelope import as_utc, utcnow
-from workers.messaging.erasure import erase_event
+from workers.messaging.erasure import erase_event, erased_among
 from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.tables import erased_orders, inbox, outbox
 from workers.operations import archives
@@ -147,18 +147,11 @@ def _archive(
             archive.flush()
 
 
-_ERASED_AMONG = select(erased_orders.c.order_id).where(
-    erased_orders.c.order_id.in_(bindparam("ids", expanding=True))
-)
-
-
 def _erased_where_due(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` (outbox rows) with the event of each about an erased order erased."""
-    subjects = sorted({row["subject"] for row in rows if row.get("subject")})
+    subjects = [row["subject"] for row in rows if row.get("subject")]
     with engine_for("operations").connect() as conn:
-        erased = (
-            set(conn.execute(_ERASED_AMONG, {"ids": subjects}).scalars()) if subjects else set()
-        )
+        erased = erased_among(conn, erased_orders, subjects)
     return [
         {**row, "event": erase_event(row["event"])} if row.get("subject") in erased else row
         for row in rows

@@ -10,7 +10,13 @@ from sqlalchemy import Connection
 
 from config.settings import get_settings
 from workers.messaging.envelope import Envelope, event_type, utcnow
-from workers.messaging.erasure import erase_outbox
+from workers.messaging.erasure import (
+    erase_data,
+    erase_outbox,
+    erased_among,
+    lock_orders,
+    remember_erased,
+)
 from workers.messaging.errors import TransientError
 from workers.messaging.outbox import Outbox
 from workers.orders import domain, projections, store
@@ -31,11 +37,17 @@ class OrderNotYetKnown(TransientError):
 def on_order_placed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
     """Record the order and ask for its payment, however late it arrives (events wait on the
     broker while orders is down: that is the promise). Whether it came too late is the shop's
-    to say, by its acceptance deadline; a cancellation that follows it refunds what was paid."""
-    placed = parse_placed(event.data)
+    to say, by its acceptance deadline; a cancellation that follows it refunds what was paid.
+    An order whose customer.erased came first is recorded erased (its card too: the payment is
+    refused and the order ends cancelled)."""
+    data = event.data
+    lock_orders(conn, [data["order_id"]])
+    if erased_among(conn, store.erased_orders, [data["order_id"]]):
+        data = erase_data(data)  # its customer was erased before it came: kept erased
+    placed = parse_placed(data)
     payment_id = str(uuid.uuid4())
     due_at = utcnow() + timedelta(seconds=get_settings().payment_timeout_s)
-    token = event.data["payment"]["token"]
+    token = data["payment"]["token"]
     decide(
         conn,
         event,
@@ -149,16 +161,11 @@ def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> No
     """Erase the customer's personal data from what orders keeps of the orders named: the
     OrderPlaced of each stream (the one event holding it, overwritten in place: erasure is the
     event store's one exception to append-only), the order list's name, the outbox's copies.
-
-    An order the shop placed whose order.placed has not been applied here yet (it is being
-    retried) would bring the data in after the erasure: the erasure waits for it, retried as a
-    transient error, and is parked like any message if it never comes."""
+    The orders are remembered as erased (``store.erased_orders``), so one whose order.placed
+    has not come yet (it is being retried) is recorded erased when it comes."""
     order_ids = list(event.data["order_ids"])
-    missing = store.unknown_streams(conn, order_ids)
-    if missing:
-        raise TransientError(
-            f"customer.erased names {len(missing)} order(s) not placed here yet; waiting for them"
-        )
+    lock_orders(conn, order_ids)
+    remember_erased(conn, store.erased_orders, order_ids, utcnow())
     store.erase_personal_data(conn, order_ids)
     projections.erase_personal_data(conn, order_ids)
     erase_outbox(conn, order_ids)

@@ -26,9 +26,13 @@ from sqlalchemy.exc import IntegrityError
 from workers.messaging.envelope import Envelope
 from workers.messaging.erasure import erase_data
 from workers.messaging.errors import TransientError
+from workers.messaging.tables import erased_orders_table
 from workers.orders.events import DomainEvent, from_record, to_record
 
 metadata = MetaData()
+
+# Orders whose customer.erased came here: data about them that arrives later is kept erased.
+erased_orders = erased_orders_table(metadata)
 
 order_events = Table(
     "order_events",

@@ -11,7 +11,13 @@ from sqlalchemy import Connection
 from config.settings import get_settings
 from workers.messaging import contracts
 from workers.messaging.envelope import Envelope, event_type, utcnow
-from workers.messaging.erasure import erase_outbox
+from workers.messaging.erasure import (
+    erase_outbox,
+    erased_address,
+    erased_among,
+    lock_orders,
+    remember_erased,
+)
 from workers.messaging.outbox import Outbox
 from workers.shipping import carriers, store
 
@@ -23,6 +29,9 @@ def on_shipment_requested(conn: Connection, event: Envelope, outbox: Outbox) -> 
     carrier); with no packing delay it leaves at once."""
     order_id = event.data["order_id"]
     address = event.data["shipping_address"]
+    lock_orders(conn, [order_id])
+    if erased_among(conn, store.erased_orders, [order_id]):
+        address = erased_address(address)  # its customer was erased before it came
     if store.find(conn, order_id) is not None:
         return  # one parcel per order; a cancellation that came first also left its row
     now = utcnow()
@@ -69,8 +78,11 @@ def _dispatched(shipment: store.Shipment) -> contracts.ShipmentDispatched:
 
 def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> None:
     """Erase the customer's address from the parcels of the orders named, and from the events
-    about them in the outbox; carrier, tracking number and times stay."""
+    about them in the outbox; carrier, tracking number and times stay. The orders are
+    remembered as erased, so a parcel requested afterwards is packed with its country only."""
     order_ids = list(event.data["order_ids"])
+    lock_orders(conn, order_ids)
+    remember_erased(conn, store.erased_orders, order_ids, utcnow())
     store.erase_addresses(conn, order_ids)
     erase_outbox(conn, order_ids)
 

@@ -24,8 +24,12 @@ from sqlalchemy.exc import IntegrityError
 
 from workers.messaging.erasure import erased_address
 from workers.messaging.errors import TransientError
+from workers.messaging.tables import erased_orders_table
 
 metadata = MetaData()
+
+# Orders whose customer.erased came here: data about them that arrives later is kept erased.
+erased_orders = erased_orders_table(metadata)
 
 PACKING, DISPATCHED, CANCELLED = "packing", "dispatched", "cancelled"
 

@@ -4,6 +4,8 @@ orders already there, a batch at a time in the order of their ids."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -47,7 +49,9 @@ def _email_key(customer: object) -> str | None:
     # shop.readmodel.email_key as of this revision: a migration does not import the code it
     # migrates, which changes after it.
     email = customer.get("email") if isinstance(customer, dict) else None
-    return email.strip().lower() if isinstance(email, str) else None
+    if not isinstance(email, str):
+        return None
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", email).strip().lower())
 
 
 def downgrade() -> None:
