@@ -290,10 +290,19 @@ async def _watch(
 async def _frames(reader: asyncio.StreamReader, tally: Tally, deadline: float) -> None:
     """Read frames until the SHIPPED one: the first counts the stream as open, each pushed one
     (with its ``: committed`` comment) gives a push delay."""
+    # One timeout around the whole read, not a wait_for per line: wait_for wraps each read in a
+    # task of its own, CPU this client takes from the shop on the same two cores (customers'
+    # browsers are on machines of their own).
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout_at(loop.time() + max(0.1, deadline - time.time())):
+        await _read_frames(reader, tally)
+
+
+async def _read_frames(reader: asyncio.StreamReader, tally: Tally) -> None:
     committed: float | None = None
     first = True
     while True:
-        line = await asyncio.wait_for(reader.readline(), max(0.1, deadline - time.time()))
+        line = await reader.readline()
         if not line:
             return  # the server ended the stream
         arrived = time.time()
