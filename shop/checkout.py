@@ -63,7 +63,9 @@ def body_hmac(request: CheckoutRequest, secret_key: str) -> str:
 
 def same_body(stored: str | None, computed: str) -> bool:
     """Whether a checkout stored with the HMAC ``stored`` answers a request whose HMAC is
-    ``computed``. None, a checkout made before the shop kept HMACs, is taken as matching."""
+    ``computed``. None, a checkout made before the shop kept HMACs, is taken as matching; an
+    erased customer's checkout (erasure.ERASED) matches no body, so its key cannot tell
+    whether a guessed name, email or address was theirs."""
     return stored is None or hmac.compare_digest(stored, computed)
 
 

@@ -1,11 +1,11 @@
 """Erasing a customer on request: the shop's own copies first, then every other component told.
 
 The shop is where a customer is known by email: it finds the customer's orders (case-blind, by
-the indexed ``orders.email_key``), overwrites the name, email, address and
-sealed card wherever it keeps them (the order view, its event log, its outbox; erasure's values
-still satisfy the contracts, so the log still folds and a replay still parses), and emits
-``customer.erased`` naming the orders, so orders and shipping erase theirs. The order's facts
-(items, amounts, statuses, times) stay everywhere.
+the indexed ``orders.email_key``), overwrites the name, email, address and sealed card wherever
+it keeps them (the order view, its event log, its outbox; erasure's values still satisfy the
+contracts, so the log still folds and a replay still parses), makes their checkouts' body HMACs
+match no body, and emits ``customer.erased`` naming the orders, so orders, shipping and
+notifications erase theirs. The order's facts (items, amounts, statuses, times) stay everywhere.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from celery import Celery
 from sqlalchemy import bindparam, select, update
 
 from shop.readmodel import email_key
-from shop.tables import heard_events, orders
+from shop.tables import checkouts, heard_events, orders
 from workers.messaging import contracts
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
@@ -38,6 +38,11 @@ _ADDRESSES = select(orders.c.id, orders.c.shipping_address).where(
 _VIEW = update(orders).where(orders.c.id == bindparam("key"))
 _LOG = select(heard_events.c.seq, heard_events.c.event).where(
     heard_events.c.order_id.in_(bindparam("ids", expanding=True))
+)
+_CHECKOUTS = (
+    update(checkouts)
+    .where(checkouts.c.order_id.in_(bindparam("ids", expanding=True)))
+    .values(body_hmac=ERASED)
 )
 _REWRITE_LOG = update(heard_events).where(heard_events.c.seq == bindparam("key"))
 
@@ -70,6 +75,8 @@ def erase(app: Celery, order_ids: list[str]) -> None:
             )
         for logged in conn.execute(_LOG, {"ids": order_ids}).all():
             conn.execute(_REWRITE_LOG, {"key": logged.seq, "event": erase_event(logged.event)})
+        # A kept body HMAC would answer whether a guessed body is theirs: it now matches none.
+        conn.execute(_CHECKOUTS, {"ids": order_ids})
         erase_outbox(conn, order_ids)
         for notice in erased_events(order_ids):
             outbox.emit(notice)

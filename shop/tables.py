@@ -95,10 +95,12 @@ checkouts = Table(
     metadata,
     # A client's Idempotency-Key and the order it placed: a retried POST finds it here.
     Column("idempotency_key", String(200), primary_key=True),
-    Column("order_id", String(36), nullable=False),
+    # Indexed: an erasure finds its orders' checkouts by it.
+    Column("order_id", String(36), nullable=False, index=True),
     # HMAC-SHA256 of the request body under the secret key (hex): the same key sent with another
     # body is refused. Never a plain hash: the body holds a card number. NULL for checkouts made
-    # before revision 0002 of the shop's schema, which are taken as matching.
+    # before revision 0002 of the shop's schema, which are taken as matching; "erased" for an
+    # erased customer's, which matches no body.
     Column("body_hmac", String(64), nullable=True),
 )
 

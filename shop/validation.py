@@ -216,6 +216,7 @@ def parse_checkout(raw: Any, today: date) -> CheckoutRequest:
     }
     read = _read_struct(bodies.NewOrder, raw, "", errors, messages)
     _check_card(read["payment"], today, errors, messages)
+    _check_deliverable(read.get("customer"), errors)
     if errors:
         raise ValidationFailed(errors)
     # Every field passed on its own; the whole passes too, or _read_struct has a bug (a 500).
@@ -233,6 +234,21 @@ def parse_checkout(raw: Any, today: date) -> CheckoutRequest:
             cvc=payment.cvc,
         ),
     )
+
+
+# RFC 6761: no name under .invalid exists, so no mail reaches one; an erased customer's orders
+# read erased@erased.invalid (workers.messaging.erasure), which no checkout may then take.
+UNDELIVERABLE_DOMAIN = ".invalid"
+
+
+def _check_deliverable(customer: Any, errors: dict[str, str]) -> None:
+    email = customer.get("email") if isinstance(customer, dict) else None
+    if (
+        isinstance(email, str)
+        and "customer.email" not in errors
+        and email.strip().rstrip(".").lower().endswith(UNDELIVERABLE_DOMAIN)
+    ):
+        errors["customer.email"] = "is in the .invalid domain, where no mail is delivered"
 
 
 # --- step 2: each field against its type in the model -------------------------------------------

@@ -12,17 +12,20 @@ in either, and loads no Flask: the CLI imports it without the web stack.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
 
 from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 
 from shop import erasure as shop_erasure
+from workers.messaging.contracts import UNCARRIABLE
 from workers.messaging.erasure import ERASED_EMAIL
 from workers.operations import erasure as operations_erasure
 
 log = logging.getLogger(__name__)
 
+_UNCARRIABLE = re.compile(f"[{UNCARRIABLE}]")
 # RFC 5321's limit on an address in a mail's path: no mailbox is longer. Above the contracts'
 # EMAIL_LENGTH, so every email the shop ever took can be erased.
 MAX_EMAIL_LENGTH = 254
@@ -69,8 +72,12 @@ def check_email(email: str) -> str:
         raise InvalidEmail("An email address has an @.")
     if not local or not domain:
         raise InvalidEmail("An email address has a name before its @ and a domain after it.")
-    if not email.isprintable() or any(0xD800 <= ord(ch) <= 0xDFFF for ch in email):
-        raise InvalidEmail("An email address has no control characters or surrogates.")
+    if _UNCARRIABLE.search(email):
+        # What no event carries (contracts.UNCARRIABLE); any other character, a zero-width
+        # joiner or a private-use one, may be in an email a checkout took.
+        raise InvalidEmail(
+            "An email address has no control characters, direction marks or surrogates."
+        )
     if email.lower() == ERASED_EMAIL:
         raise InvalidEmail("That is what an erased email reads: it is no customer's.")
     return email

@@ -27,11 +27,19 @@ from workers.messaging import contracts
 from workers.messaging.contracts import Fault
 from workers.messaging.database import transaction, upsert_insert
 from workers.messaging.envelope import UUID_PATTERN, Envelope, as_utc, event_name, utcnow
+from workers.messaging.erasure import (
+    ERASED,
+    erase_event,
+    erased_among,
+    lock_orders,
+    personal_values,
+    redact,
+)
 from workers.messaging.errors import InvalidEvent, InvariantViolation
 from workers.messaging.faults import is_transient
 from workers.messaging.outbox import Outbox
 from workers.messaging.subscriptions import queue_of
-from workers.messaging.tables import dead_letters
+from workers.messaging.tables import dead_letters, erased_orders
 from workers.messaging.unit_of_work import publish_committed
 
 log = logging.getLogger(__name__)
@@ -165,7 +173,21 @@ def _park(
         "message": _escaped(failure.message),
         "traceback": _escaped(failure.detail),
     }
+    subject = _id(body, "subject")
     with transaction("operations") as conn:
+        if subject is not None:
+            # A message about an order whose customer was erased meanwhile (it was being
+            # retried) is parked erased: the erasure has passed and will not come back for it.
+            lock_orders(conn, [subject])
+            if erased_among(conn, erased_orders, [subject]):
+                quoted = personal_values(event.get("data") if event is not None else None)
+                event = erase_event(event) if event is not None else None
+                columns = {
+                    **columns,
+                    "message": redact(columns["message"], quoted),
+                    "traceback": redact(columns["traceback"], quoted),
+                }
+                body = event if event is not None else ERASED
         stmt = upsert_insert(conn, dead_letters)
         # The same event failing again for the same task (a replay, or two workers parking it at
         # once) lands on its one row: attempts add up, the first failure time stays. A body that
@@ -183,7 +205,7 @@ def _park(
             **columns,
             "id": str(uuid.uuid4()),
             "event_id": _id(body, "id"),
-            "subject": _id(body, "subject"),
+            "subject": subject,
             "task": task,
             "queue": queue,
             "event": event,

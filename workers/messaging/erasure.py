@@ -10,6 +10,7 @@ items, statuses and times are the order's facts and stay.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -68,13 +69,25 @@ def personal_values(data: Any) -> list[str]:
 SHORTEST_REDACTED = 3
 
 
-def redact(text: str, values: Sequence[str]) -> str:
-    """``text`` with each of ``values`` (any case) replaced by ERASED: what a failure's message
-    or traceback quoted of an erased event."""
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= SHORTEST_REDACTED:
-            text = re.sub(re.escape(value), ERASED, text, flags=re.IGNORECASE)
+def redact(text: str, values: Sequence[str], mark: str = ERASED) -> str:
+    """``text`` with each of ``values`` (any case) replaced by ``mark``: what a failure's message
+    or traceback quoted of an erased event, as it was or as a repr or JSON escapes it (a
+    server's answer in bytes shows "ë" as \\xc3\\xab)."""
+    spellings = {form for value in values for form in _spellings(value)}
+    for form in sorted(spellings, key=len, reverse=True):
+        if len(form) >= SHORTEST_REDACTED:
+            text = re.sub(re.escape(form), mark, text, flags=re.IGNORECASE)
     return text
+
+
+def _spellings(value: str) -> set[str]:
+    """``value`` and the escaped forms a repr of it (as text, as UTF-8 bytes) or JSON writes."""
+    return {
+        value,
+        ascii(value)[1:-1],
+        repr(value.encode("utf-8"))[2:-1],
+        json.dumps(value)[1:-1],
+    }
 
 
 def erase_event(body: Any) -> Any:

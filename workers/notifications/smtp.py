@@ -10,13 +10,13 @@ when it keeps failing, like any message; it never stops an order.
 
 from __future__ import annotations
 
-import re
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import parseaddr
+from email.utils import getaddresses
 from urllib.parse import unquote, urlsplit
 
+from workers.messaging.erasure import redact
 from workers.messaging.errors import TransientError
 
 TIMEOUT_S = 10.0
@@ -50,20 +50,31 @@ def send(url: str, message: EmailMessage) -> None:
     except MailServerUnavailable:
         raise
     except (smtplib.SMTPException, OSError) as exc:  # socket errors, timeouts, TLS, refusals
-        # Without the recipient's address (a refusal names it, a server's answer may echo it):
-        # this text reaches the logs and the dead letters, which an erasure cannot clean of
-        # it, so neither it nor the chained exception carries the address.
-        said = _without(repr(exc), message.get_all("To") or [])
+        # Without the recipient's address (a refusal names it, a server's answer may echo it,
+        # in any spelling): this text reaches the logs and the dead letters, which an erasure
+        # cannot clean of it, so neither it nor a chained exception carries the address.
+        said = redact(_described(exc), _addresses(message), mark="<recipient>")
         raise MailServerUnavailable(f"{host}:{port} did not take the mail: {said}") from None
 
 
-def _without(text: str, recipients: list[str]) -> str:
-    """``text`` with each recipient's address (any case) replaced by "<recipient>"."""
-    for to in recipients:
-        address = parseaddr(str(to))[1]
-        if address:
-            text = re.sub(re.escape(address), "<recipient>", text, flags=re.IGNORECASE)
-    return text
+def _described(exc: BaseException) -> str:
+    """What the server or the socket said: each refusal's code and text, decoded."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"recipient refused: {code} {_text(answer)}" for code, answer in exc.recipients.values()
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{type(exc).__name__}: {exc.smtp_code} {_text(exc.smtp_error)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+
+
+def _addresses(message: EmailMessage) -> list[str]:
+    """The message's recipients' addresses, without their display names."""
+    return [address for _, address in getaddresses(message.get_all("To") or []) if address]
 
 
 def _connect(scheme: str, host: str, port: int) -> smtplib.SMTP:

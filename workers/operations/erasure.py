@@ -29,6 +29,7 @@ from workers.messaging.envelope import utcnow
 from workers.messaging.erasure import (
     ERASED,
     erase_event,
+    lock_orders,
     personal_values,
     redact,
     remember_erased,
@@ -47,6 +48,7 @@ def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[in
         return 0, 0
     letters = 0
     with transaction("operations") as conn:
+        lock_orders(conn, sorted(ids))  # a letter being parked now sees the record, or is seen
         remember_erased(conn, erased_orders, sorted(ids), utcnow())
         rows = conn.execute(
             select(

@@ -1,6 +1,7 @@
 """orders.email_key: the customer's email as an erasure looks it up (shop.readmodel.email_key),
-indexed, so finding a customer's orders reads their rows, not every order. Filled here for the
-orders already there, a batch at a time in the order of their ids."""
+indexed, so finding a customer's orders reads their rows, not every order; filled here for the
+orders already there, a batch at a time in the order of their ids. And an index on
+checkouts.order_id, by which an erasure finds its orders' checkouts."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ orders = sa.table(
 def upgrade() -> None:
     op.add_column("orders", sa.Column("email_key", sa.String(length=400), nullable=True))
     op.create_index("ix_orders_email_key", "orders", ["email_key"])
+    op.create_index("ix_checkouts_order_id", "checkouts", ["order_id"])
     conn = op.get_bind()
     after = ""
     while True:
@@ -55,5 +57,6 @@ def _email_key(customer: object) -> str | None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_checkouts_order_id", table_name="checkouts")
     op.drop_index("ix_orders_email_key", table_name="orders")
     op.drop_column("orders", "email_key")
