@@ -63,9 +63,11 @@ NOT_AN_ORDER_ID = "An order's id is a UUID of 36 characters, as in the address o
 
 def add_metric_sources(app: Flask) -> None:
     """Report the operations' readers at the app's /metrics, as the sources ``outbox`` (every
-    component's outbox backlog) and ``dead_letters`` (parked per queue)."""
+    component's outbox backlog), ``dead_letters`` (parked per queue) and ``subscribers`` (how
+    far each queue's subscribers are behind)."""
     metrics.add_source(app, "outbox", operations_metrics.outbox_metrics)
     metrics.add_source(app, "dead_letters", operations_metrics.dead_letter_metrics)
+    metrics.add_source(app, "subscribers", operations_metrics.subscriber_metrics)
 
 
 def _authorised() -> bool:

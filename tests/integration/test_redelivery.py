@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from tests.support.integration import published_at
@@ -101,3 +102,41 @@ def test_an_event_with_a_dead_letter_is_the_operators_not_the_sweeps(
         dlq.replay(celery_app, letter)
 
     assert (lost.id, "orders.on_payment_declined") not in unapplied(utcnow(), STALL)
+
+
+def lag_of(client: FlaskClient, queue: str) -> dict[str, float]:
+    """The queue's subscriber-lag samples of one scrape, by metric name."""
+    text = client.get("/metrics").get_data(as_text=True)
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("shoeshop_subscriber_") and sample.labels.get("queue") == queue
+    }
+
+
+def test_a_sweep_records_how_far_each_queue_is_behind_and_metrics_report_it(
+    client: FlaskClient, celery_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An event the broker lost two minutes ago: orders' queue is two minutes behind until the
+    # sweep's re-send is applied, then 0; the other queues are 0 throughout.
+    response = client.post("/api/orders", json=order_body(sku="BOT-001", size="42"))
+    order_id = response.get_json()["id"]
+    wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
+    monkeypatch.setattr(redelivery, "_resend", lambda *_args: None)  # lost again, for now
+    lost = lost_decline(order_id, str(uuid.uuid4()))
+    published_two_minutes_ago([lost])
+
+    redeliver_unapplied(celery_app, utcnow(), STALL)
+
+    behind = lag_of(client, "orders")
+    assert 110 <= behind["shoeshop_subscriber_oldest_unapplied_age_seconds"] <= 180, behind
+    assert 0 <= behind["shoeshop_subscriber_lag_checked_age_seconds"] < 30, behind
+    assert lag_of(client, "notifications")["shoeshop_subscriber_oldest_unapplied_age_seconds"] == 0
+
+    monkeypatch.undo()
+    redeliver_unapplied(celery_app, utcnow(), STALL)  # re-sent now
+    wait_for(lambda: applied(lost.id) == 1)
+    wait_for(lambda: not unapplied(utcnow(), STALL))  # others re-sent meanwhile, too
+    redeliver_unapplied(celery_app, utcnow(), STALL)
+    assert lag_of(client, "orders")["shoeshop_subscriber_oldest_unapplied_age_seconds"] == 0

@@ -71,6 +71,17 @@ dead_letter_actions = Table(
     Column("outcome", Text, nullable=False),
 )
 
+subscriber_lag = Table(
+    "subscriber_lag",
+    operations_metadata,
+    # What the last redelivery sweep saw of each component queue's subscribers: the publishing
+    # time of the oldest event it found unapplied (neither in the subscriber's inbox nor parked),
+    # NULL when it found none. /metrics reports its age (operations.metrics).
+    Column("queue", String(50), primary_key=True),
+    Column("oldest_unapplied_at", DateTime(timezone=True), nullable=True),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
 
 def erased_orders_table(metadata: MetaData) -> Table:
     """``erased_orders`` in ``metadata``: the orders whose customer was erased, as a component

@@ -14,18 +14,19 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import Celery
 from sqlalchemy import select
 
-from config.settings import REDELIVERY_WATCH_S
-from workers.messaging.database import engine_for
-from workers.messaging.envelope import Envelope
+from config.settings import QUEUES, REDELIVERY_WATCH_S
+from workers.messaging.database import engine_for, transaction, upsert_insert
+from workers.messaging.envelope import Envelope, as_utc
 from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.publisher import send_to, task_id_for
 from workers.messaging.subscriptions import queue_of, subscribers_of
-from workers.messaging.tables import inbox, outbox
+from workers.messaging.tables import inbox, outbox, subscriber_lag
 from workers.operations import dlq
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,17 @@ def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> i
     ``now`` (an aware datetime) that one of its subscribers has neither applied nor ever parked
     (a letter, whatever became of it, is an operator's to replay or discard), to
     that subscriber alone, with the task id of its first delivery; returns how many messages were
-    sent. Raises what kombu raises when the broker is away, sqlalchemy.exc.SQLAlchemyError when a
-    database is."""
+    sent. Then records, per component queue, when the oldest of them was written
+    (``subscriber_lag``, which /metrics reports). Raises what kombu raises when the broker is
+    away, sqlalchemy.exc.SQLAlchemyError when a database is."""
     sent = 0
+    oldest: dict[str, datetime] = {}
     for component in EMITTING_COMPONENTS:
         for chunk in _stalled(component, now, stall_after):
-            missing = _unapplied(chunk)
+            missing = _unapplied({event_id: row.type for event_id, row in chunk.items()})
+            for event_id, task in missing:
+                written, queue = chunk[event_id].created_at, queue_of(task)
+                oldest[queue] = min(oldest.get(queue, written), written)
             if missing:
                 _resend(app, component, missing)
                 sent += len(missing)
@@ -61,7 +67,30 @@ def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> i
             sent,
             stall_after.total_seconds(),
         )
+    record_lag(now, oldest)
     return sent
+
+
+def record_lag(now: datetime, oldest: dict[str, datetime]) -> None:
+    """Write what a sweep at ``now`` found: for each component queue, when the oldest event its
+    subscribers had not applied was written (``oldest``; none: NULL). Raises
+    sqlalchemy.exc.SQLAlchemyError when the operations database is away."""
+    with transaction("operations") as conn:
+        stmt = upsert_insert(conn, subscriber_lag)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[subscriber_lag.c.queue],
+            set_={
+                "oldest_unapplied_at": stmt.excluded.oldest_unapplied_at,
+                "checked_at": stmt.excluded.checked_at,
+            },
+        )
+        conn.execute(
+            stmt,
+            [
+                {"queue": queue, "oldest_unapplied_at": oldest.get(queue), "checked_at": now}
+                for queue in QUEUES
+            ],
+        )
 
 
 def unapplied(now: datetime, stall_after: timedelta) -> list[Key]:
@@ -71,18 +100,26 @@ def unapplied(now: datetime, stall_after: timedelta) -> list[Key]:
         key
         for component in EMITTING_COMPONENTS
         for chunk in _stalled(component, now, stall_after)
-        for key in _unapplied(chunk)
+        for key in _unapplied({event_id: row.type for event_id, row in chunk.items()})
     ]
 
 
-def _stalled(component: str, now: datetime, stall_after: timedelta) -> Iterator[dict[str, str]]:
-    """The component's events in the window, CHUNK at a time, as event id -> type (no bodies:
-    most are applied, and only the missing ones are read in full)."""
+@dataclass(frozen=True)
+class _Written:
+    type: str
+    created_at: datetime
+
+
+def _stalled(
+    component: str, now: datetime, stall_after: timedelta
+) -> Iterator[dict[str, _Written]]:
+    """The component's events in the window, CHUNK at a time, as event id -> type and time
+    written (no bodies: most are applied, and only the missing ones are read in full)."""
     newest, oldest = now - stall_after, now - stall_after - WATCH
     after = -1
     while True:
         query = (
-            select(outbox.c.seq, outbox.c.id, outbox.c.type)
+            select(outbox.c.seq, outbox.c.id, outbox.c.type, outbox.c.created_at)
             .where(
                 outbox.c.published_at.is_not(None),
                 outbox.c.created_at <= newest,
@@ -97,7 +134,7 @@ def _stalled(component: str, now: datetime, stall_after: timedelta) -> Iterator[
         if not rows:
             return
         after = rows[-1].seq
-        yield {row.id: row.type for row in rows}
+        yield {row.id: _Written(row.type, as_utc(row.created_at)) for row in rows}
 
 
 def _unapplied(types: dict[str, str]) -> list[Key]:
