@@ -7,6 +7,7 @@ stock is state (pairs on a shelf), not a view that can be recomputed.
 from __future__ import annotations
 
 import copy
+import re
 import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, select, updat
 
 from config.settings import get_settings
 from shop.tables import acceptance_deadlines, heard_events, order_counts, orders, stock
+from workers.messaging.contracts import UNCARRIABLE
 from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import Envelope, as_utc, event_name
 from workers.messaging.versions import upcast
@@ -69,11 +71,20 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
 
 def email_key(email: str) -> str:
     """How an erasure finds a customer's orders (shop.erasure.orders_of): the email without the
-    spaces around it, in Unicode's composed form (NFC: "Ä" typed as A and a combining diaeresis
-    is the same letter), in Python's lower() in every script (SQLite's lower() folds ASCII
-    only), which maps each letter to one letter: casefold() would make "straße" and "strasse",
-    two addresses, one customer."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", email).strip().lower())
+    spaces around it and without what no event carries (contracts.UNCARRIABLE: a direction mark
+    or a control character 0.1.0 took, which an operator can neither see nor type), in Unicode's
+    composed form (NFC: "Ä" typed as A and a combining diaeresis is the same letter), in
+    Python's lower() in every script (SQLite's lower() folds ASCII only), which maps each letter
+    to one letter, with Greek's final sigma as any other (lower() gives "Σ" at a word's end as
+    "ς"). casefold() would make "straße" and "strasse", two addresses, one customer."""
+    kept = _UNCARRIABLE.sub("", unicodedata.normalize("NFC", email)).strip()
+    return unicodedata.normalize("NFC", kept.lower().replace(FINAL_SIGMA, SIGMA))
+
+
+FINAL_SIGMA, SIGMA = "\N{GREEK SMALL LETTER FINAL SIGMA}", "\N{GREEK SMALL LETTER SIGMA}"
+
+
+_UNCARRIABLE = re.compile(f"[{UNCARRIABLE}]")
 
 
 def _parcel(data: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 
 from shop import erasure as shop_erasure
-from workers.messaging.contracts import UNCARRIABLE
+from workers.messaging.contracts import EMAIL_PATTERN, UNCARRIABLE
 from workers.messaging.erasure import ERASED_EMAIL
 from workers.operations import erasure as operations_erasure
 
@@ -78,6 +78,12 @@ def check_email(email: str) -> str:
         raise InvalidEmail(
             "An email address has no control characters, direction marks or surrogates."
         )
+    if not re.fullmatch(EMAIL_PATTERN, email):
+        # No checkout took it (the contracts' pattern: no spaces, one @, a dot after it): a
+        # name with the address in brackets, or two words, would otherwise erase nobody.
+        raise InvalidEmail(
+            "An email address has no spaces and one @, with a dot in the domain after it."
+        )
     if email.lower() == ERASED_EMAIL:
         raise InvalidEmail("That is what an erased email reads: it is no customer's.")
     return email
@@ -93,7 +99,12 @@ def erase_customer(app: Celery, email: str) -> Erased:
         # Operations' copies first: should they fail, the shop still knows the customer, and
         # the same erasure, run again, finishes it.
         letters, archived = operations_erasure.erase(order_ids)
-        shop_erasure.erase(app, order_ids)
+        in_shop = shop_erasure.erase(app, email)
+        late = sorted(set(in_shop) - set(order_ids))
+        if late:  # placed while operations' copies were being erased: theirs too
+            more_letters, more_archived = operations_erasure.erase(late)
+            letters, archived = letters + more_letters, archived + more_archived
+        order_ids = sorted(set(order_ids) | set(in_shop))
     except (SQLAlchemyError, OSError, ValueError) as exc:
         # ValueError: an archive file that is no UTF-8 (UnicodeDecodeError) among them.
         raise ErasureUnfinished(_first_line(exc)) from exc

@@ -129,3 +129,33 @@ def test_a_replayed_dead_letter_is_shown_to_flower_by_its_summary_too(
         summary = message["headers"]["argsrepr"]
         assert summary == f"[{parked.type} id={parked.id} order={order_id}]"
         assert body["customer"]["email"] not in summary
+
+
+def test_a_retried_or_replayed_event_is_shown_to_flower_by_its_summary(
+    client: FlaskClient, celery_app: Celery, wiretap: Wiretap
+) -> None:
+    # Celery builds a retry's argsrepr anew from the body (the sealed card at its third level),
+    # and `shoeshop replay --to` sends without the publisher: both show the summary only.
+    from workers.operations.replay import replay_to
+
+    order_id = client.post(
+        "/api/orders", json=order_body(card=FLAKY_CARD, sku="BOT-001")
+    ).get_json()["id"]
+    wait_for(lambda: settled(client, order_id), timeout_s=60)
+    replay_to(celery_app, "payments.on_payment_requested")
+    wait_for(lambda: len(requests_for(wiretap, order_id)) >= 3, timeout_s=30)
+
+    requests = requests_for(wiretap, order_id)
+    summaries = {message["headers"]["argsrepr"] for message in requests}
+    assert len(summaries) == 1 and next(iter(summaries)).endswith(f"order={order_id}]"), summaries
+    assert all("token" in json.dumps(message["body"]) for message in requests)  # sealed, inside
+
+
+def requests_for(wiretap: Wiretap, order_id: str) -> list[dict[str, Any]]:
+    """The payment requests about the order sent so far: the first, its retries, the replay."""
+    return [
+        message
+        for message in (json.loads(wire) for wire in wiretap.messages)
+        if message["headers"]["task"] == "payments.on_payment_requested"
+        and order_id in json.dumps(message["body"])
+    ]

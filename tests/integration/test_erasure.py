@@ -659,3 +659,58 @@ def test_an_erased_checkouts_idempotency_key_tells_nothing_of_the_body(
 
     assert guessed.status_code == other.status_code == 422
     assert guessed.get_json() == other.get_json()
+
+
+def test_an_order_placed_while_the_erasure_runs_is_erased_with_the_rest(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The customer checks out again while operations' copies are being erased (archive files
+    # can take seconds): the shop's part reads the customer's orders again and erases both.
+    import workers.customer_erasure as customer_erasure
+
+    who = customer(uuid.uuid4().hex[:10])
+    first = place_as(client, who, size="40")
+    late: list[str] = []
+    erase_operations = operations_erasure.erase
+
+    def erase_and_meanwhile_check_out(order_ids: Any, archive_dir: Any = None) -> Any:
+        erased = erase_operations(order_ids, archive_dir)
+        if not late:
+            late.append(place_as(client, who, size="41"))
+        return erased
+
+    monkeypatch.setattr(customer_erasure.operations_erasure, "erase", erase_and_meanwhile_check_out)
+
+    result = CliRunner().invoke(erase, ["--email", who["email"]])
+
+    assert result.exit_code == 0, result.output
+    assert "erased 2 order(s)" in result.output
+    for oid in (first, *late):
+        assert order(client, oid)["customer"] == {"name": "erased"}, oid
+
+
+def test_a_letter_no_task_could_read_that_holds_the_customer_is_erased(
+    client: FlaskClient,
+) -> None:
+    # Parked as text with no order named (its JSON was cut short): what it held goes whole.
+    who = customer(uuid.uuid4().hex[:10])
+    order_id = place_as(client, who, size="43")
+    with engine_for("shop").connect() as conn:
+        placed = conn.execute(select(outbox.c.event).where(outbox.c.subject == order_id)).scalar()
+    cut = json.dumps([[placed], {}, {}])[:-5]
+    try:
+        json.loads(cut)
+    except ValueError as failure:
+        letter_id = deadletters.park_undecodable("orders", cut, failure)
+
+    result = CliRunner().invoke(erase, ["--email", who["email"]])
+
+    assert result.exit_code == 0, result.output
+    with engine_for("operations").connect() as conn:
+        letter = conn.execute(
+            select(deadletters.dead_letters).where(deadletters.dead_letters.c.id == letter_id)
+        ).one()
+    kept = json.dumps([letter.event, letter.raw, letter.message, letter.traceback]).lower()
+    assert letter.raw == "erased" and letter.event is None
+    for needle in (who["email"], who["name"], who["line1"]):
+        assert json.dumps(needle.lower())[1:-1] not in kept and needle.lower() not in kept

@@ -30,6 +30,7 @@ from workers.messaging.errors import PermanentError, UnknownEventType
 from workers.messaging.faults import is_transient
 from workers.messaging.logs import event_logger
 from workers.messaging.outbox import Outbox
+from workers.messaging.publisher import shown
 from workers.messaging.subscriptions import subscribed_tasks, subscribers_of
 from workers.messaging.unit_of_work import Handler, apply_once, publish_committed
 from workers.messaging.versions import parse
@@ -135,8 +136,13 @@ class Subscriber(Task):  # type: ignore[misc]  # celery ships no type hints
         logger.warning("transient failure, retry %d in %.1fs: %r", attempts, delay, exc)
         first = self.first_failed_at() or utcnow()
         headers = {**(self.request.headers or {}), FIRST_FAILED_HEADER: first.isoformat()}
+        # Celery builds a retry's argsrepr anew from the body: the event's short form instead.
         raise self.retry(
-            exc=exc, countdown=delay, max_retries=settings.max_retries + 1, headers=headers
+            exc=exc,
+            countdown=delay,
+            max_retries=settings.max_retries + 1,
+            headers=headers,
+            **shown(body),
         )
 
     def park(self, body: object, exc: BaseException, attempts: int) -> None:

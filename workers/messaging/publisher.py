@@ -36,14 +36,17 @@ def send_to(app: Celery, task_name: str, event: Mapping[str, Any], **options: An
     the whole event: Celery would otherwise build a repr of every body (customer, address,
     sealed card) for each message it sends, and show it.
     """
-    app.send_task(
-        task_name,
-        args=[event],
-        queue=queue_of(task_name),
-        argsrepr=f"[{event.get('type')} id={event.get('id')} order={event.get('subject')}]",
-        kwargsrepr="{}",
-        **options,
-    )
+    app.send_task(task_name, args=[event], queue=queue_of(task_name), **shown(event), **options)
+
+
+def shown(event: object) -> dict[str, str]:
+    """The ``argsrepr`` and ``kwargsrepr`` options that make Flower and the task events show
+    an event's type, id and order instead of its body: for every send of one, a retry too."""
+    given = event if isinstance(event, Mapping) else {}
+    return {
+        "argsrepr": f"[{given.get('type')} id={given.get('id')} order={given.get('subject')}]",
+        "kwargsrepr": "{}",
+    }
 
 
 def publish(

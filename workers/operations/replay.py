@@ -11,8 +11,8 @@ from sqlalchemy import select
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
 from workers.messaging.outbox import EMITTING_COMPONENTS
-from workers.messaging.publisher import task_id_for
-from workers.messaging.subscriptions import queue_of, types_heard_by
+from workers.messaging.publisher import send_to, task_id_for
+from workers.messaging.subscriptions import types_heard_by
 from workers.messaging.tables import outbox
 
 
@@ -46,11 +46,11 @@ def replay_to(app: Celery, task_name: str) -> int:
     events = history_for(task_name)
     with app.producer_or_acquire() as producer:
         for event in events:
-            app.send_task(
+            send_to(
+                app,
                 task_name,
-                args=[event.to_dict()],
+                event.to_dict(),
                 task_id=task_id_for(event, task_name),
-                queue=queue_of(task_name),
                 producer=producer,
             )
     return len(events)

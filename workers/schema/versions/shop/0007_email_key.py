@@ -5,6 +5,7 @@ checkouts.order_id, by which an erasure finds its orders' checkouts."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import sqlalchemy as sa
@@ -53,7 +54,15 @@ def _email_key(customer: object) -> str | None:
     email = customer.get("email") if isinstance(customer, dict) else None
     if not isinstance(email, str):
         return None
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", email).strip().lower())
+    kept = _UNCARRIABLE.sub("", unicodedata.normalize("NFC", email)).strip()
+    return unicodedata.normalize("NFC", kept.lower().replace("\u03c2", "\u03c3"))
+
+
+# contracts.UNCARRIABLE as of this revision: C0 and C1 controls, direction marks and embeddings,
+# line and paragraph separators, surrogates.
+_UNCARRIABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def downgrade() -> None:
