@@ -1,5 +1,6 @@
 """The archive directory's lock: the relay's append waits while an erasure rewrites the files,
-so no pruned batch is swapped away (issue #14). Files only: the archive is plain JSON lines."""
+so no pruned batch is swapped away (issue #14). The archive is plain JSON lines; the relay reads
+operations' erased orders as it appends, hence a database of the stack under test."""
 
 from __future__ import annotations
 
