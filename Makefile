@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
 
-.PHONY: run test lint unit integration integration-services upgrade system browser bench-smoke bench-growth-smoke bench-watchers-smoke chaos chaos-fast clean
+.PHONY: run test lint unit integration integration-services integrations upgrade system browser bench-smoke bench-growth-smoke bench-watchers-smoke chaos chaos-fast clean
 
 $(BIN)/shoeshop: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -16,7 +16,7 @@ $(BIN)/shoeshop: pyproject.toml
 run: $(BIN)/shoeshop
 	$(BIN)/shoeshop up
 
-test: lint unit integration integration-services upgrade system browser chaos-fast bench-smoke
+test: lint unit integrations upgrade system browser chaos-fast bench-smoke
 
 lint: $(BIN)/shoeshop
 	$(BIN)/ruff check .
@@ -33,6 +33,19 @@ integration: $(BIN)/shoeshop
 
 integration-services: $(BIN)/shoeshop
 	SHOESHOP_TEST_STACK=services $(BIN)/pytest -q tests/integration
+
+# Both at once, for `make test`: the two stacks share nothing (each suite its own broker, vhost,
+# databases and ports) and mostly wait on them, so together they take about the longer one's
+# time. Each suite's output goes to var/test-logs/ and is printed when both are done.
+integrations: $(BIN)/shoeshop
+	@mkdir -p var/test-logs
+	@$(BIN)/pytest -q tests/integration > var/test-logs/integration.log 2>&1 & embedded=$$!; \
+	SHOESHOP_TEST_STACK=services $(BIN)/pytest -q tests/integration \
+		> var/test-logs/integration-services.log 2>&1; services=$$?; \
+	wait $$embedded; embedded=$$?; \
+	echo "== integration (embedded Redis + SQLite)"; cat var/test-logs/integration.log; \
+	echo "== integration (RabbitMQ + PostgreSQL)"; cat var/test-logs/integration-services.log; \
+	test $$embedded -eq 0 && test $$services -eq 0
 
 # Release 0.1.0's shop, left mid-flight (tests/upgrade/v0_1_0), upgraded and run by this code on
 # the embedded Redis + SQLite and on RabbitMQ + PostgreSQL: nothing may be lost (docs/upgrades.md).
