@@ -51,15 +51,7 @@ def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[in
     with transaction("operations") as conn:
         lock_orders(conn, sorted(ids))  # a letter being parked now sees the record, or is seen
         remember_erased(conn, erased_orders, sorted(ids), utcnow())
-        rows = conn.execute(
-            select(
-                dead_letters.c.id,
-                dead_letters.c.event,
-                dead_letters.c.raw,
-                dead_letters.c.message,
-                dead_letters.c.traceback,
-            ).where(dead_letters.c.subject.in_(sorted(ids)))
-        ).all()
+        rows = conn.execute(_LETTERS.where(dead_letters.c.subject.in_(sorted(ids)))).all()
         for row in rows:
             # What the failure's text quoted of the event (a refused recipient, a repr).
             quoted = personal_values(row.event.get("data") if isinstance(row.event, dict) else None)
@@ -80,34 +72,37 @@ def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[in
     return letters, archived
 
 
+# What an erasure reads of a dead letter: what it rewrites, by the id it rewrites it under.
+_LETTERS = select(
+    dead_letters.c.id,
+    dead_letters.c.event,
+    dead_letters.c.raw,
+    dead_letters.c.message,
+    dead_letters.c.traceback,
+)
+
+
 def _erase_unaddressed(conn: Connection, ids: set[str]) -> int:
     """Letters that name no order (a body no task could read, kept as text; a body in a shape
     no event has) but hold one of ``ids`` somewhere: what they held cannot be told apart, so it
     goes whole (``raw`` and ``event``), and their texts lose what they quoted. Found among the
     letters without a subject (by its index: few, a failure each)."""
-    rows = conn.execute(
-        select(
-            dead_letters.c.id,
-            dead_letters.c.event,
-            dead_letters.c.raw,
-            dead_letters.c.message,
-            dead_letters.c.traceback,
-        ).where(dead_letters.c.subject.is_(None))
-    ).all()
+    rows = conn.execute(_LETTERS.where(dead_letters.c.subject.is_(None))).all()
     erased = 0
     for row in rows:
         held = f"{row.raw or ''} {json.dumps(row.event) if row.event is not None else ''}"
         about = [order_id for order_id in ids if order_id in held]
         if not about:
             continue
+        quoted = _quoted(held)
         conn.execute(
             update(dead_letters)
             .where(dead_letters.c.id == row.id)
             .values(
                 event=None,
                 raw=ERASED,
-                message=redact(row.message, _quoted(held)),
-                traceback=redact(row.traceback, _quoted(held)),
+                message=redact(row.message, quoted),
+                traceback=redact(row.traceback, quoted),
             )
         )
         erased += 1
