@@ -714,3 +714,37 @@ def test_a_letter_no_task_could_read_that_holds_the_customer_is_erased(
     assert letter.raw == "erased" and letter.event is None
     for needle in (who["email"], who["name"], who["line1"]):
         assert json.dumps(needle.lower())[1:-1] not in kept and needle.lower() not in kept
+
+
+def test_a_mail_whose_customer_is_erased_before_its_claim_is_not_sent_nor_redelivered(
+    catcher: Any,
+) -> None:
+    # The recipient read, then customer.erased committed, then the mail about to be claimed:
+    # the claim asks again and sends nothing. A redelivery of the confirmation (its claim made
+    # before the erasure) sends nothing either.
+    from tests.integration.test_notifications import mails_to, wait_for_mails
+    from workers.messaging import contracts
+    from workers.messaging.database import transaction
+    from workers.messaging.outbox import Outbox
+    from workers.notifications import handlers as notifications
+    from workers.notifications import mails
+
+    who = customer(uuid.uuid4().hex[:10])
+    placed = placed_event(who)
+    order_id = placed.data["order_id"]
+    assert notifications.confirm(placed) is not None
+    wait_for_mails(catcher, who["email"], 1)
+    recipient = notifications.known_recipient(order_id)  # read before the erasure
+    shipped = contracts.new_event(
+        contracts.OrderStatusChanged(order_id=order_id, status="SHIPPED", reason=None),
+        source="/orders",
+        cause=placed,
+    )
+
+    with transaction("notifications") as conn:
+        notifications.on_customer_erased(conn, erased_notice(order_id), Outbox(conn))
+    late = mails.shipped(recipient, "DHL", "JD0001")
+
+    assert notifications.deliver(late, recipient, shipped) is None
+    assert notifications.confirm(placed) is None
+    assert len(mails_to(catcher, who["email"])) == 1

@@ -68,7 +68,13 @@ def recipient_of(data: dict[str, object]) -> Recipient:
 def deliver(mail: mails.Mail, who: Recipient, event: Envelope) -> Sent | None:
     """Send ``mail`` unless its customer was erased or another event claimed the order's mail
     of this kind. The claim is committed before the mail is sent, and a redelivery of the same
-    event finds its own claim and sends again, with the same Message-ID."""
+    event finds its own claim and sends again, with the same Message-ID.
+
+    The claim is where an erasure and a mail meet: ``who`` may have been read before the
+    customer.erased committed, so the claim's transaction takes the order's erasure lock and
+    asks again. An erasure committed first: no mail, even for an event that claimed it before
+    (its redelivery finds the customer gone). A claim committed first: the mail is on its way,
+    as good as sent, which erasure cannot reach (README, What an erasure does)."""
     if who.erased:
         log.info("order %s: its customer was erased, no %s mail", who.order_id, mail.kind)
         return None
@@ -80,6 +86,10 @@ def deliver(mail: mails.Mail, who: Recipient, event: Envelope) -> Sent | None:
     )
     message_id = str(message["Message-ID"])
     with transaction(COMPONENT) as conn:
+        lock_orders(conn, [who.order_id])
+        if erased_among(conn, store.erased_orders, [who.order_id]):
+            log.info("order %s: customer erased meanwhile, no %s mail", who.order_id, mail.kind)
+            return None
         ours = store.claim(
             conn,
             message_id=message_id,
