@@ -9,7 +9,8 @@ The run, on the embedded Redis and SQLite files (or a PostgreSQL server, ``--dat
    of those rows (the shop stopped meanwhile), the bytes on disk are measured, and the web
    process alone is started (the Procfile's ``web`` line: what serves the reads and checkouts;
    and the payment gateway, whose public key seals the checkout's card).
-3. ``--rounds`` rounds of ``--requests`` timed requests each, from ``--clients`` threads:
+3. One unmeasured round, then ``--rounds`` rounds of ``--requests`` timed requests each, from
+   ``--clients`` threads:
    ``GET /api/orders/<id>`` and the tracking stream's first frame (``GET /orders/<id>/events``)
    for orders drawn from the whole history, then as many checkouts. Each size reports the median
    over the rounds of each round's p50 and p99.
@@ -51,7 +52,6 @@ SMALLEST = 1000
 # Every stock row gets this many pairs more once: the bench's checkouts must not run out.
 RESTOCK = 1_000_000
 SETTLE_TIMEOUT_S = 180.0
-WARMUP_REQUESTS = 50
 REQUEST_TIMEOUT_S = 30.0
 TRANSPORT = growth_seed.TRANSPORT_TABLES
 
@@ -422,9 +422,11 @@ def _measure_size(url: str, options: GrowthOptions, seeded: Sequence[str]) -> di
     checkouts: list[dict[str, float]] = []
     accepted = 0
     bodies = order_bodies(fetch_products(url))
-    # Unmeasured first: each web process loads its modules, opens its pools, fetches the
-    # gateway's key and reads the catalogue once.
-    warm = [picks.choice(seeded) for _ in range(WARMUP_REQUESTS)]
+    # One whole round unmeasured first: each web process loads its modules, opens its pools,
+    # fetches the gateway's key and reads the catalogue once, and the database's caches meet the
+    # pages a round touches (on PostgreSQL after a bulk load the first round at a million orders
+    # had a checkout tail twice the third's: docs/performance.md).
+    warm = [picks.choice(seeded) for _ in range(options.requests)]
     _timed(options.clients, warm, lambda c, i: _read(c, url, i))
     _timed(1, warm, lambda c, i: _first_frame(c, url, i))
     _timed(options.clients, [next(bodies) for _ in warm], lambda c, b: _checkout(c, url, b))
