@@ -66,6 +66,11 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 120
 # After this long, an event a subscriber has not applied (nor parked) is sent to it again: well
 # past a whole retry budget, so a delivery still retrying is not doubled.
 DEFAULT_REDELIVER_AFTER_S = 300
+# A queue whose subscribers have left an event unapplied this long is stalled
+# (shoeshop_pipeline_stalled): by then the redelivery sweep has re-sent it every 15 s for five
+# minutes, so the subscriber takes nothing (or fails without parking) rather than being slow.
+# Unset, it is twice SHOESHOP_REDELIVER_AFTER when that is longer (default_stall_after).
+DEFAULT_STALL_AFTER_S = 600
 GATEWAY_TIMEOUT_S = 5.0
 # RabbitMQ's native delayed delivery counts whole seconds and refuses less than one, so there
 # every retry waits at least this long (workers.messaging.consumer). The retry budget that
@@ -179,6 +184,9 @@ PACKING_DELAY_BOUNDS_S = Bounds(0, ONE_DAY_S, "seconds")
 # redeliver-after the longest retry budget plus a gateway call (Settings).
 VISIBILITY_TIMEOUT_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
 REDELIVER_AFTER_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
+# A minute at least (the redelivery sweep records every 15 s); two days at most, twice the
+# longest redeliver-after.
+STALL_AFTER_BOUNDS_S = Bounds(60, 2 * ONE_DAY_S, "seconds")
 
 # How long the web waits for a request's body (a slow or stalled client holds a greenlet no
 # longer than this; the headers have gunicorn's keep-alive deadline, 2 s): a second at least, at
@@ -200,6 +208,7 @@ NUMERIC_SETTINGS: dict[str, Bounds] = {
     "SHOESHOP_PACKING_DELAY": PACKING_DELAY_BOUNDS_S,
     "SHOESHOP_VISIBILITY_TIMEOUT": VISIBILITY_TIMEOUT_BOUNDS_S,
     "SHOESHOP_REDELIVER_AFTER": REDELIVER_AFTER_BOUNDS_S,
+    "SHOESHOP_STALL_AFTER": STALL_AFTER_BOUNDS_S,
     "SHOESHOP_READ_TIMEOUT": READ_TIMEOUT_BOUNDS_S,
 }
 """Every numeric setting and its allowed values; a value outside them stops the process."""
@@ -209,6 +218,12 @@ NUMERIC_SETTINGS: dict[str, Bounds] = {
 _WHOLE = re.compile(r"[+-]?[0-9]{1,18}")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _Number = TypeVar("_Number", int, float)
+
+
+def default_stall_after(redeliver_after_s: int) -> int:
+    """SHOESHOP_STALL_AFTER when unset, in seconds: DEFAULT_STALL_AFTER_S, or twice the
+    redeliver-after when that is longer (it must exceed it: Settings)."""
+    return max(DEFAULT_STALL_AFTER_S, 2 * redeliver_after_s)
 
 
 class ConfigurationError(Exception):
@@ -238,6 +253,7 @@ class Settings:
     redeliver_after_s: int
     accept_timeout_s: int = DEFAULT_ACCEPT_TIMEOUT_S
     ship_timeout_s: int = DEFAULT_SHIP_TIMEOUT_S
+    stall_after_s: int = DEFAULT_STALL_AFTER_S
     outbox_retention_s: int = DEFAULT_OUTBOX_RETENTION_S
     inbox_retention_s: int = DEFAULT_INBOX_RETENTION_S
     # Where pruned outbox and inbox rows are kept as JSON lines; None: they are deleted only.
@@ -366,6 +382,14 @@ class Settings:
                 f"still retrying{hint}"
             )
 
+        if self.stall_after_s <= self.redeliver_after_s:
+            raise ConfigurationError(
+                f"SHOESHOP_STALL_AFTER ({self.stall_after_s}s) must exceed "
+                f"SHOESHOP_REDELIVER_AFTER ({self.redeliver_after_s}s): an event is found "
+                "unapplied only once it is that old, and is re-sent before its queue counts as "
+                "stalled"
+            )
+
     def _check_retention(self) -> None:
         """An inbox row must outlive every re-sending of its event (``replay --to`` re-sends
         anything still in an outbox), and the redelivery sweep must find in the outboxes the
@@ -424,6 +448,7 @@ class Settings:
             raise ConfigurationError(
                 f"SHOESHOP_ENV must be 'development' or 'production', not {mode!r}"
             )
+        redeliver_after_s = _int(env, "SHOESHOP_REDELIVER_AFTER", DEFAULT_REDELIVER_AFTER_S)
         return cls(
             data_dir=Path(env.get("SHOESHOP_DATA_DIR", "var")).resolve(),
             broker_url=env.get("SHOESHOP_BROKER_URL") or None,
@@ -442,7 +467,8 @@ class Settings:
             visibility_timeout_s=_int(
                 env, "SHOESHOP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S
             ),
-            redeliver_after_s=_int(env, "SHOESHOP_REDELIVER_AFTER", DEFAULT_REDELIVER_AFTER_S),
+            redeliver_after_s=redeliver_after_s,
+            stall_after_s=_int(env, "SHOESHOP_STALL_AFTER", default_stall_after(redeliver_after_s)),
             accept_timeout_s=_int(env, "SHOESHOP_ACCEPT_TIMEOUT", DEFAULT_ACCEPT_TIMEOUT_S),
             ship_timeout_s=_int(env, "SHOESHOP_SHIP_TIMEOUT", DEFAULT_SHIP_TIMEOUT_S),
             outbox_retention_s=_int(env, "SHOESHOP_OUTBOX_RETENTION", DEFAULT_OUTBOX_RETENTION_S),

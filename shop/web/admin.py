@@ -125,6 +125,9 @@ def dashboard() -> ResponseReturnValue:
         parked=dlq.count_parked(),
         backlogs=backlogs(),
         depths=queue_depths(),
+        lags={lag.queue: lag for lag in operations_metrics.subscriber_lags()},
+        stall_after_s=get_settings().stall_after_s,
+        redeliver_after_s=get_settings().redeliver_after_s,
         minutes=_throughput(),
         flower_url=f"{request.scheme}://{host}:{FLOWER_PORT}",
     )

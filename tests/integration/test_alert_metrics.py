@@ -3,6 +3,7 @@ a renamed or dropped metric would leave its alert silent for ever."""
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from celery import Celery
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.settings import get_settings
 from tests.support.integration import order, place
 from tests.support.shop import wait_for
 from workers.messaging.envelope import utcnow
@@ -20,6 +22,7 @@ from workers.operations import redelivery
 
 pytestmark = pytest.mark.usefixtures("worker")
 
+ADMIN = {"Authorization": "Basic " + base64.b64encode(b"ops:admin").decode()}
 RULES = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "alerts.yml"
 
 # What PromQL writes between a metric's name and its samples: strings, label matchers, range
@@ -95,3 +98,40 @@ def test_a_live_shop_serves_every_metric_the_rules_name(
         assert named, f"{rule}: no metric name found in {expr!r}"
         missing = sorted(named - served)
         assert not missing, f"{rule} names metrics /metrics does not serve: {missing}"
+
+
+def stalled_by_queue(client: FlaskClient) -> dict[str, float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    families = text_string_to_metric_families(response.get_data(as_text=True))
+    family = next(f for f in families if f.name == "shoeshop_pipeline_stalled")
+    return {sample.labels["queue"]: sample.value for sample in family.samples}
+
+
+def test_a_queue_behind_past_the_stall_bound_is_stalled_on_metrics_and_the_dashboard(
+    client: FlaskClient,
+) -> None:
+    # What the redelivery sweep records when it finds payments' subscribers an event behind by
+    # more than SHOESHOP_STALL_AFTER and shipping's by less.
+    now, stall_after = utcnow(), get_settings().stall_after_s
+    behind = {
+        "payments": now - timedelta(seconds=stall_after + 30),
+        "shipping": now - timedelta(seconds=stall_after - 30),
+    }
+    redelivery.record_lag(now, behind)
+    try:
+        stalled = stalled_by_queue(client)
+        page = client.get("/admin", headers=ADMIN)
+        ready = client.get("/readyz")
+    finally:
+        redelivery.record_lag(utcnow(), {})
+
+    assert stalled == {"shop": 0, "orders": 0, "payments": 1, "shipping": 0, "notifications": 0}
+    html = page.get_data(as_text=True)
+    row = re.compile(r'<tr data-queue="(\w+)">.*?<td class="pipeline">(.*?)</td>', re.S)
+    pipelines = {queue: re.sub(r"<[^>]+>", "", cell) for queue, cell in row.findall(html)}
+    assert pipelines["payments"] == "stalled"
+    assert pipelines["shipping"] == pipelines["orders"] == "flowing"
+    assert f"older than {stall_after} s" in html
+    assert ready.status_code == 200  # a stalled worker only delays orders
+    assert stalled_by_queue(client)["payments"] == 0  # the next sweep found it applied

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
+from kombu.common import maybe_declare
 from sqlalchemy import func, select, update
 
 import shop.checkout
 from tests.support.shop import order_body, wait_for
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.publish_marks import PublishedMarks
+from workers.messaging.publisher import Unroutable, send_to
 from workers.messaging.tables import outbox
 from workers.operations import relay
 
@@ -110,3 +114,72 @@ def placed_event_ids(order_ids: list[str]) -> list[str]:
     query = select(outbox.c.id).where(outbox.c.subject.in_(order_ids))
     with engine_for("shop").connect() as conn:
         return [str(row.id) for row in conn.execute(query)]
+
+
+def test_an_event_no_queue_takes_stays_in_the_outbox_until_its_queue_is_bound_again(
+    client: FlaskClient,
+    celery_app: Celery,
+    unreachable_broker: Celery,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A binding deleted on RabbitMQ (an operator's slip, a policy): the broker returns the
+    # mandatory publish, so it is not counted as sent, and the next send declares the queue's
+    # binding again: the relay then delivers the order with nothing lost.
+    monkeypatch.setattr(shop.checkout, "celery_app", unreachable_broker)
+    response = client.post("/api/orders", json=order_body(sku="CRT-002", size="41"))
+    assert response.status_code == 202
+    order_id = response.get_json()["id"]
+    monkeypatch.undo()
+    with engine_for("shop").connect() as conn:
+        placed = conn.execute(select(outbox.c.event).where(outbox.c.subject == order_id)).scalar()
+
+    with celery_app.producer_or_acquire() as producer:
+        if producer.connection.transport.driver_type != "amqp":
+            pytest.skip("Redis pushes each message to its queue's list by name: no binding to lose")
+        orders_queue = celery_app.amqp.queues["orders"]
+        maybe_declare(orders_queue, producer.channel)  # declared on this connection, as in use
+        # Both of the queue's bindings: its own, and Celery's "#.orders" for delayed retries
+        # (a topic pattern that matches "orders" too).
+        for key in ("orders", "#.orders"):
+            producer.channel.queue_unbind(queue="orders", exchange="shoeshop", routing_key=key)
+        with pytest.raises(Unroutable, match="no queue is bound to routing key 'orders'"):
+            send_to(celery_app, "orders.on_order_placed", placed, producer=producer)
+        # Declared again, both bindings (Celery's retries come back through "#.orders").
+        for key in ("orders", "#.orders"):
+            assert bound(producer.channel, "orders", key), key
+    assert unpublished_events_of(order_id) == 1
+
+    stop = threading.Event()
+    sweeper = threading.Thread(
+        target=relay.run, args=(celery_app, stop), kwargs={"grace": timedelta(0)}
+    )
+    sweeper.start()
+    try:
+        wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
+    finally:
+        stop.set()
+        sweeper.join(timeout=10)
+    assert unpublished_events_of(order_id) == 0
+
+
+def bound(channel: Any, queue: str, routing_key: str) -> bool:
+    """Whether RabbitMQ binds ``queue`` to the shoeshop exchange with ``routing_key``."""
+    vhost = channel.connection.client.virtual_host
+    listed = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_bindings",
+            "-p",
+            vhost,
+            "--no-table-headers",
+            "source_name",
+            "destination_name",
+            "routing_key",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return ["shoeshop", queue, routing_key] in (line.split("\t") for line in listed.splitlines())

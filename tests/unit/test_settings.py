@@ -39,6 +39,7 @@ FIELDS = {
     "SHOESHOP_OUTBOX_RETENTION": ("outbox_retention_s", "86400"),
     "SHOESHOP_INBOX_RETENTION": ("inbox_retention_s", "864000"),
     "SHOESHOP_READ_TIMEOUT": ("read_timeout_s", "30"),
+    "SHOESHOP_STALL_AFTER": ("stall_after_s", "900"),
 }
 VARIABLES = sorted(FIELDS)
 TYPES = {field.name: field.type for field in dataclasses.fields(Settings)}
@@ -63,6 +64,7 @@ COMPANIONS = {
     },
     ("SHOESHOP_RETRY_MAX_DELAY", "low"): {"SHOESHOP_RETRY_BASE_DELAY": "0.01"},
     ("SHOESHOP_RETRY_MAX_DELAY", "high"): {"SHOESHOP_VISIBILITY_TIMEOUT": "86400"},
+    ("SHOESHOP_STALL_AFTER", "low"): {"SHOESHOP_REDELIVER_AFTER": "6", "SHOESHOP_MAX_RETRIES": "0"},
 }
 
 
@@ -868,3 +870,28 @@ def test_the_archive_directory_is_optional_and_made_absolute() -> None:
     assert Settings.from_env({}).archive_dir is None
     archive = Settings.from_env({"SHOESHOP_ARCHIVE_DIR": "var/archive"}).archive_dir
     assert archive is not None and archive.is_absolute() and archive.name == "archive"
+
+
+@pytest.mark.parametrize(
+    ("environ", "stall_after"),
+    [
+        ({}, 600),
+        ({"SHOESHOP_REDELIVER_AFTER": "60"}, 600),
+        ({"SHOESHOP_REDELIVER_AFTER": "3600"}, 7200),  # twice it, when that is more
+        ({"SHOESHOP_REDELIVER_AFTER": "86400"}, 172800),
+        ({"SHOESHOP_REDELIVER_AFTER": "3600", "SHOESHOP_STALL_AFTER": "3601"}, 3601),
+    ],
+)
+def test_a_queue_is_stalled_after_ten_minutes_or_twice_the_redeliver_after(
+    environ: dict[str, str], stall_after: int
+) -> None:
+    assert Settings.from_env(environ).stall_after_s == stall_after
+
+
+@pytest.mark.parametrize("stall_after", ["300", "120"])
+def test_a_stall_bound_within_the_redeliver_after_is_refused_naming_both(stall_after: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env({"SHOESHOP_STALL_AFTER": stall_after})
+    assert str(refused.value).startswith(
+        f"SHOESHOP_STALL_AFTER ({stall_after}s) must exceed SHOESHOP_REDELIVER_AFTER (300s)"
+    )

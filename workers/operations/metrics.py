@@ -3,27 +3,35 @@ far each queue's subscribers are behind what was published to them.
 
 Each reader yields prometheus_client metric families, read at scrape time from the databases
 (operations is the one component that reads every component's outbox). The shop's ``/metrics``
-reports them as the sources ``outbox`` and ``dead_letters`` because the admin blueprint adds them
-there (``shop.web.admin.add_metric_sources``, called by the app factory); no other module of the
-shop imports this one. Each reader raises sqlalchemy.exc.SQLAlchemyError when a database it
-reads is away; the collector then reports that source as down and still reports the others.
+reports them as the sources ``outbox``, ``dead_letters`` and ``subscribers`` because the admin
+blueprint adds them there (``shop.web.admin.add_metric_sources``, called by the app factory); no
+other module of the shop imports this one. Each reader raises sqlalchemy.exc.SQLAlchemyError
+when a database it reads is away; the collector then reports that source as down and still
+reports the others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 
-from config.settings import COMPONENTS, QUEUES
+from config.settings import COMPONENTS, QUEUES, get_settings
 from workers.messaging import outbox
 from workers.messaging.database import engine_for
 from workers.messaging.deadletters import PARKED
 from workers.messaging.envelope import as_utc, utcnow
 from workers.messaging.tables import dead_letters, subscriber_lag
 
-__all__ = ["dead_letter_metrics", "outbox_metrics", "subscriber_metrics"]
+__all__ = [
+    "SubscriberLag",
+    "dead_letter_metrics",
+    "outbox_metrics",
+    "subscriber_lags",
+    "subscriber_metrics",
+]
 
 
 def outbox_metrics() -> Iterator[Metric]:
@@ -68,6 +76,35 @@ def _parked_by_queue() -> dict[str, int]:
         return {queue: int(count) for queue, count in conn.execute(query).all()}
 
 
+@dataclass(frozen=True)
+class SubscriberLag:
+    """One component queue as the relay's last redelivery sweep found it: ``behind_s`` the age in
+    seconds of the oldest event published to its subscribers that they have neither applied nor
+    parked (0.0: none), ``checked_age_s`` seconds since that sweep (None: no sweep yet), and
+    ``stalled`` when ``behind_s`` is past ``SHOESHOP_STALL_AFTER``."""
+
+    queue: str
+    behind_s: float
+    checked_age_s: float | None
+    stalled: bool
+
+
+def subscriber_lags() -> list[SubscriberLag]:
+    """Every component queue's lag (``subscriber_lag``, written by the redelivery sweep). Raises
+    sqlalchemy.exc.SQLAlchemyError when the operations database is away."""
+    with engine_for("operations").connect() as conn:
+        rows = {row.queue: row for row in conn.execute(select(subscriber_lag)).all()}
+    now, stall_after = utcnow(), get_settings().stall_after_s
+    lags = []
+    for queue in QUEUES:
+        row = rows.get(queue)
+        oldest = row.oldest_unapplied_at if row is not None else None
+        behind = (now - as_utc(oldest)).total_seconds() if oldest else 0.0
+        checked = (now - as_utc(row.checked_at)).total_seconds() if row is not None else None
+        lags.append(SubscriberLag(queue, behind, checked, behind > stall_after))
+    return lags
+
+
 def subscriber_metrics() -> Iterator[Metric]:
     """For each component queue, the age in seconds of the oldest event published to its
     subscribers that they have neither applied nor parked, as the relay's last redelivery sweep
@@ -75,7 +112,8 @@ def subscriber_metrics() -> Iterator[Metric]:
     at events past ``SHOESHOP_REDELIVER_AFTER`` (younger ones are still on their first way), so a
     value above 0 is at least that: a subscriber that stays connected and applies nothing. When
     the sweep last ran is ``shoeshop_subscriber_lag_checked_age_seconds`` (a stopped relay stops
-    it)."""
+    it); ``shoeshop_pipeline_stalled`` is 1 for a queue behind by more than
+    ``SHOESHOP_STALL_AFTER`` seconds (600 by default), else 0."""
     age = GaugeMetricFamily(
         "shoeshop_subscriber_oldest_unapplied_age_seconds",
         "Age of the oldest published event a queue's subscribers have not applied, as the last "
@@ -87,13 +125,14 @@ def subscriber_metrics() -> Iterator[Metric]:
         "Seconds since the redelivery sweep last recorded the queue's lag; absent before any.",
         labels=["queue"],
     )
-    with engine_for("operations").connect() as conn:
-        rows = {row.queue: row for row in conn.execute(select(subscriber_lag)).all()}
-    now = utcnow()
-    for queue in QUEUES:
-        row = rows.get(queue)
-        oldest = row.oldest_unapplied_at if row is not None else None
-        age.add_metric([queue], (now - as_utc(oldest)).total_seconds() if oldest else 0.0)
-        if row is not None:
-            checked.add_metric([queue], (now - as_utc(row.checked_at)).total_seconds())
-    yield from (age, checked)
+    stalled = GaugeMetricFamily(
+        "shoeshop_pipeline_stalled",
+        "1 when the queue's subscribers have left an event unapplied past SHOESHOP_STALL_AFTER.",
+        labels=["queue"],
+    )
+    for lag in subscriber_lags():
+        age.add_metric([lag.queue], lag.behind_s)
+        stalled.add_metric([lag.queue], 1.0 if lag.stalled else 0.0)
+        if lag.checked_age_s is not None:
+            checked.add_metric([lag.queue], lag.checked_age_s)
+    yield from (age, checked, stalled)
