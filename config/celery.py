@@ -33,11 +33,13 @@ def wire_celery_process() -> None:
     place, called by its entry module (config.celery_process, the Procfile's ``-A``); importing
     this module, as the web does to publish, connects nothing. A worker refuses to
     start against a database behind its code, declares RabbitMQ's dead-letter route when it is
-    ready, and puts each event's ids on its log lines."""
-    from workers.messaging import broker_dead, logs
+    ready, puts each event's ids on its log lines, and watches its consumer
+    (workers.messaging.watchdog)."""
+    from workers.messaging import broker_dead, logs, watchdog
 
     celeryd_init.connect(_refuse_outdated_schemas, weak=False, dispatch_uid="shoeshop.schemas")
     worker_ready.connect(
         broker_dead.declare_when_a_worker_starts, weak=False, dispatch_uid="shoeshop.dead_route"
     )
     logs.connect_to_celery()
+    watchdog.wire()

@@ -71,6 +71,11 @@ DEFAULT_REDELIVER_AFTER_S = 300
 # minutes, so the subscriber takes nothing (or fails without parking) rather than being slow.
 # Unset, it is twice SHOESHOP_REDELIVER_AFTER when that is longer (default_stall_after).
 DEFAULT_STALL_AFTER_S = 600
+# A worker whose queue has had messages ready this long while it received none with slots free
+# reconnects its consumer, and exits for its supervisor when a second window passes the same way
+# (workers.messaging.watchdog). Past kombu's own check of a silent Redis BRPOP connection (about
+# 51 s), so the watchdog acts only where kombu did not; under RabbitMQ's heartbeat check (240 s).
+DEFAULT_WATCHDOG_WINDOW_S = 90
 GATEWAY_TIMEOUT_S = 5.0
 # RabbitMQ's native delayed delivery counts whole seconds and refuses less than one, so there
 # every retry waits at least this long (workers.messaging.consumer). The retry budget that
@@ -187,6 +192,8 @@ REDELIVER_AFTER_BOUNDS_S = Bounds(1, ONE_DAY_S, "seconds")
 # A minute at least (the redelivery sweep records every 15 s); two days at most, twice the
 # longest redeliver-after.
 STALL_AFTER_BOUNDS_S = Bounds(60, 2 * ONE_DAY_S, "seconds")
+# 0 turns the watchdog off; up to an hour.
+WATCHDOG_WINDOW_BOUNDS_S = Bounds(0, 3600, "seconds")
 
 # How long the web waits for a request's body (a slow or stalled client holds a greenlet no
 # longer than this; the headers have gunicorn's keep-alive deadline, 2 s): a second at least, at
@@ -209,6 +216,7 @@ NUMERIC_SETTINGS: dict[str, Bounds] = {
     "SHOESHOP_VISIBILITY_TIMEOUT": VISIBILITY_TIMEOUT_BOUNDS_S,
     "SHOESHOP_REDELIVER_AFTER": REDELIVER_AFTER_BOUNDS_S,
     "SHOESHOP_STALL_AFTER": STALL_AFTER_BOUNDS_S,
+    "SHOESHOP_WATCHDOG_WINDOW": WATCHDOG_WINDOW_BOUNDS_S,
     "SHOESHOP_READ_TIMEOUT": READ_TIMEOUT_BOUNDS_S,
 }
 """Every numeric setting and its allowed values; a value outside them stops the process."""
@@ -254,6 +262,7 @@ class Settings:
     accept_timeout_s: int = DEFAULT_ACCEPT_TIMEOUT_S
     ship_timeout_s: int = DEFAULT_SHIP_TIMEOUT_S
     stall_after_s: int = DEFAULT_STALL_AFTER_S
+    watchdog_window_s: int = DEFAULT_WATCHDOG_WINDOW_S
     outbox_retention_s: int = DEFAULT_OUTBOX_RETENTION_S
     inbox_retention_s: int = DEFAULT_INBOX_RETENTION_S
     # Where pruned outbox and inbox rows are kept as JSON lines; None: they are deleted only.
@@ -469,6 +478,7 @@ class Settings:
             ),
             redeliver_after_s=redeliver_after_s,
             stall_after_s=_int(env, "SHOESHOP_STALL_AFTER", default_stall_after(redeliver_after_s)),
+            watchdog_window_s=_int(env, "SHOESHOP_WATCHDOG_WINDOW", DEFAULT_WATCHDOG_WINDOW_S),
             accept_timeout_s=_int(env, "SHOESHOP_ACCEPT_TIMEOUT", DEFAULT_ACCEPT_TIMEOUT_S),
             ship_timeout_s=_int(env, "SHOESHOP_SHIP_TIMEOUT", DEFAULT_SHIP_TIMEOUT_S),
             outbox_retention_s=_int(env, "SHOESHOP_OUTBOX_RETENTION", DEFAULT_OUTBOX_RETENTION_S),

@@ -124,6 +124,21 @@ def up(
     sys.exit(launcher.run())
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def supervise(command: tuple[str, ...]) -> None:
+    """Run COMMAND (after --), and start it again each time it exits with 75, as a worker does
+    when its consumer stayed silent after a reconnection; any other exit ends this with the
+    command's code. `shoeshop up` runs each worker this way."""
+    from workers.supervise import supervise as run_supervised
+
+    try:
+        code = run_supervised(command)
+    except OSError as exc:
+        raise click.ClickException(f"cannot start {command[0]!r}: {exc}") from exc
+    sys.exit(code if code >= 0 else 128 - code)
+
+
 @main.command()
 @click.option("--port", envvar="PORT", default=DEFAULT_MAIL_PORT, show_default=True)
 def mailcatcher(port: int) -> None:

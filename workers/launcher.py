@@ -13,8 +13,18 @@ import click
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from config.settings import DEFAULT_FLOWER_USER, Settings, masked_url
+from config.settings import DEFAULT_FLOWER_USER, QUEUES, Settings, masked_url
 from workers.messaging.embedded_redis import EmbeddedRedis
+
+
+def supervised(processes: dict[str, str]) -> dict[str, str]:
+    """The Procfile's processes with each component worker (a line named after its queue) run
+    under ``shoeshop supervise``, which starts it again when its watchdog gives up on a silent
+    consumer (exit 75), as a supervisor would."""
+    return {
+        name: f"shoeshop supervise -- {command}" if name in QUEUES else command
+        for name, command in processes.items()
+    }
 
 
 @dataclass
@@ -41,7 +51,7 @@ class Launcher:
             )
         else:
             env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{self.ports['gateway']}"
-        processes = parse_procfile(self.procfile.read_text()).processes
+        processes = supervised(parse_procfile(self.procfile.read_text()).processes)
         catching = not env.get("SHOESHOP_SMTP_URL")
         if catching:
             # No mail server named: the shop's mails go to the local catcher (/admin/mail).

@@ -40,6 +40,7 @@ FIELDS = {
     "SHOESHOP_INBOX_RETENTION": ("inbox_retention_s", "864000"),
     "SHOESHOP_READ_TIMEOUT": ("read_timeout_s", "30"),
     "SHOESHOP_STALL_AFTER": ("stall_after_s", "900"),
+    "SHOESHOP_WATCHDOG_WINDOW": ("watchdog_window_s", "120"),
 }
 VARIABLES = sorted(FIELDS)
 TYPES = {field.name: field.type for field in dataclasses.fields(Settings)}

@@ -12,7 +12,8 @@ SIGNALS = ("after_setup_logger", "after_setup_task_logger", "task_prerun", "task
 COUNT = (
     "from celery import signals; "
     f"print(sum(len(getattr(signals, name).receivers or []) for name in {SIGNALS!r}), "
-    "len(signals.celeryd_init.receivers or []), len(signals.worker_ready.receivers or []))"
+    "len(signals.celeryd_init.receivers or []), len(signals.worker_ready.receivers or []), "
+    "len(signals.task_received.receivers or []), len(signals.worker_shutdown.receivers or []))"
 )
 
 
@@ -28,17 +29,19 @@ def test_importing_the_kit_and_the_components_stores_connects_no_signal() -> Non
     imports = (
         "import workers.messaging.logs, workers.messaging.broker_dead, workers.messaging.consumer,"
         " workers.orders.store, workers.orders.projections, workers.payments.store,"
-        " workers.shipping.store, shop.tables"
+        " workers.shipping.store, shop.tables, workers.messaging.watchdog, workers.supervise"
     )
-    assert receivers_after(imports) == [0, 0, 0]
+    assert receivers_after(imports) == [0, 0, 0, 0, 0]
 
 
 def test_the_celery_app_connects_nothing_when_the_web_imports_it() -> None:
-    assert receivers_after("import config.celery") == [0, 0, 0]
+    assert receivers_after("import config.celery") == [0, 0, 0, 0, 0]
 
 
 def test_a_celery_process_wires_each_signal_once() -> None:
-    assert receivers_after("import config.celery_process, config.celery_process") == [4, 1, 1]
+    # celeryd_init: the schema guard and the watchdog's; worker_ready: the dead-letter route and
+    # the watchdog; task_received and worker_shutdown: the watchdog.
+    assert receivers_after("import config.celery_process, config.celery_process") == [4, 2, 2, 1, 1]
     # Wiring again (a second start-up call) adds nothing.
     again = "import config.celery_process; config.celery.wire_celery_process()"
-    assert receivers_after(again) == [4, 1, 1]
+    assert receivers_after(again) == [4, 2, 2, 1, 1]
