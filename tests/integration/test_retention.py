@@ -20,12 +20,18 @@ from celery import Celery
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import QUEUES, get_settings
 from tests.support.integration import published_at
 from tests.support.shop import order_body, wait_for
 from workers.messaging import deadletters
-from workers.messaging.contracts import OrderStatusChanged, PaymentDeclined, new_event
+from workers.messaging.contracts import (
+    MessageParked,
+    OrderStatusChanged,
+    PaymentDeclined,
+    new_event,
+)
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import Envelope, utcnow
 from workers.messaging.outbox import EMITTING_COMPONENTS
@@ -145,6 +151,48 @@ def test_what_is_pruned_is_archived_one_row_a_line(
         left = conn.execute(select(outbox.c.id).where(outbox.c.id.in_(ids))).all()
         left += conn.execute(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))).all()
     assert left == []
+
+
+def test_operations_own_outbox_is_archived_and_a_database_away_leaves_the_rest_pruned(
+    lost_events: list[Envelope], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Operations' own rows are archived inside its own pruning transaction: the erased orders
+    # are read on that transaction (on SQLite a second connection waited on its write lock and
+    # failed, every sweep). And one table that cannot be pruned does not stop the others.
+    order_id = str(uuid.uuid4())
+    notice = new_event(
+        MessageParked(
+            order_id=order_id, queue="payments", since=utcnow(), fault="bug", event_id=None
+        ),
+        source="/operations",
+        subject=order_id,
+    )
+    published_at("operations", [notice], utcnow() - timedelta(minutes=1))
+    away = SQLAlchemyError("the shop's database is away")
+
+    def shop_away(component: str, *args: Any) -> int:
+        if component == "shop":
+            raise away
+        return prune_outbox(component, *args)
+
+    prune_outbox = retention._prune_outbox
+    monkeypatch.setattr(retention, "_prune_outbox", shop_away)
+    with pytest.raises(SQLAlchemyError) as raised:
+        retention.prune(
+            utcnow(),
+            outbox_retention=timedelta(seconds=30),
+            inbox_retention=timedelta(seconds=30),
+            archive_dir=tmp_path,
+            outboxes=["shop", "operations"],
+            inboxes=["payments"],
+        )
+
+    assert raised.value is away
+    day = utcnow().date().isoformat()
+    archived = (tmp_path / f"operations-outbox-{day}.jsonl").read_text("utf-8")
+    assert notice.id in {json.loads(line)["id"] for line in archived.splitlines()}
+    consumed = (tmp_path / f"payments-inbox-{day}.jsonl").read_text("utf-8")
+    assert {e.id for e in lost_events} <= {json.loads(x)["event_id"] for x in consumed.splitlines()}
 
 
 def test_young_rows_and_unpublished_ones_stay(lost_events: list[Envelope]) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, bindparam, delete, select, tuple_
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import QUEUES, get_settings
 from workers.messaging.database import engine_for, give_back_free_pages, transaction
@@ -60,10 +61,19 @@ def prune(
     inbox_retention = inbox_retention or timedelta(seconds=settings.inbox_retention_s)
     archive_dir = archive_dir or settings.archive_dir
     removed_from: dict[str, int] = {}
-    for component in outboxes:
-        removed_from[component] = _prune_outbox(component, now - outbox_retention, archive_dir)
-    for component in inboxes:
-        pruned = _prune_inbox(component, now - inbox_retention, archive_dir)
+    failed: list[Exception] = []
+    # Each table on its own: one whose database is away (or whose archive cannot be written)
+    # leaves the others to be pruned, and is reported once they are.
+    work = [(c, _prune_outbox, now - outbox_retention) for c in outboxes] + [
+        (c, _prune_inbox, now - inbox_retention) for c in inboxes
+    ]
+    for component, prune_one, cutoff in work:
+        try:
+            pruned = prune_one(component, cutoff, archive_dir)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("pruning %s failed: %s", component, exc)
+            failed.append(exc)
+            continue
         removed_from[component] = removed_from.get(component, 0) + pruned
     for component, pruned in removed_from.items():
         if pruned:  # SQLite gives the freed pages back, so the file shrinks
@@ -71,6 +81,8 @@ def prune(
     removed = sum(removed_from.values())
     if removed:
         log.info("pruned %d outbox and inbox row(s) past their retention", removed)
+    if failed:
+        raise failed[0]
     return removed
 
 
@@ -119,7 +131,7 @@ def _prune(
             rows = [dict(row) for row in conn.execute(old, {"cutoff": cutoff}).mappings()]
             if not rows:
                 break
-            _archive(archive_dir, component, table, rows)
+            _archive(archive_dir, component, table, rows, conn)
             remove(conn, rows)
         removed += len(rows)
         if len(rows) < BATCH:
@@ -128,8 +140,15 @@ def _prune(
 
 
 def _archive(
-    archive_dir: Path | None, component: str, table: Table, rows: Sequence[dict[str, Any]]
+    archive_dir: Path | None,
+    component: str,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    conn: Connection,
 ) -> None:
+    """Append ``rows`` of ``component``'s ``table`` to its archive file; ``conn`` is the
+    pruning transaction's, which reads operations' erased orders when the rows are operations'
+    own (a second connection would wait on this one's write lock on SQLite)."""
     if archive_dir is None:
         return
     day = utcnow().date().isoformat()
@@ -138,7 +157,7 @@ def _archive(
     # before this read is seen here, one that records them after it rewrites this batch.
     with archives.locked(archive_dir):
         if table is outbox:
-            rows = _erased_where_due(rows)
+            rows = _erased_where_due(rows, conn if component == "operations" else None)
         lines = "".join(
             json.dumps(row, default=_json_default, sort_keys=True) + "\n" for row in rows
         )
@@ -147,11 +166,17 @@ def _archive(
             archive.flush()
 
 
-def _erased_where_due(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` (outbox rows) with the event of each about an erased order erased."""
+def _erased_where_due(
+    rows: Sequence[dict[str, Any]], operations: Connection | None
+) -> list[dict[str, Any]]:
+    """``rows`` (outbox rows) with the event of each about an erased order erased; the erased
+    orders read on ``operations`` (a connection to operations' database), or on one of its own."""
     subjects = [row["subject"] for row in rows if row.get("subject")]
-    with engine_for("operations").connect() as conn:
-        erased = erased_among(conn, erased_orders, subjects)
+    if operations is not None:
+        erased = erased_among(operations, erased_orders, subjects)
+    else:
+        with engine_for("operations").connect() as conn:
+            erased = erased_among(conn, erased_orders, subjects)
     return [
         {**row, "event": erase_event(row["event"])} if row.get("subject") in erased else row
         for row in rows
