@@ -716,6 +716,35 @@ def test_a_letter_no_task_could_read_that_holds_the_customer_is_erased(
         assert json.dumps(needle.lower())[1:-1] not in kept and needle.lower() not in kept
 
 
+@pytest.mark.parametrize("parked", ["before", "after"])
+def test_a_letter_whose_subject_names_another_order_than_its_data_is_erased(
+    client: FlaskClient, parked: str
+) -> None:
+    # An event that contradicts itself (subject one order, data.order_id the customer's): its
+    # letter names no order, and the customer's erasure finds it by what it holds, whether it
+    # was parked before the erasure or after it (a retry's last failure).
+    who = customer(uuid.uuid4().hex[:10])
+    order_id = place_as(client, who, size="44")
+    with engine_for("shop").connect() as conn:
+        placed = conn.execute(select(outbox.c.event).where(outbox.c.subject == order_id)).scalar()
+    ghost = {**placed, "subject": str(uuid.uuid4())}
+    park = lambda: deadletters.park("orders.on_order_placed", ghost, RuntimeError("x"), 1)  # noqa: E731
+
+    letter_id = park() if parked == "before" else None
+    result = CliRunner().invoke(erase, ["--email", who["email"]])
+    letter_id = letter_id or park()
+
+    assert result.exit_code == 0, result.output
+    with engine_for("operations").connect() as conn:
+        letter = conn.execute(
+            select(deadletters.dead_letters).where(deadletters.dead_letters.c.id == letter_id)
+        ).one()
+    assert letter.subject is None
+    kept = json.dumps([letter.event, letter.raw, letter.message, letter.traceback]).lower()
+    for needle in (who["email"], who["name"], who["line1"]):
+        assert json.dumps(needle.lower())[1:-1] not in kept and needle.lower() not in kept
+
+
 def test_a_mail_whose_customer_is_erased_before_its_claim_is_not_sent_nor_redelivered(
     catcher: Any,
 ) -> None:

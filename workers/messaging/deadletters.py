@@ -173,13 +173,17 @@ def _park(
         "message": _escaped(failure.message),
         "traceback": _escaped(failure.detail),
     }
-    subject = _id(body, "subject")
+    about = _orders_named(body)
+    # An event whose subject and data name two orders contradicts itself: its letter is about
+    # neither (no order is told it is delayed), and an erasure of either finds it among the
+    # letters that name no order, by what it holds (operations.erasure).
+    subject = about[0] if len(about) == 1 and about[0] == _id(body, "subject") else None
     with transaction("operations") as conn:
-        if subject is not None:
+        if about:
             # A message about an order whose customer was erased meanwhile (it was being
             # retried) is parked erased: the erasure has passed and will not come back for it.
-            lock_orders(conn, [subject])
-            if erased_among(conn, erased_orders, [subject]):
+            lock_orders(conn, about)
+            if erased_among(conn, erased_orders, about):
                 quoted = personal_values(event.get("data") if event is not None else None)
                 event = erase_event(event) if event is not None else None
                 columns = {
@@ -282,6 +286,14 @@ def letter_of(row: Any) -> DeadLetter:
     values["first_failed_at"] = as_utc(values["first_failed_at"])
     values["last_failed_at"] = as_utc(values["last_failed_at"])
     return DeadLetter(**values)
+
+
+def _orders_named(body: object) -> list[str]:
+    """The order ids a body names, as this system writes them: its subject and its data's
+    ``order_id`` (each when a UUID), sorted, once each."""
+    data = body.get("data") if isinstance(body, dict) else None
+    named = {_id(body, "subject"), _id(data, "order_id")}
+    return sorted(order_id for order_id in named if order_id is not None)
 
 
 def _id(body: object, key: str) -> str | None:
