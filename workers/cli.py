@@ -241,8 +241,8 @@ def erase(email: str) -> None:
         return
     click.echo(
         f"erased {erased.orders} order(s) from the shop, {erased.dead_letters} dead letter(s) "
-        f"and {erased.archived_rows} archived row(s); orders and shipping erase theirs as they "
-        "hear customer.erased (mails already sent are out of reach)"
+        f"and {erased.archived_rows} archived row(s); orders, shipping and notifications "
+        "erase theirs as they hear customer.erased (mails already sent are out of reach)"
     )
 
 

@@ -122,8 +122,8 @@ def _done(erased: Erased) -> str:
     return (
         f"Erased {_counted(erased.orders, 'order')} from the shop, "
         f"{_counted(erased.dead_letters, 'dead letter')} and "
-        f"{_counted(erased.archived_rows, 'archived row')}. Orders and shipping erase theirs as "
-        "they hear customer.erased."
+        f"{_counted(erased.archived_rows, 'archived row')}. Orders, shipping and notifications "
+        "erase theirs as they hear customer.erased."
     )
 
 

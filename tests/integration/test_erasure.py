@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, delete, insert, select
 from werkzeug.test import TestResponse
 
 from config.settings import COMPONENTS
@@ -33,9 +33,9 @@ from tests.support.integration import order, statements_run
 from tests.support.shop import FAILING_CARD, order_body, wait_for
 from workers.cli import erase
 from workers.messaging import deadletters
-from workers.messaging.database import engine_for
+from workers.messaging.database import engine_for, transaction
 from workers.messaging.envelope import utcnow
-from workers.messaging.tables import outbox
+from workers.messaging.tables import archive_dirs, outbox
 from workers.operations import erasure as operations_erasure
 from workers.operations import retention
 from workers.schema.tables import metadata_of
@@ -118,12 +118,12 @@ def test_an_erased_customer_is_nowhere_and_their_orders_facts_stay(
     assert found_anywhere(needles, tmp_path)  # the scan sees them before
     before = {oid: order(client, oid) for oid in (shipped, parked)}
 
+    # Run without SHOESHOP_ARCHIVE_DIR: the directory the relay noted archiving into is found.
     result = CliRunner().invoke(erase, ["--email", who["email"].upper()])
     assert result.exit_code == 0, result.output
     assert "erased 2 order(s)" in result.output
-    operations_erasure.erase([shipped, parked], archive_dir=tmp_path)  # this test's archive
 
-    # orders and shipping erase theirs when they hear customer.erased.
+    # orders, shipping and notifications erase theirs when they hear customer.erased.
     with contextlib.suppress(AssertionError):  # the assertion below names what is left
         wait_for(lambda: not found_anywhere(needles, tmp_path), timeout_s=30)
     assert found_anywhere(needles, tmp_path) == [], found_anywhere(needles, tmp_path)
@@ -135,6 +135,33 @@ def test_an_erased_customer_is_nowhere_and_their_orders_facts_stay(
     # Another customer is untouched.
     assert found_anywhere([other["name"], other["email"], other["line1"]], tmp_path)
     assert order(client, kept)["customer"] == {"name": other["name"]}
+
+
+def test_an_archive_directory_not_on_this_host_stops_the_erasure_before_the_shop_erases(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    # The relay archived into a directory this process cannot see (another host, or moved):
+    # the erasure says so and erases nothing of the shop's, so running it again where the
+    # directory is finishes it.
+    who = customer(uuid.uuid4().hex[:10])
+    order_id = place_as(client, who, size="42")
+    elsewhere = tmp_path / "on-the-relays-host"
+    with transaction("operations") as conn:
+        conn.execute(insert(archive_dirs), {"path": str(elsewhere), "first_used_at": utcnow()})
+    try:
+        refused = CliRunner().invoke(erase, ["--email", who["email"]])
+        elsewhere.mkdir()
+        done = CliRunner().invoke(erase, ["--email", who["email"]])
+    finally:
+        with transaction("operations") as conn:
+            conn.execute(delete(archive_dirs).where(archive_dirs.c.path == str(elsewhere)))
+
+    assert refused.exit_code != 0
+    assert f"the archive directory {elsewhere}" in refused.output
+    assert "run the erasure on the relay's host" in refused.output
+    assert done.exit_code == 0, done.output
+    assert "erased 1 order(s)" in done.output
+    assert order(client, order_id)["customer"] == {"name": "erased"}
 
 
 def all_published(component: str, order_ids: list[str]) -> bool:
@@ -266,7 +293,7 @@ def shipped_order_of(client: FlaskClient, who: dict[str, Any], size: str) -> str
 
 
 def assert_nowhere(needles: list[str], archive_dir: Path) -> None:
-    # orders and shipping erase theirs when they hear customer.erased.
+    # orders, shipping and notifications erase theirs when they hear customer.erased.
     with contextlib.suppress(AssertionError):  # the assertion below names what is left
         wait_for(lambda: not found_anywhere(needles, archive_dir), timeout_s=30)
     assert found_anywhere(needles, archive_dir) == [], found_anywhere(needles, archive_dir)

@@ -37,8 +37,16 @@ from workers.orders import timer
 pytestmark = pytest.mark.usefixtures("worker")
 
 # Tables whose rows do not grow with orders: the catalogue and its stock, the counts per status
-# and reason, the subscribers' lag (a row per queue), Alembic's version.
-BOUNDED = {"products", "stock", "order_counts", "subscriber_lag", "alembic_version"}
+# and reason, the subscribers' lag (a row per queue), the archive directories the relay used (a
+# row per SHOESHOP_ARCHIVE_DIR it was ever given), Alembic's version.
+BOUNDED = {
+    "products",
+    "stock",
+    "order_counts",
+    "subscriber_lag",
+    "archive_dirs",
+    "alembic_version",
+}
 ADMIN = {"Authorization": "Basic OmFkbWlu"}  # any user, the development password "admin"
 
 Captured = dict[str, set[tuple[str, Any]]]

@@ -100,3 +100,12 @@ def erased_orders_table(metadata: MetaData) -> Table:
 # The relay archives an outbox row about one of these erased (operations.retention), so a row
 # pruned after the erasure, before its own component heard of it, is archived erased too.
 erased_orders = erased_orders_table(operations_metadata)
+
+archive_dirs = Table(
+    "archive_dirs",
+    operations_metadata,
+    # Every directory the relay has archived pruned rows into (SHOESHOP_ARCHIVE_DIR, resolved),
+    # so an erasure rewrites each, whatever its own process was told (operations.erasure).
+    Column("path", String(1000), primary_key=True),
+    Column("first_used_at", DateTime(timezone=True), nullable=False),
+)

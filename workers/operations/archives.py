@@ -17,7 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import Connection, select
+
+from workers.messaging.database import engine_for, transaction, upsert_insert
+from workers.messaging.envelope import utcnow
+from workers.messaging.tables import archive_dirs
+
 LOCK_FILE = ".archive.lock"
+
+_recorded: set[Path] = set()
 
 
 @contextmanager
@@ -31,3 +39,32 @@ def locked(archive_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def record(archive_dir: Path, operations: Connection | None = None) -> None:
+    """Note in operations' database (``archive_dirs``) that the relay archives into
+    ``archive_dir`` (an absolute path), once per process; on ``operations`` (a connection to
+    that database in a transaction) when given, else in a transaction of its own. Raises
+    sqlalchemy.exc.SQLAlchemyError when the database is away (noted on the next call then)."""
+    if archive_dir in _recorded:
+        return
+    if operations is None:
+        with transaction("operations") as conn:
+            _note(conn, archive_dir)
+    else:
+        _note(operations, archive_dir)
+    _recorded.add(archive_dir)
+
+
+def _note(conn: Connection, archive_dir: Path) -> None:
+    stmt = upsert_insert(conn, archive_dirs).on_conflict_do_nothing(
+        index_elements=[archive_dirs.c.path]
+    )
+    conn.execute(stmt, {"path": str(archive_dir), "first_used_at": utcnow()})
+
+
+def recorded() -> list[Path]:
+    """Every archive directory the relay has noted (``record``), in the order of their paths.
+    Raises sqlalchemy.exc.SQLAlchemyError when operations' database is away."""
+    with engine_for("operations").connect() as conn:
+        return [Path(path) for path in conn.execute(select(archive_dirs.c.path)).scalars()]

@@ -41,9 +41,10 @@ from workers.operations import archives
 
 def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[int, int]:
     """Erase the personal data of these orders from the dead letters and the archive files
-    (``archive_dir``, else SHOESHOP_ARCHIVE_DIR); returns (letters, archived rows) rewritten.
-    Raises sqlalchemy.exc.SQLAlchemyError when the operations database is away, OSError when an
-    archive file cannot be rewritten."""
+    (``archive_dir``, else SHOESHOP_ARCHIVE_DIR, and every directory the relay noted archiving
+    into); returns (letters, archived rows) rewritten. Raises sqlalchemy.exc.SQLAlchemyError
+    when the operations database is away, OSError when an archive file cannot be rewritten or
+    a noted directory is not on this host."""
     ids = set(order_ids)
     if not ids:
         return 0, 0
@@ -67,9 +68,24 @@ def erase(order_ids: Sequence[str], archive_dir: Path | None = None) -> tuple[in
             )
             letters += 1
         letters += _erase_unaddressed(conn, ids)
-    archive = archive_dir or get_settings().archive_dir
-    archived = _erase_archives(archive, ids) if archive is not None else 0
+    archived = sum(_erase_archives(path, ids) for path in _archive_dirs(archive_dir))
     return letters, archived
+
+
+def _archive_dirs(given: Path | None) -> list[Path]:
+    """``given`` (else SHOESHOP_ARCHIVE_DIR) and every directory the relay noted archiving into,
+    once each. Raises OSError naming a noted one that is not on this host: the erasure stops
+    before the shop erases (customer_erasure), to be run again where the relay archives."""
+    noted = archives.recorded()
+    away = [str(path) for path in noted if not path.is_dir()]
+    if away:
+        raise OSError(
+            f"the archive directory {', '.join(away)}, where the relay archives pruned rows, is "
+            "not on this host: run the erasure on the relay's host"
+        )
+    named = given or get_settings().archive_dir
+    # A directory named but never archived into does not exist yet: nothing in it to erase.
+    return sorted({*noted, *([named] if named is not None and named.is_dir() else [])})
 
 
 # What an erasure reads of a dead letter: what it rewrites, by the id it rewrites it under.
@@ -131,8 +147,6 @@ _PERSONAL = {"name", "email", "line1", "city", "postal_code", "token"}
 def _erase_archives(archive_dir: Path, ids: set[str]) -> int:
     """Rewrite every outbox archive with the rows about ``ids`` erased; the relay appends
     nothing meanwhile (archives.locked). Returns the rows rewritten or dropped."""
-    if not archive_dir.is_dir():
-        return 0
     with archives.locked(archive_dir):
         return _rewrite_archives(archive_dir, ids)
 

@@ -156,6 +156,9 @@ def _archive(
     # Under the lock an erasure rewrites the files under: an erasure that recorded its orders
     # before this read is seen here, one that records them after it rewrites this batch.
     with archives.locked(archive_dir):
+        # Noted for an erasure run with another environment to find it; on the pruning
+        # transaction when the rows are operations' own (SQLite: one writer).
+        archives.record(archive_dir, conn if component == "operations" else None)
         if table is outbox:
             rows = _erased_where_due(rows, conn if component == "operations" else None)
         lines = "".join(
