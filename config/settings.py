@@ -409,6 +409,13 @@ class Settings:
                 f"SHOESHOP_OUTBOX_RETENTION ({self.outbox_retention_s}s): an event still in an "
                 "outbox can be sent again, and its inbox row is what stops a second effect"
             )
+        if self.inbox_retention_s <= self.visibility_timeout_s:
+            raise ConfigurationError(
+                f"SHOESHOP_INBOX_RETENTION ({self.inbox_retention_s}s) must exceed "
+                f"SHOESHOP_VISIBILITY_TIMEOUT ({self.visibility_timeout_s}s): a message applied "
+                "by a worker that died before acknowledging it comes back after that timeout, "
+                "and its inbox row is what stops a second effect"
+            )
         watched = self.redeliver_after_s + REDELIVERY_WATCH_S
         if self.outbox_retention_s <= watched:
             raise ConfigurationError(

@@ -896,3 +896,19 @@ def test_a_stall_bound_within_the_redeliver_after_is_refused_naming_both(stall_a
     assert str(refused.value).startswith(
         f"SHOESHOP_STALL_AFTER ({stall_after}s) must exceed SHOESHOP_REDELIVER_AFTER (300s)"
     )
+
+
+def test_an_inbox_retention_within_the_visibility_timeout_is_refused_naming_both() -> None:
+    # A message applied by a worker killed before its acknowledgement comes back after the
+    # visibility timeout: its inbox row must still be there.
+    environ = {
+        "SHOESHOP_VISIBILITY_TIMEOUT": "86400",
+        "SHOESHOP_OUTBOX_RETENTION": "1000",
+        "SHOESHOP_INBOX_RETENTION": "1001",
+    }
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env(environ)
+    assert str(refused.value).startswith(
+        "SHOESHOP_INBOX_RETENTION (1001s) must exceed SHOESHOP_VISIBILITY_TIMEOUT (86400s)"
+    )
+    assert Settings.from_env({**environ, "SHOESHOP_INBOX_RETENTION": "86401"})
