@@ -67,3 +67,29 @@ def test_concurrent_write_transactions_of_one_process_take_turns(
         conn.execute(
             delete(dead_letter_actions).where(dead_letter_actions.c.dead_letter_id == batch)
         )
+
+
+def test_a_database_error_shows_its_statement_without_the_values_bound_to_it() -> None:
+    # An error's text lands in logs and dead letters: a customer's data bound to the statement
+    # would land there with it (workers.messaging.database.HIDE_PARAMETERS).
+    from sqlalchemy.exc import IntegrityError
+
+    from workers.messaging.tables import inbox
+
+    row = {
+        "event_id": str(uuid.uuid4()),
+        "consumer": "Zoë Quist, 9 Ærøgade",
+        "attempts": 1,
+        "processed_at": utcnow(),
+    }
+    with transaction("payments") as conn:
+        conn.execute(insert(inbox), row)
+    with pytest.raises(IntegrityError) as raised, transaction("payments") as conn:
+        conn.execute(insert(inbox), row)
+
+    text = str(raised.value)
+    assert "INSERT INTO" in text and "[SQL parameters hidden due to hide_parameters=True]" in text
+    if raised.value.orig.__class__.__module__.startswith("sqlite3"):
+        assert "Quist" not in text and row["event_id"] not in text
+    # PostgreSQL's own DETAIL names the duplicate key's values; a dead letter's text that
+    # quotes them loses them at the customer's erasure (erasure.redact), as it does any quote.

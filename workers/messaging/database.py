@@ -136,6 +136,12 @@ def database_url(component: str, settings: Settings) -> str:
     return url
 
 
+# A database error's text (in a log line, a dead letter's message, a traceback) shows its
+# statement without the values bound to it: they hold customers' names and addresses, which
+# must not land where an erasure cannot reach them or reach them whole.
+HIDE_PARAMETERS = True
+
+
 def _create_engine(component: str, settings: Settings) -> Engine:
     url = database_url(component, settings)
     if make_url(url).get_backend_name() == "sqlite":
@@ -144,6 +150,7 @@ def _create_engine(component: str, settings: Settings) -> Engine:
         url,
         pool_pre_ping=True,
         pool_size=5,
+        hide_parameters=HIDE_PARAMETERS,
         # UTC sessions: times come back with a +00:00 offset whatever the server's own zone.
         connect_args={"options": f"-c search_path={component} -c timezone=UTC"},
     )
@@ -173,6 +180,7 @@ def _sqlite_engine(url: str) -> Engine:
         pool_size=SQLITE_POOL_SIZE,
         max_overflow=SQLITE_POOL_SIZE,
         connect_args={"check_same_thread": False},
+        hide_parameters=HIDE_PARAMETERS,
     )
 
     @event.listens_for(engine, "connect")

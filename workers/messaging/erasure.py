@@ -81,13 +81,22 @@ def redact(text: str, values: Sequence[str], mark: str = ERASED) -> str:
 
 
 def _spellings(value: str) -> set[str]:
-    """``value`` and the escaped forms a repr of it (as text, as UTF-8 bytes) or JSON writes."""
-    return {
+    """``value`` and the escaped forms a repr of it (as text, as UTF-8 bytes) or JSON writes,
+    and each of those as a repr of text holding it escapes it again (a JSON document quoted in
+    a repr: ``\\u00eb``, ``\\'``)."""
+    once = {
         value,
         ascii(value)[1:-1],
         repr(value.encode("utf-8"))[2:-1],
         json.dumps(value)[1:-1],
     }
+    return once | {_in_repr(form) for form in once}
+
+
+def _in_repr(text: str) -> str:
+    """``text`` as a repr of a string holding it writes it, without the quotes: backslashes
+    doubled, and quotes escaped, as a repr quoted in single quotes does."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def erase_event(body: Any) -> Any:
