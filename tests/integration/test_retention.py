@@ -268,3 +268,33 @@ def test_sqlite_gives_the_pruned_pages_back_to_the_disk() -> None:
     retention.prune(utcnow(), outboxes=["shipping"], inboxes=[])
 
     assert pages("shipping") < grown * 0.6, (grown, pages("shipping"))
+
+
+def test_sqlite_cuts_its_write_ahead_log_back_after_a_big_prune() -> None:
+    # The pool keeps its connections open: without journal_size_limit the log kept its
+    # high-water size (tens of megabytes after a big prune) for as long as they lived.
+    from workers.messaging.database import SQLITE_WAL_LIMIT_BYTES
+
+    engine = engine_for("shipping")
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite files only")
+    order_id = str(uuid.uuid4())
+    bulky = [
+        new_event(
+            PaymentDeclined(order_id=order_id, payment_id=str(uuid.uuid4()), reason="x" * 50),
+            source="/shipping",
+            subject=order_id,
+        )
+        for _ in range(15000)
+    ]
+    published_at("shipping", bulky, utcnow() - timedelta(days=30))
+    wal = Path(str(engine.url.database) + "-wal")
+    grown = wal.stat().st_size
+
+    retention.prune(utcnow(), outboxes=["shipping"], inboxes=[])
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    published_at("shipping", bulky[:1], utcnow())  # the next write starts the log afresh
+
+    assert grown > SQLITE_WAL_LIMIT_BYTES
+    assert wal.stat().st_size <= SQLITE_WAL_LIMIT_BYTES, (grown, wal.stat().st_size)

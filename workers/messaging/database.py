@@ -170,6 +170,10 @@ def give_back_free_pages(component: str) -> None:
         raw.executescript("PRAGMA incremental_vacuum;")
 
 
+# 4 MiB: a thousand pages, what SQLite's automatic checkpoint lets the log grow to anyway.
+SQLITE_WAL_LIMIT_BYTES = 4 * 1024 * 1024
+
+
 def _sqlite_engine(url: str) -> Engine:
     # A small pool: opening a connection and setting its pragmas costs more than most of our
     # transactions. Engines are created lazily in the process that uses them (after gunicorn's
@@ -188,12 +192,17 @@ def _sqlite_engine(url: str) -> Engine:
         # Take over transaction control so every write transaction can BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # First: the pragmas after it may wait for another connection's lock.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         # A new file keeps a map of its free pages, so the pages the relay's pruning frees can
         # be given back to the disk (PRAGMA incremental_vacuum); a file made before is switched
         # by `shoeshop db upgrade` (sqlite_incremental_vacuum). No effect once tables exist.
         cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # The write-ahead log is cut back to this size after each checkpoint: a burst of writes
+        # (a prune of thousands of rows) does not leave a log that big for as long as any
+        # connection stays open.
+        cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT_BYTES}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # Each pooled connection keeps its own page cache (2 MB by default); the operating
         # system caches the file for all of them anyway. Smaller keeps a worker's memory down.
