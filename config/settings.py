@@ -228,6 +228,19 @@ _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _Number = TypeVar("_Number", int, float)
 
 
+def duration_in_words(seconds: float) -> str:
+    """A duration as an operator reads it: "8 days", "1.5 days", "11 hours", "11 minutes 40 s",
+    "40 s" (the largest unit it reaches, days and hours to a tenth)."""
+    for unit, size in (("day", 86400), ("hour", 3600)):
+        if seconds >= size:
+            count = round(seconds / size, 1)
+            return f"{count:g} {unit}{'' if count == 1 else 's'}"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes:
+        return f"{minutes} minute{'' if minutes == 1 else 's'}" + (f" {rest} s" if rest else "")
+    return f"{rest} s"
+
+
 def default_stall_after(redeliver_after_s: int) -> int:
     """SHOESHOP_STALL_AFTER when unset, in seconds: DEFAULT_STALL_AFTER_S, or twice the
     redeliver-after when that is longer (it must exceed it: Settings)."""

@@ -912,3 +912,21 @@ def test_an_inbox_retention_within_the_visibility_timeout_is_refused_naming_both
         "SHOESHOP_INBOX_RETENTION (1001s) must exceed SHOESHOP_VISIBILITY_TIMEOUT (86400s)"
     )
     assert Settings.from_env({**environ, "SHOESHOP_INBOX_RETENTION": "86401"})
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (691200, "8 days"),
+        (86400, "1 day"),
+        (129600, "1.5 days"),
+        (39600, "11 hours"),
+        (700, "11 minutes 40 s"),
+        (60, "1 minute"),
+        (40, "40 s"),
+    ],
+)
+def test_a_retention_reads_in_the_unit_it_reaches(seconds: int, words: str) -> None:
+    from config.settings import duration_in_words
+
+    assert duration_in_words(seconds) == words

@@ -24,7 +24,7 @@ import msgspec
 from celery import Celery
 from sqlalchemy import func, insert, select, update
 
-from config.settings import OBSERVER_QUEUES, QUEUES, get_settings
+from config.settings import OBSERVER_QUEUES, QUEUES, duration_in_words, get_settings
 from workers.messaging.contracts import MessageReplayed, new_event
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.deadletters import (
@@ -300,9 +300,9 @@ def replay(app: Celery, letter_id: str, *, force: bool = False) -> Action:
         return _record(
             letter_id,
             "replay",
-            f"failed: the event was written on {written.date().isoformat()}, before the inbox "
-            f"horizon ({retention.days} days): a second effect is possible; replay it with "
-            "--force to send it anyway",
+            f"failed: the event was written at {as_utc(written):%Y-%m-%d %H:%M} UTC, before the "
+            f"inbox horizon ({duration_in_words(retention.total_seconds())}): a second effect is "
+            "possible; replay it with --force to send it anyway",
         )
     try:
         send_to(app, letter.task, letter.event)

@@ -19,8 +19,9 @@ from workers.messaging.tables import outbox
 def history_for(task_name: str, components: Iterable[str] = EMITTING_COMPONENTS) -> list[Envelope]:
     """Every stored event of the types ``task_name`` subscribes to, oldest first.
 
-    Each component keeps what it emitted in its outbox (published rows are kept, not deleted),
-    so the outboxes together are the log of every event that ever crossed the broker. Events
+    Each component keeps what it emitted in its outbox for SHOESHOP_OUTBOX_RETENTION after it
+    was published (then the relay prunes it: operations.retention), so the outboxes together
+    are the log of every event that crossed the broker within that window. Events
     come back as they were written, older versions included; the task upcasts them on receipt.
     Raises ValueError when the task subscribes to nothing, sqlalchemy.exc.SQLAlchemyError when
     a database is away.

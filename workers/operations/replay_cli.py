@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from config.settings import get_settings
+from config.settings import duration_in_words, get_settings
 
 PROJECTIONS = ("order_status", "order_list", "sales")
 
@@ -49,9 +49,9 @@ def replay(projection: tuple[str, ...], task: str | None) -> None:
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"re-sent {sent} event(s) to {task}; its inbox skips what it already applied")
-        days = get_settings().outbox_retention_s / 86400
+        kept = duration_in_words(get_settings().outbox_retention_s)
         click.echo(
-            f"only events still in an outbox are sent: published ones are kept {days:g} day(s) "
+            f"only events still in an outbox are sent: published ones are kept {kept} "
             "(SHOESHOP_OUTBOX_RETENTION); older ones are pruned and cannot be re-sent"
         )
         return
