@@ -38,6 +38,7 @@ def test_an_email_is_taken_without_the_spaces_around_it_up_to_the_longest_addres
         "ada.example.com",
         "erased@erased.invalid",
         "ERASED@erased.invalid",
+        "Erased@Erased.Invalid.",  # the same domain, written fully qualified
         "a" * 255,
         "@",
         "ada@",
