@@ -116,6 +116,8 @@ def test_an_erased_customer_is_nowhere_and_their_orders_facts_stay(
     park_and_archive(shipped, tmp_path)
     needles = [who["name"], who["email"], who["line1"]]
     assert found_anywhere(needles, tmp_path)  # the scan sees them before
+    archives = sorted(tmp_path.glob("*-outbox-*.jsonl"))
+    archives[0].chmod(0o640)  # an operator's choice, which the rewrite keeps
     before = {oid: order(client, oid) for oid in (shipped, parked)}
 
     # Run without SHOESHOP_ARCHIVE_DIR: the directory the relay noted archiving into is found.
@@ -132,6 +134,8 @@ def test_an_erased_customer_is_nowhere_and_their_orders_facts_stay(
         assert now["customer"] == {"name": "erased"}
         facts = ("status", "items", "total_cents", "currency", "timeline")
         assert {k: now[k] for k in facts} == {k: was[k] for k in facts}
+    assert archives[0].stat().st_mode & 0o777 == 0o640
+    assert {path.stat().st_mode & 0o777 for path in archives[1:]} <= {0o600}
     # Another customer is untouched.
     assert found_anywhere([other["name"], other["email"], other["line1"]], tmp_path)
     assert order(client, kept)["customer"] == {"name": other["name"]}

@@ -147,6 +147,8 @@ def test_what_is_pruned_is_archived_one_row_a_line(
     assert Envelope.from_dict(one["event"]).id == one["id"]  # the whole event, readable again
     consumed = (tmp_path / f"payments-inbox-{day}.jsonl").read_text("utf-8")
     assert ids <= {json.loads(line)["event_id"] for line in consumed.splitlines()}
+    # Readable by the relay's user only: the rows hold customers' names and addresses.
+    assert (tmp_path / f"payments-outbox-{day}.jsonl").stat().st_mode & 0o777 == 0o600
     with engine_for("payments").connect() as conn:
         left = conn.execute(select(outbox.c.id).where(outbox.c.id.in_(ids))).all()
         left += conn.execute(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))).all()

@@ -170,5 +170,6 @@ def _rewrite_archives(archive_dir: Path, ids: set[str]) -> int:
             out.append(json.dumps(row, sort_keys=True))
         temporary = path.with_suffix(".jsonl.erasing")
         temporary.write_text("".join(line + "\n" for line in out), "utf-8")
+        temporary.chmod(path.stat().st_mode & 0o777)  # as the operator left it
         temporary.replace(path)
     return rewritten

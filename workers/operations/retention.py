@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from workers.operations import archives
 log = logging.getLogger(__name__)
 
 BATCH = 500
+ARCHIVE_MODE = 0o600
 # Batches per table per sweep: a sweep never runs long, a backlog of old rows drains over a few.
 MAX_BATCHES = 20
 
@@ -164,7 +166,9 @@ def _archive(
         lines = "".join(
             json.dumps(row, default=_json_default, sort_keys=True) + "\n" for row in rows
         )
-        with path.open("a", encoding="utf-8") as archive:
+        # Readable by the relay's user only: the rows hold customers' names and addresses.
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, ARCHIVE_MODE)
+        with open(handle, "a", encoding="utf-8") as archive:
             archive.write(lines)
             archive.flush()
 
