@@ -8,16 +8,16 @@ is overdue by its ``health_check_interval`` (about 51 s by default); on RabbitMQ
 notices a dead peer after two missed beats (Celery's ``broker_heartbeat``, 120 s).
 
 This watchdog notices it from the outside, the same way on both brokers. Every ``CHECK_S``
-seconds a thread of the worker asks the broker, on a connection of its own, how many messages
-wait ready in the worker's queues; it counts the messages the worker received (Celery's
-``task_received``) and its free slots (fewer reserved requests than its concurrency). When
-messages have waited ready for a whole ``SHOESHOP_WATCHDOG_WINDOW`` while the worker received
-none and had slots free, it shuts its consumer connection's sockets down: the consumer's next
-read fails and Celery reconnects, as after any lost connection (the unacknowledged messages go
-back to the queue: at least once, and the inboxes keep the effects once). When a whole window
-passes again with nothing received, the worker exits with ``EXIT_STALLED`` (75, EX_TEMPFAIL) for
-its supervisor to start it again: ``shoeshop up`` does (``workers.supervise``), systemd does with
-``RestartForceExitStatus=75``.
+seconds (more often for a window under half a minute) a thread of the worker asks the broker,
+on a connection of its own, how many messages wait ready in the worker's queues; it counts the
+messages the worker received (Celery's ``task_received``) and its free slots (fewer reserved
+requests than its concurrency). When messages have waited ready for a whole
+``SHOESHOP_WATCHDOG_WINDOW`` while the worker received none and had slots free, it shuts its
+consumer connection's sockets down: the consumer's next read fails and Celery reconnects, as
+after any lost connection (the unacknowledged messages go back to the queue: at least once, and
+the inboxes keep the effects once). When a whole window passes again with nothing received, the
+worker exits with ``EXIT_STALLED`` (75, EX_TEMPFAIL) for its supervisor to start it again:
+``shoeshop up`` does (``workers.supervise``), systemd does with ``RestartForceExitStatus=75``.
 
 It runs in ``celery worker`` processes only (``enable``, called from ``celeryd_init``), not in a
 worker a test runs inside its own process. ``SHOESHOP_WATCHDOG_WINDOW=0`` turns it off.
@@ -44,7 +44,8 @@ from config.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# How often the watchdog looks, in seconds: a window is a whole number of looks.
+# How often the watchdog looks, in seconds, at most: six looks a window at least (a short
+# window, as the tests use, is looked at more often).
 CHECK_S = 5.0
 EXIT_STALLED = 75
 
@@ -100,6 +101,7 @@ class Watchdog:
     free_slots: Callable[[], bool]
     reconnect: Callable[[], None]
     exit: Callable[[], None]
+    check_s: float = CHECK_S
     clock: Callable[[], float] = time.monotonic
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -125,7 +127,7 @@ class Watchdog:
         return verdict
 
     def run(self) -> None:
-        while not self.stop.wait(CHECK_S):
+        while not self.stop.wait(self.check_s):
             try:
                 self.look()
             except Exception:  # a look that fails is no verdict; the next one tries again
@@ -172,10 +174,11 @@ def _start(sender: Any = None, **_: Any) -> None:
         free_slots=lambda: len(worker_state.reserved_requests) < concurrency,
         reconnect=lambda: shut_down(consumer_sockets(consumer.connection)),
         exit=_exit_for_supervisor,
+        check_s=min(CHECK_S, window / 6),
     )
     _running.append(dog)
     threading.Thread(target=dog.run, name="shoeshop-watchdog", daemon=True).start()
-    log.info("watchdog: watching %s every %.0fs, window %ds", ", ".join(queues), CHECK_S, window)
+    log.info("watchdog: watching %s every %gs, window %ds", ", ".join(queues), dog.check_s, window)
 
 
 def _stop(**_: Any) -> None:
