@@ -69,6 +69,12 @@ worker_consumer = "workers.messaging.undecodable:ParkingConsumer"
 # event: it would add a message to every message, and Flower learns of each task when a worker
 # receives it.
 worker_send_task_events = True
+
+# A worker's remote-control queue is not exclusive to its connection: a worker that reconnects
+# after its connection went silent (workers.messaging.watchdog) declares it again while RabbitMQ
+# still holds the silent connection open, which an exclusive queue refuses (RESOURCE_LOCKED,
+# and the worker stops). The queue still expires once no worker uses it.
+control_queue_exclusive = False
 task_send_sent_event = False
 
 # The longest retry waits retry_max_delay_s; an unacknowledged message is redelivered by Redis
@@ -81,6 +87,11 @@ broker_transport_options = {
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
     "confirm_publish": True,
+    # Redis: a command on a connection that went silent (a publish, an acknowledgement, a
+    # control message) fails after this many seconds instead of blocking its thread for ever;
+    # far above a healthy round trip, and above BRPOP's own 1 s wait. The consumer's watchdog
+    # (workers.messaging.watchdog) relies on it to get the worker's loop back.
+    "socket_timeout": 10,
 }
 
 # Beat only nudges: the deadlines themselves are rows in the databases (orders: an unpaid or an

@@ -42,6 +42,17 @@ class SilencingProxy:
                 pair.silent.set()
             return len(self._pairs)
 
+    def drop_silenced(self) -> None:
+        """Close both ends of every silenced connection, as the network does in the end (a
+        reset, a timeout): the broker then takes back what it had handed over them."""
+        with self._lock:
+            for pair in self._pairs:
+                if pair.silent.is_set():
+                    for sock in (pair.client, pair.upstream):
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_RDWR)
+                            sock.close()
+
     def close(self) -> None:
         self._closed.set()
         self._listener.close()

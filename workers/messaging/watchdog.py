@@ -172,7 +172,7 @@ def _start(sender: Any = None, **_: Any) -> None:
         watch=Watch(window_s=window),
         ready_messages=lambda: ready_messages(app, queues),
         free_slots=lambda: len(worker_state.reserved_requests) < concurrency,
-        reconnect=lambda: shut_down(consumer_sockets(consumer.connection)),
+        reconnect=lambda: shut_down(broker_sockets(consumer)),
         exit=_exit_for_supervisor,
         check_s=min(CHECK_S, window / 6),
     )
@@ -213,11 +213,32 @@ def ready_messages(app: Celery, queues: Sequence[str]) -> int | None:
         return None
 
 
+def broker_sockets(consumer: Any) -> list[socket.socket]:
+    """The sockets of every broker connection of the worker: its consumer's, its event
+    dispatcher's (the worker's heartbeat is sent on it from the consumer's loop) and those of
+    the app's connection pool, which its producers and remote control publish on (the first
+    thing a reconnected consumer does is a remote-control hello: on a silent pooled connection
+    it would wait for ever for RabbitMQ's confirm)."""
+    dispatcher = getattr(consumer, "event_dispatcher", None)
+    connections = [consumer.connection, getattr(dispatcher, "connection", None)]
+    pool = getattr(consumer.app, "_pool", None)  # only once something used app.pool
+    if pool is not None:
+        connections += [*list(pool._resource.queue), *list(pool._dirty)]
+    found: list[socket.socket] = []
+    for conn in connections:
+        for sock in consumer_sockets(conn) if conn is not None else ():
+            if sock not in found:
+                found.append(sock)
+    return found
+
+
 def consumer_sockets(connection: Any) -> list[socket.socket]:
     """The sockets under a consumer's kombu connection: py-amqp's one, or every socket of each
     kombu Redis channel's connection pool (its BRPOP connection among them)."""
     found: list[socket.socket] = []
-    raw = getattr(connection, "connection", None)  # py-amqp Connection, or kombu's Transport
+    # py-amqp's Connection, or kombu's Transport; None when not connected (the ``connection``
+    # property would connect).
+    raw = getattr(connection, "_connection", None)
     amqp_sock = getattr(getattr(raw, "transport", None), "sock", None)
     if isinstance(amqp_sock, socket.socket):
         found.append(amqp_sock)
