@@ -48,11 +48,11 @@ def record(archive_dir: Path, operations: Connection | None = None) -> None:
     sqlalchemy.exc.SQLAlchemyError when the database is away (noted on the next call then)."""
     if archive_dir in _recorded:
         return
-    if operations is None:
-        with transaction("operations") as conn:
-            _note(conn, archive_dir)
-    else:
-        _note(operations, archive_dir)
+    if operations is not None:
+        _note(operations, archive_dir)  # the caller's transaction may yet roll back: not cached
+        return
+    with transaction("operations") as conn:
+        _note(conn, archive_dir)
     _recorded.add(archive_dir)
 
 
