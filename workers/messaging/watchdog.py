@@ -166,11 +166,11 @@ def _start(sender: Any = None, **_: Any) -> None:
         return
     consumer = sender
     app: Celery = consumer.app
-    queues = sorted(app.amqp.queues.consume_from)
     concurrency = int(consumer.controller.concurrency)
     dog = Watchdog(
         watch=Watch(window_s=window),
-        ready_messages=lambda: ready_messages(app, queues),
+        # The queues it consumes now: an operator's cancel_consumer takes one out of the watch.
+        ready_messages=lambda: ready_messages(app, sorted(app.amqp.queues.consume_from)),
         free_slots=lambda: len(worker_state.reserved_requests) < concurrency,
         reconnect=lambda: shut_down(broker_sockets(consumer)),
         exit=_exit_for_supervisor,
@@ -178,7 +178,8 @@ def _start(sender: Any = None, **_: Any) -> None:
     )
     _running.append(dog)
     threading.Thread(target=dog.run, name="shoeshop-watchdog", daemon=True).start()
-    log.info("watchdog: watching %s every %gs, window %ds", ", ".join(queues), dog.check_s, window)
+    queues = ", ".join(sorted(app.amqp.queues.consume_from))
+    log.info("watchdog: watching %s every %gs, window %ds", queues, dog.check_s, window)
 
 
 def _stop(**_: Any) -> None:
@@ -197,7 +198,10 @@ def _exit_for_supervisor() -> None:
 def ready_messages(app: Celery, queues: Sequence[str]) -> int | None:
     """Messages waiting ready in ``queues`` (not those taken and unacknowledged), on a
     connection of the watchdog's own; None when the broker does not answer within a few
-    seconds (no verdict then: a broker away is the consumer's own to reconnect to)."""
+    seconds (no verdict then: a broker away is the consumer's own to reconnect to), or when
+    there is no queue to ask about."""
+    if not queues:
+        return None
     try:
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=5)
