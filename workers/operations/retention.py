@@ -146,7 +146,7 @@ def _archive(
     component: str,
     table: Table,
     rows: Sequence[dict[str, Any]],
-    conn: Connection,
+    conn: Connection | None = None,
 ) -> None:
     """Append ``rows`` of ``component``'s ``table`` to its archive file; ``conn`` is the
     pruning transaction's, which reads operations' erased orders when the rows are operations'
@@ -160,9 +160,10 @@ def _archive(
     with archives.locked(archive_dir):
         # Noted for an erasure run with another environment to find it; on the pruning
         # transaction when the rows are operations' own (SQLite: one writer).
-        archives.record(archive_dir, conn if component == "operations" else None)
+        operations = conn if component == "operations" else None
+        archives.record(archive_dir, operations)
         if table is outbox:
-            rows = _erased_where_due(rows, conn if component == "operations" else None)
+            rows = _erased_where_due(rows, operations)
         lines = "".join(
             json.dumps(row, default=_json_default, sort_keys=True) + "\n" for row in rows
         )
