@@ -61,3 +61,23 @@ def test_a_password_given_as_a_query_parameter_is_masked_too() -> None:
     shown = masked_url("postgresql://shop@db/shop?sslmode=require&PASSWORD=dbsecret&x=1")
 
     assert shown == "postgresql://shop@db/shop?sslmode=require&PASSWORD=***&x=1"
+
+
+def test_shoeshop_up_runs_each_worker_under_the_supervisor_and_nothing_else() -> None:
+    from workers.launcher import supervised
+
+    lines = {
+        "web": "gunicorn app",
+        "orders": "celery -A config.celery_process worker -Q orders",
+        "notifications": "celery -A config.celery_process worker -Q notifications",
+        "relay": "shoeshop relay",
+        "beat": "celery -A config.celery_process beat",
+    }
+
+    assert supervised(lines) == {
+        **lines,
+        "orders": "shoeshop supervise -- celery -A config.celery_process worker -Q orders",
+        "notifications": (
+            "shoeshop supervise -- celery -A config.celery_process worker -Q notifications"
+        ),
+    }
