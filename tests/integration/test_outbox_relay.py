@@ -40,11 +40,7 @@ def test_checkout_answers_202_while_the_broker_is_away_and_the_relay_publishes_l
     unreachable_broker: Celery,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(shop.checkout, "celery_app", unreachable_broker)
-    response = client.post("/api/orders", json=order_body(sku="CRT-002", size="39"))
-    assert response.status_code == 202
-    order_id = response.get_json()["id"]
-    monkeypatch.undo()
+    order_id = placed_while_the_broker_is_away(client, unreachable_broker, monkeypatch, "39")
     assert unpublished_events_of(order_id) == 1  # order.placed waits in the outbox
 
     stop = threading.Event()
@@ -63,6 +59,18 @@ def test_checkout_answers_202_while_the_broker_is_away_and_the_relay_publishes_l
         sweeper.join(timeout=10)
     assert order["shipment"]["tracking_number"]
     assert unpublished_events_of(order_id) == 0
+
+
+def placed_while_the_broker_is_away(
+    client: FlaskClient, unreachable: Celery, monkeypatch: pytest.MonkeyPatch, size: str
+) -> str:
+    """An order checked out while the shop's publisher cannot reach a broker: its order.placed
+    stays in the outbox, for the relay. Returns its id."""
+    monkeypatch.setattr(shop.checkout, "celery_app", unreachable)
+    response = client.post("/api/orders", json=order_body(sku="CRT-002", size=size))
+    assert response.status_code == 202
+    monkeypatch.undo()
+    return str(response.get_json()["id"])
 
 
 def unpublished_events_of(order_id: str) -> int:
@@ -125,11 +133,7 @@ def test_an_event_no_queue_takes_stays_in_the_outbox_until_its_queue_is_bound_ag
     # A binding deleted on RabbitMQ (an operator's slip, a policy): the broker returns the
     # mandatory publish, so it is not counted as sent, and the next send declares the queue's
     # binding again: the relay then delivers the order with nothing lost.
-    monkeypatch.setattr(shop.checkout, "celery_app", unreachable_broker)
-    response = client.post("/api/orders", json=order_body(sku="CRT-002", size="41"))
-    assert response.status_code == 202
-    order_id = response.get_json()["id"]
-    monkeypatch.undo()
+    order_id = placed_while_the_broker_is_away(client, unreachable_broker, monkeypatch, "41")
     with engine_for("shop").connect() as conn:
         placed = conn.execute(select(outbox.c.event).where(outbox.c.subject == order_id)).scalar()
 

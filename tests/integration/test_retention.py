@@ -250,11 +250,8 @@ def pages(component: str) -> int:
         return int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
 
 
-def test_sqlite_gives_the_pruned_pages_back_to_the_disk() -> None:
-    if engine_for("shipping").dialect.name != "sqlite":
-        pytest.skip("SQLite files only: PostgreSQL's autovacuum reuses the space in place")
-    with engine_for("shipping").connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one() == 2  # incremental
+def bulky_published_a_month_ago(count: int) -> list[Envelope]:
+    """``count`` events about one order in shipping's outbox, published 30 days ago."""
     order_id = str(uuid.uuid4())
     bulky = [
         new_event(
@@ -262,9 +259,18 @@ def test_sqlite_gives_the_pruned_pages_back_to_the_disk() -> None:
             source="/shipping",
             subject=order_id,
         )
-        for _ in range(2000)
+        for _ in range(count)
     ]
     published_at("shipping", bulky, utcnow() - timedelta(days=30))
+    return bulky
+
+
+def test_sqlite_gives_the_pruned_pages_back_to_the_disk() -> None:
+    if engine_for("shipping").dialect.name != "sqlite":
+        pytest.skip("SQLite files only: PostgreSQL's autovacuum reuses the space in place")
+    with engine_for("shipping").connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one() == 2  # incremental
+    bulky_published_a_month_ago(2000)
     grown = pages("shipping")
 
     retention.prune(utcnow(), outboxes=["shipping"], inboxes=[])
@@ -280,16 +286,7 @@ def test_sqlite_cuts_its_write_ahead_log_back_after_a_big_prune() -> None:
     engine = engine_for("shipping")
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite files only")
-    order_id = str(uuid.uuid4())
-    bulky = [
-        new_event(
-            PaymentDeclined(order_id=order_id, payment_id=str(uuid.uuid4()), reason="x" * 50),
-            source="/shipping",
-            subject=order_id,
-        )
-        for _ in range(15000)
-    ]
-    published_at("shipping", bulky, utcnow() - timedelta(days=30))
+    bulky = bulky_published_a_month_ago(15000)
     wal = Path(str(engine.url.database) + "-wal")
     grown = wal.stat().st_size
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from celery import Celery
 
-from tests.integration.test_notifications import applied, order_placed
+# The in-process worker leaves the notifications queue to the process under test.
+from tests.integration.test_notifications import (  # noqa: F401 (a fixture)
+    applied,
+    notifications_paused,
+    order_placed,
+)
 from tests.support.processes import Processes
 from tests.support.proxy import SilencingProxy, through, upstream_of
 from tests.support.shop import wait_for
@@ -27,18 +30,7 @@ WINDOW_S = 15
 SENT = 8
 
 
-@pytest.fixture
-def notifications_to_the_process(celery_app: Celery, worker: Any) -> Iterator[None]:
-    """The in-process worker leaves the notifications queue to the process under test."""
-    replies = celery_app.control.cancel_consumer(
-        "notifications", destination=[worker.hostname], reply=True
-    )
-    assert replies, "the in-process worker did not answer"
-    yield
-    celery_app.control.add_consumer("notifications", destination=[worker.hostname], reply=True)
-
-
-@pytest.mark.usefixtures("notifications_to_the_process")
+@pytest.mark.usefixtures("notifications_paused")
 def test_a_worker_whose_connection_went_silent_reconnects_and_takes_its_messages(
     celery_app: Celery, tmp_path: Path
 ) -> None:
