@@ -21,6 +21,10 @@ def on_message_parked(conn: Connection, event: Envelope, outbox: Outbox) -> None
     _hear(conn, event, outbox)
 
 
+def on_order_attention_changed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    _hear(conn, event, outbox)
+
+
 def on_message_replayed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
     _hear(conn, event, outbox)
 

@@ -13,10 +13,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from config.settings import get_settings
-from shop.tables import acceptance_deadlines, heard_events, order_counts, orders, stock
+from shop.tables import (
+    acceptance_deadlines,
+    attention,
+    heard_events,
+    order_counts,
+    orders,
+    stock,
+)
 from workers.messaging.contracts import UNCARRIABLE
 from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import Envelope, as_utc, event_name
@@ -29,6 +46,8 @@ CUSTOMER_REQUEST = "customer_request"
 # (a retried event overtaken by a newer one) is ignored.
 RANK = {"PLACED": 0, "PAYMENT_PENDING": 1, "PAID": 2, "SHIPPED": 3, "CANCELLED": 3}
 FINAL = {"SHIPPED", "CANCELLED"}
+# Why orders may say an order needs an operator (order.attention_changed's reasons).
+ATTENTION_REASONS = ("message_parked", "refund_failed")
 PAYMENT_STATUS = {"PLACED": "pending", "PAYMENT_PENDING": "pending", "PAID": "succeeded"}
 
 
@@ -67,6 +86,8 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
             _update(conn, data["order_id"], at, **_parcel(data))
         case "order.cancellation_requested" if data.get("reason") == CUSTOMER_REQUEST:
             _update(conn, data["order_id"], at, cancel_requested_at=at)
+        case "order.attention_changed":
+            _attend(conn, data, at)
 
 
 def email_key(email: str) -> str:
@@ -95,6 +116,7 @@ def rebuild(conn: Connection) -> int:
     """Drop the view and fold the whole log into it again; returns the events replayed."""
     conn.execute(delete(orders))
     conn.execute(delete(order_counts))
+    conn.execute(delete(attention))
     replayed = 0
     for row in conn.execute(select(heard_events.c.event).order_by(heard_events.c.seq)):
         # The log keeps each event in the version it was heard in; apply reads the current one.
@@ -210,6 +232,85 @@ def _delay(conn: Connection, data: dict[str, Any], at: datetime) -> None:
             "parked_event_id": data.get("event_id"),
         },
     )
+
+
+def _attend(conn: Connection, data: dict[str, Any], at: datetime) -> None:
+    """The order needs an operator (``reason``) or no longer does (None); ``since`` is when it
+    started to, kept while it goes on needing one. A notice older than the row's (by orders'
+    stream version) changes nothing."""
+    row = {
+        "order_id": data["order_id"],
+        "reason": data.get("reason"),
+        "detail": data.get("detail"),
+        "note": data.get("note"),
+        "version": data["version"],
+        "since": at if data.get("reason") else None,
+        "updated_at": at,
+    }
+    stmt = upsert_insert(conn, attention)
+    new = stmt.excluded
+    since = case(
+        (new.reason.is_(None), None),
+        (attention.c.reason.is_(None), new.since),
+        else_=attention.c.since,
+    )
+    columns = ("reason", "detail", "note", "version", "updated_at")
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[attention.c.order_id],
+            set_={**{name: new[name] for name in columns}, "since": since},
+            where=attention.c.version < new.version,
+        ),
+        row,
+    )
+
+
+def needing_attention(conn: Connection) -> list[dict[str, Any]]:
+    """The orders waiting for an operator, oldest first: ``[{"order_id", "reason", "detail",
+    "since" (datetime, UTC), "status", "total_cents", "currency"}]`` (status and amount from the
+    view; None for an order the view lacks)."""
+    query = (
+        select(
+            attention.c.order_id,
+            attention.c.reason,
+            attention.c.detail,
+            attention.c.since,
+            orders.c.status,
+            orders.c.total_cents,
+            orders.c.currency,
+        )
+        .select_from(attention.outerjoin(orders, orders.c.id == attention.c.order_id))
+        .where(attention.c.reason.is_not(None))
+        .order_by(attention.c.since, attention.c.order_id)
+    )
+    return [
+        {**row, "since": as_utc(row["since"]) if row["since"] else None}
+        for row in conn.execute(query).mappings()
+    ]
+
+
+def attention_counts(conn: Connection) -> dict[str, int]:
+    """How many orders wait for an operator, by reason (``{"refund_failed": 2}``)."""
+    query = (
+        select(attention.c.reason, func.count())
+        .where(attention.c.reason.is_not(None))
+        .group_by(attention.c.reason)
+    )
+    return {reason: int(count) for reason, count in conn.execute(query).all()}
+
+
+def attention_of(conn: Connection, order_id: str) -> dict[str, Any] | None:
+    """One order's row of ``attention`` (``{"reason", "detail", "note", "since", "updated_at"}``),
+    None when it never needed an operator."""
+    query = select(
+        attention.c.reason,
+        attention.c.detail,
+        attention.c.note,
+        attention.c.since,
+        attention.c.updated_at,
+    ).where(attention.c.order_id == order_id)
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row is not None else None
 
 
 def _moved_on(conn: Connection, order_id: str, event_id: str, at: datetime) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import (
     Text,
 )
 
-from workers.messaging.contracts import EMAIL_LENGTH
+from workers.messaging.contracts import EMAIL_LENGTH, NOTE_LENGTH, REASON_LENGTH
 
 metadata = MetaData()
 
@@ -88,6 +88,22 @@ order_counts = Table(
     Column("status", String(20), primary_key=True),
     Column("reason", String(50), primary_key=True),
     Column("orders", Integer, nullable=False),
+)
+
+attention = Table(
+    "attention",
+    metadata,
+    # Orders a compensation of which failed and waits for an operator (order.attention_changed):
+    # ``reason`` while it does, NULL once settled. A row stays once written, so a notice that
+    # arrives late (``version``, orders' stream version) never undoes a newer one; the table
+    # grows with such orders, not with all orders. Part of the view: rebuilt with it.
+    Column("order_id", String(36), primary_key=True),
+    Column("reason", String(REASON_LENGTH), nullable=True, index=True),
+    Column("detail", String(NOTE_LENGTH), nullable=True),
+    Column("note", String(NOTE_LENGTH), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 checkouts = Table(

@@ -16,6 +16,11 @@ import click
 
 from config.settings import COMPONENTS, ConfigurationError, get_settings
 
+# The supervisor's bounds, copied here so the CLI loads no more than click to show its help;
+# tests/unit/test_relay_heartbeat.py holds them to workers.supervise's.
+DEFAULT_STALE_AFTER_S = 60.0
+STALE_AFTER_BOUNDS_S = (1.0, 86400.0)
+
 DEFAULT_PORT = 8000
 DEFAULT_FLOWER_PORT = 5555
 DEFAULT_GATEWAY_PORT = 8020
@@ -124,16 +129,34 @@ def up(
     sys.exit(launcher.run())
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+# Options end at the command's first word: `supervise celery worker --heartbeat x` passes
+# --heartbeat on to celery (write `--` before the command all the same).
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--heartbeat",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A file the command touches as it works (given to it as SHOESHOP_HEARTBEAT_FILE); "
+    "left untouched for --stale-after seconds, the command is killed and started again, as "
+    "is one that dies of a signal. `shoeshop up` runs the relay this way.",
+)
+@click.option(
+    "--stale-after",
+    type=click.FloatRange(*STALE_AFTER_BOUNDS_S),
+    default=None,
+    help=f"Seconds a heartbeat may stay untouched (default {DEFAULT_STALE_AFTER_S:g}).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def supervise(command: tuple[str, ...]) -> None:
+def supervise(heartbeat: str | None, stale_after: float | None, command: tuple[str, ...]) -> None:
     """Run COMMAND (after --), and start it again each time it exits with 75, as a worker does
     when its consumer stayed silent after a reconnection; any other exit ends this with the
-    command's code. `shoeshop up` runs each worker this way."""
+    command's code. `shoeshop up` runs each worker this way, and the relay with --heartbeat."""
     from workers.supervise import supervise as run_supervised
+    from workers.supervise import watched_by
 
+    watch = watched_by(heartbeat, stale_after)
     try:
-        code = run_supervised(command)
+        code = run_supervised(command, heartbeat=watch)
     except OSError as exc:
         raise click.ClickException(f"cannot start {command[0]!r}: {exc}") from exc
     sys.exit(code if code >= 0 else 128 - code)
@@ -257,7 +280,9 @@ def _register_subcommands() -> None:
     from workers.db_cli import db
     from workers.operations.dlq_cli import dlq
     from workers.operations.replay_cli import replay, report
+    from workers.operator_actions import attention
 
+    main.add_command(attention)
     main.add_command(db)
     main.add_command(dlq)
     main.add_command(replay)

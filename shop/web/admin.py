@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.celery import app as celery_app
 from config.settings import QUEUES, get_settings
 from shop import throughput
-from shop.web import admin_erasure, admin_mail, metrics
+from shop.web import admin_attention, admin_erasure, admin_mail, metrics
 from shop.web.errors import error_response
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import utcnow
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
+admin_attention.add_routes(bp, api_bp)
 admin_erasure.add_routes(bp, api_bp)
 admin_mail.add_routes(bp, api_bp)
 
@@ -63,11 +64,13 @@ NOT_AN_ORDER_ID = "An order's id is a UUID of 36 characters, as in the address o
 
 def add_metric_sources(app: Flask) -> None:
     """Report the operations' readers at the app's /metrics, as the sources ``outbox`` (every
-    component's outbox backlog), ``dead_letters`` (parked per queue) and ``subscribers`` (how
-    far each queue's subscribers are behind)."""
+    component's outbox backlog), ``dead_letters`` (parked per queue), ``subscribers`` (how
+    far each queue's subscribers are behind) and ``deadlines`` (orders their timer has left
+    past their deadline)."""
     metrics.add_source(app, "outbox", operations_metrics.outbox_metrics)
     metrics.add_source(app, "dead_letters", operations_metrics.dead_letter_metrics)
     metrics.add_source(app, "subscribers", operations_metrics.subscriber_metrics)
+    metrics.add_source(app, "deadlines", operations_metrics.deadline_metrics)
 
 
 def _authorised() -> bool:

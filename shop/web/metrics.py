@@ -131,6 +131,7 @@ def order_metrics() -> Iterator[Metric]:
     """Counts from the shop's read model: monotonic while the database lives, like counters."""
     with engine_for("shop").connect() as conn:
         rows = readmodel.counts(conn)
+        waiting = readmodel.attention_counts(conn)
     by_status: Counter[str] = Counter()
     cancelled_by_reason: Counter[str] = Counter()
     for status, reason, count in rows:
@@ -151,7 +152,15 @@ def order_metrics() -> Iterator[Metric]:
     )
     for status in ("PLACED", "PAYMENT_PENDING", "PAID", "SHIPPED", "CANCELLED"):
         current.add_metric([status], by_status[status])
-    yield from (placed, shipped, cancelled, current)
+    attention = GaugeMetricFamily(
+        "shoeshop_orders_needing_attention",
+        "Orders a failed compensation left for an operator (a refund refused, a refund or stock "
+        "release parked), by reason; 0 for each reason when none.",
+        labels=["reason"],
+    )
+    for reason in sorted({*readmodel.ATTENTION_REASONS, *waiting}):
+        attention.add_metric([reason], waiting.get(reason, 0))
+    yield from (placed, shipped, cancelled, current, attention)
 
 
 def queue_metrics() -> Iterator[Metric]:

@@ -77,6 +77,13 @@ def gateway_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def gateway_simulator() -> Any:
+    """The gateway simulator the suite charges (workers.gateway.server.RunningGateway), for
+    the fault controls a test may need (``allow_refunds``)."""
+    return _state["gateway"]
+
+
+@pytest.fixture(scope="session")
 def catcher() -> Any:
     """The mail catcher every mail of the suite goes to (workers.mailcatcher.RunningCatcher)."""
     return _state["catcher"]

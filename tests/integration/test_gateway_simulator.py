@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from workers.gateway import cards
 from workers.gateway.server import RunningGateway, start_in_thread
 from workers.messaging.errors import GatewayUnavailable
-from workers.payments.gateway import Charged, Declined, GatewayRejected
+from workers.payments.gateway import Charged, Declined, GatewayRejected, RefundRefused
 from workers.payments.http_gateway import HttpGateway
 
 Seal = Callable[..., str]
@@ -230,9 +230,37 @@ def test_refund_marks_the_charge_refunded_and_is_idempotent(
     assert stored["status"] == "refunded"
 
 
-def test_refund_of_an_unknown_charge_is_rejected(client: HttpGateway) -> None:
-    with pytest.raises(GatewayRejected, match="404"):
+def test_refund_of_an_unknown_charge_is_refused_for_good(client: HttpGateway) -> None:
+    with pytest.raises(RefundRefused, match="404 charge_not_found") as refused:
         client.refund(idempotency_key=new_id(), charge_id="ch_nope")
+    assert refused.value.code == "charge_not_found"
+
+
+def test_a_second_refund_of_a_charge_is_refused_for_good(client: HttpGateway, seal: Seal) -> None:
+    charged = charge(client, seal(cards.ALWAYS_SUCCEEDS), key=new_id(), order_id=new_id())
+    assert isinstance(charged, Charged)
+    client.refund(idempotency_key=new_id(), charge_id=charged.charge_id)
+    with pytest.raises(RefundRefused, match="409 charge_already_refunded"):
+        client.refund(idempotency_key=new_id(), charge_id=charged.charge_id)
+
+
+def test_the_refund_refused_card_is_charged_but_never_refunded_until_allowed(
+    gateway: RunningGateway, client: HttpGateway, seal: Seal
+) -> None:
+    order_id, key = new_id(), new_id()
+    charged = charge(client, seal(cards.REFUND_REFUSED), key=new_id(), order_id=order_id)
+    assert isinstance(charged, Charged)
+    for _ in range(2):  # the same key, or another: refused the same way, nothing recorded
+        with pytest.raises(RefundRefused, match="402 expired_or_canceled_card") as refused:
+            client.refund(idempotency_key=key, charge_id=charged.charge_id)
+        assert refused.value.code == cards.REFUND_REFUSAL_CODE
+    [stored] = ledger_charges(gateway, order_id)
+    assert stored["status"] == "succeeded"
+
+    gateway.allow_refunds(charged.charge_id)
+    assert client.refund(idempotency_key=key, charge_id=charged.charge_id).startswith("re_")
+    [stored] = ledger_charges(gateway, order_id)
+    assert stored["status"] == "refunded"
 
 
 def test_reusing_a_key_for_another_amount_is_rejected(client: HttpGateway, seal: Seal) -> None:

@@ -43,18 +43,20 @@ from workers.messaging.versions import (
     upcast,
 )
 from workers.operations import dlq
+from workers.operations.attention import command as operator_command
 from workers.orders import domain
 from workers.orders.announcements import announce, parse_placed
 from workers.orders.domain import Order
 from workers.orders.events import DomainEvent
 from workers.payments import handlers as payments
 from workers.payments import store as payments_store
-from workers.payments.gateway import Charged, Declined
+from workers.payments.gateway import Charged, Declined, NotRefunded, Refunded
 from workers.shipping import handlers as shipping
 from workers.shipping import store as shipping_store
 
 ORDER_ID = "3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11"
 PAY, REFUND = "7d3c2f6e-1a2b-4c5d-8e9f-0a1b2c3d4e5f", "0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f"
+SECOND_REFUND = "5b1e2c3d-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
 PLACED = wire_type("order.placed")
 STATUS_CHANGED = wire_type("order.status_changed")
 
@@ -605,6 +607,15 @@ def every_saga_path() -> list[Envelope]:
             lambda o: domain.record_refund(o, REFUND),
         ),
         *announced_by_orders(place, lambda o: domain.expire(o, due + timedelta(seconds=1)), pay),
+        # A refund refused for good, asked for again by an operator, then closed with a note.
+        *announced_by_orders(
+            place,
+            lambda o: domain.expire(o, due + timedelta(seconds=1)),
+            pay,
+            lambda o: domain.record_refund_failure(o, REFUND, "expired_or_canceled_card"),
+            lambda o: domain.act(o, "retry_refund", "card reissued", SECOND_REFUND),
+            lambda o: domain.act(o, "close", "refunded by bank transfer", SECOND_REFUND),
+        ),
     ]
 
 
@@ -651,7 +662,11 @@ def produced() -> list[Envelope]:
         *emitted_by(
             lambda c, box: payments.record_outcome(c, payment, box, Declined("do_not_honor"))
         ),
-        *emitted_by(lambda c, box: payments.record_refund(c, refund, box, "re_1")),
+        *emitted_by(lambda c, box: payments.record_refund(c, refund, box, Refunded("re_1"))),
+        *emitted_by(
+            lambda c, box: payments.record_refund(c, refund, box, NotRefunded("card_cancelled"))
+        ),
+        operator_command(ORDER_ID, "close", "settled by bank transfer"),
         *emitted_by(lambda c, box: shipping.on_shipment_requested(c, parcel, box)),
         *emitted_by(lambda c, box: shipping.on_shipment_cancellation_requested(c, stop, box)),
         delayed,

@@ -10,12 +10,14 @@ import pytest
 from workers.messaging.contracts import Event, wire_type
 from workers.messaging.errors import InvalidEvent, InvariantViolation
 from workers.orders import domain
-from workers.orders.announcements import status_change
+from workers.orders.announcements import attention_change, status_change
 from workers.orders.domain import Order, Status
 from workers.orders.events import (
+    AttentionClosed,
     CancellationRequested,
     DomainEvent,
     Item,
+    OperatorActed,
     OrderPlaced,
     PaymentRequested,
     PaymentSucceeded,
@@ -278,3 +280,133 @@ def test_stored_events_round_trip_through_their_records() -> None:
 def test_totals_are_whole_cents() -> None:
     items = [Item("A", "a", "40", 3, 1999), Item("B", "b", "41", 1, 1)]
     assert domain.total_cents(items) == 5998
+
+
+# --- compensations that fail (issue #19) -------------------------------------------------------
+
+
+def cancelled_while_paid() -> Story:
+    """A paid order the customer cancelled, whose parcel shipping stopped: a refund is owed."""
+    story = Story().placed().paid()
+    story.then(domain.request_cancellation(story.order, "customer_request"))
+    story.then(domain.record_shipment_stopped(story.order, REFUND))
+    return story
+
+
+def test_a_refund_refused_for_good_cancels_the_stopped_order_and_needs_an_operator() -> None:
+    story = cancelled_while_paid()
+    story.then(domain.record_refund_failure(story.order, REFUND, "expired_or_canceled_card"))
+    order = story.order
+    assert order is not None and order.status is Status.CANCELLED
+    assert order.reason == "customer_request" and not order.refunded
+    assert (order.attention, order.attention_detail) == (
+        "refund_failed",
+        "expired_or_canceled_card",
+    )
+
+
+def test_a_refusal_of_an_older_refund_or_of_a_refunded_order_changes_nothing() -> None:
+    story = cancelled_while_paid()
+    assert domain.record_refund_failure(story.order, "another-refund", "card_declined") == []
+    story.then(domain.record_refund(story.order, REFUND))
+    assert domain.record_refund_failure(story.order, REFUND, "card_declined") == []
+
+
+def test_an_operator_retry_asks_for_a_new_refund_and_its_success_settles_the_order() -> None:
+    story = cancelled_while_paid()
+    story.then(domain.record_refund_failure(story.order, REFUND, "expired_or_canceled_card"))
+    decided = domain.act(story.order, "retry_refund", "card reissued", "refund-2")
+    assert decided[-1] == RefundRequested("refund-2", PAY, 25800)
+    story.then(decided)
+    assert story.order is not None and story.order.attention == "refund_failed"  # until it is made
+    story.then(domain.record_refund(story.order, "refund-2"))
+    assert story.order is not None and story.order.refunded and story.order.attention is None
+
+
+def test_a_retried_refund_refused_again_needs_the_operator_again() -> None:
+    story = cancelled_while_paid()
+    story.then(domain.record_refund_failure(story.order, REFUND, "expired_or_canceled_card"))
+    story.then(domain.act(story.order, "retry_refund", "try again", "refund-2"))
+    story.then(domain.record_refund_failure(story.order, "refund-2", "card_declined"))
+    assert story.order is not None and story.order.attention_detail == "card_declined"
+    assert story.status is Status.CANCELLED
+
+
+def test_the_first_refund_going_through_after_a_retry_still_counts() -> None:
+    story = cancelled_while_paid()
+    story.then(domain.record_refund_failure(story.order, REFUND, "expired_or_canceled_card"))
+    story.then(domain.act(story.order, "retry_refund", "try again", "refund-2"))
+    story.then(domain.record_refund(story.order, REFUND))
+    assert story.order is not None and story.order.refunded and story.order.attention is None
+
+
+def test_closing_with_a_note_settles_the_attention_and_is_kept_in_the_stream() -> None:
+    story = cancelled_while_paid()
+    story.then(domain.record_refund_failure(story.order, REFUND, "expired_or_canceled_card"))
+    story.then(domain.act(story.order, "close", "refunded by bank transfer", "unused"))
+    assert story.order is not None and story.order.attention is None
+    assert story.events[-2:] == [
+        OperatorActed("close", "refunded by bank transfer"),
+        AttentionClosed("refunded by bank transfer"),
+    ]
+
+
+def test_a_command_about_an_order_needing_no_attention_changes_nothing() -> None:
+    story = Story().placed().paid()
+    assert domain.act(story.order, "close", "nothing to do", "refund-2") == []
+    assert domain.act(story.order, "retry_refund", "nothing to do", "refund-2") == []
+    assert domain.act(None, "close", "no such order", "refund-2") == []
+
+
+def test_a_retry_of_an_order_owing_no_refund_changes_nothing() -> None:
+    story = Story().placed()
+    story.then(domain.expire(story.order, DUE + timedelta(seconds=1)))  # cancelled, unpaid
+    story.then(domain.record_parked(story.order, "shop"))  # its stock release parked
+    assert story.order is not None and story.order.attention == "message_parked"
+    assert domain.act(story.order, "retry_refund", "no refund here", "refund-2") == []
+
+
+def test_a_parked_refund_needs_an_operator_once_and_cancels_the_stopped_order() -> None:
+    story = cancelled_while_paid()
+    story.then(domain.record_parked(story.order, "payments"))
+    order = story.order
+    assert order is not None and order.status is Status.CANCELLED
+    assert (order.attention, order.attention_detail) == ("message_parked", "payments")
+    assert domain.record_parked(order, "payments") == []  # a second letter: already waiting
+
+
+def test_a_parked_message_of_an_order_on_its_way_is_left_to_its_deadline() -> None:
+    story = Story().placed()
+    assert domain.record_parked(story.order, "payments") == []  # the payment's deadline ends it
+    story.paid()
+    assert domain.record_parked(story.order, "shipping") == []  # the shipping deadline asks again
+    assert domain.record_parked(None, "shop") == []  # an order orders never recorded
+
+
+def test_a_parked_mail_of_a_cancelled_order_needs_no_operator() -> None:
+    story = Story().placed()
+    story.then(domain.record_decline(story.order, PAY, "card_declined"))
+    assert domain.record_parked(story.order, "notifications") == []
+    assert domain.record_parked(story.order, "shop") != []  # its stock release does
+
+
+def test_attention_is_announced_to_the_shop_when_it_starts_and_ends() -> None:
+    story = cancelled_while_paid()
+    before = story.order
+    failed = domain.record_refund_failure(story.order, REFUND, "expired_or_canceled_card")
+    story.then(failed)
+    assert before is not None and story.order is not None
+    started = attention_change(before, story.order, failed)
+    assert started is not None
+    assert (started.reason, started.detail, started.note) == (
+        "refund_failed",
+        "expired_or_canceled_card",
+        None,
+    )
+    assert started.version == story.order.version
+    before = story.order
+    closed = domain.act(story.order, "close", "paid back in cash", "unused")
+    story.then(closed)
+    ended = attention_change(before, story.order, closed)
+    assert ended is not None and (ended.reason, ended.note) == (None, "paid back in cash")
+    assert attention_change(story.order, story.order, []) is None

@@ -32,6 +32,15 @@ STEPS: dict[str, Step] = {
     "refunded-b": lambda o: domain.record_refund(o, "refund-b"),
     "timeout": lambda o: domain.expire(o, DUE + timedelta(seconds=1)),
     "early-timeout": lambda o: domain.expire(o, datetime(2026, 1, 1, tzinfo=UTC)),
+    # Compensations that fail, and the operator's commands (issue #19).
+    "refund-refused-a": lambda o: domain.record_refund_failure(o, "refund-a", "card_declined"),
+    "refund-refused-b": lambda o: domain.record_refund_failure(o, "refund-b", "card_declined"),
+    "refund-refused-c": lambda o: domain.record_refund_failure(o, "refund-c", "card_declined"),
+    "refund-parked": lambda o: domain.record_parked(o, "payments"),
+    "stock-release-parked": lambda o: domain.record_parked(o, "shop"),
+    "operator-retry": lambda o: domain.act(o, "retry_refund", "again", "refund-c"),
+    "operator-close": lambda o: domain.act(o, "close", "settled", "unused"),
+    "refunded-c": lambda o: domain.record_refund(o, "refund-c"),
 }
 FINAL = (Status.SHIPPED, Status.CANCELLED)
 
@@ -65,6 +74,9 @@ def test_any_sequence_of_saga_events_keeps_the_order_consistent(names: list[str]
         assert not any(isinstance(e, ShipmentStopped) for e in events)
     if order.refunded:
         assert order.charge_id is not None
+    # Only a cancelled order waits for an operator (a compensation is a cancellation's).
+    if order.attention is not None:
+        assert order.status is Status.CANCELLED
 
 
 @settings(max_examples=200, deadline=None)
@@ -73,7 +85,7 @@ def test_a_duplicate_of_the_last_event_changes_nothing(names: list[str], last: s
     once = domain.fold(run([*names, last]))
     twice = domain.fold(run([*names, last, last]))
     assert once is not None and twice is not None
-    facts = ("status", "charge_id", "refunded")
+    facts = ("status", "charge_id", "refunded", "attention")
     assert [getattr(twice, name) for name in facts] == [getattr(once, name) for name in facts]
 
 

@@ -25,6 +25,7 @@ from workers.gateway.ledger import (
     Decline,
     Ledger,
     Outcome,
+    RefundRefused,
     UnknownCharge,
     asks_the_same,
 )
@@ -80,6 +81,11 @@ def create_gateway_app(
     return app
 
 
+def ledger_of(app: Flask) -> Ledger:
+    """The app's ledger (the simulator's fault controls reach it from the server)."""
+    return _gateway_of(app).ledger
+
+
 def close_gateway_app(app: Flask) -> None:
     """Release the ledger's database; the app must not serve requests afterwards."""
     _gateway_of(app).ledger.close()
@@ -133,6 +139,9 @@ def create_refund() -> ResponseReturnValue:
         raise ApiError(404, "charge_not_found", f"no charge {charge_id}") from None
     except AlreadyRefunded:
         raise ApiError(409, "charge_already_refunded", f"{charge_id} is refunded already") from None
+    except RefundRefused as refused:
+        message = cards.DECLINE_MESSAGES.get(refused.code, "The refund was refused.")
+        raise ApiError(402, refused.code, message) from None
     if refund.charge_id != charge_id:
         raise _key_reuse()
     return refund.to_json(), 201 if created else 200
@@ -157,7 +166,12 @@ def _charge(ledger: Ledger, charge_request: ChargeRequest, source: str) -> tuple
         outcome, created = ledger.record_decline(charge_request, verdict.code)
     else:
         brand, last4 = cards.brand(card.number), cards.last4(card.number)
-        outcome, created = ledger.record_charge(charge_request, brand=brand, last4=last4)
+        outcome, created = ledger.record_charge(
+            charge_request,
+            brand=brand,
+            last4=last4,
+            refund_refusal=cards.refund_refusal(card.number),
+        )
     if created:
         # Order and key only: the number never reaches a log, not even its last four.
         log.info(

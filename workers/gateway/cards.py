@@ -11,6 +11,10 @@ DECLINED = "4000000000000002"
 INSUFFICIENT_FUNDS = "4000000000009995"
 FLAKY = "4000000000000119"
 ALWAYS_UNAVAILABLE = "4000000000000259"
+# Charged as any good card, but the issuer refuses to take the money back: every refund of its
+# charges is refused (402 expired_or_canceled_card), as when a card was cancelled in between.
+REFUND_REFUSED = "4000000000005126"
+REFUND_REFUSAL_CODE = "expired_or_canceled_card"
 
 # The flaky card fails this many attempts per idempotency key: enough to exercise a retry
 # with backoff more than once, few enough that the default retry budget still succeeds.
@@ -20,7 +24,13 @@ DECLINE_MESSAGES = {
     "card_declined": "The card was declined.",
     "insufficient_funds": "The card has insufficient funds.",
     "expired_card": "The card has expired.",
+    REFUND_REFUSAL_CODE: "The card was cancelled or has expired: the issuer refuses the refund.",
 }
+
+
+def refund_refusal(number: str) -> str | None:
+    """The code every refund of a charge on this card is refused with, or None."""
+    return REFUND_REFUSAL_CODE if number == REFUND_REFUSED else None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    delete,
     event,
     insert,
     select,
@@ -77,6 +78,15 @@ refunds = Table(
     Column("amount_cents", Integer, nullable=False),
     Column("idempotency_key", String, nullable=False, unique=True),
     Column("created", String, nullable=False),
+)
+
+# Charges whose refunds the issuer refuses (the test card cards.REFUND_REFUSED), with its code;
+# a row deleted by ``allow_refunds`` (a test's fault control) lets refunds through again.
+refund_refusals = Table(
+    "refund_refusals",
+    metadata,
+    Column("charge_id", String, ForeignKey("charges.id"), primary_key=True),
+    Column("code", String, nullable=False),
 )
 
 
@@ -145,6 +155,14 @@ class AlreadyRefunded(Exception):
     """A refund with a new idempotency key names a charge that is refunded already."""
 
 
+class RefundRefused(Exception):
+    """The issuer refuses to take the charge's money back; ``code`` says why."""
+
+    def __init__(self, charge_id: str, code: str) -> None:
+        super().__init__(f"the issuer refuses refunds of {charge_id}: {code}")
+        self.code = code
+
+
 def asks_the_same(outcome: Outcome, request: ChargeRequest) -> bool:
     """Whether a stored outcome answers this request, or the key is being reused for another."""
     stored = (outcome.order_id, outcome.amount_cents, outcome.currency)
@@ -180,9 +198,15 @@ class Ledger:
             return int(conn.execute(query).scalar_one())
 
     def record_charge(
-        self, request: ChargeRequest, *, brand: str, last4: str
+        self,
+        request: ChargeRequest,
+        *,
+        brand: str,
+        last4: str,
+        refund_refusal: str | None = None,
     ) -> tuple[Outcome, bool]:
-        """Store a charge unless the key already has an outcome; say whether it was new."""
+        """Store a charge unless the key already has an outcome; say whether it was new. With
+        ``refund_refusal`` (a code), every refund of it is refused until ``allow_refunds``."""
         charge = Charge(
             id=f"ch_{uuid.uuid4().hex}",
             order_id=request.order_id,
@@ -194,7 +218,7 @@ class Ledger:
             brand=brand,
             last4=last4,
         )
-        return self._record_once(charge)
+        return self._record_once(charge, refund_refusal)
 
     def record_decline(self, request: ChargeRequest, code: str) -> tuple[Outcome, bool]:
         """Store a decline unless the key already has an outcome; say whether it was new."""
@@ -218,10 +242,22 @@ class Ledger:
                 raise
             return stored, False
 
-    def _record_once(self, outcome: Outcome) -> tuple[Outcome, bool]:
+    def allow_refunds(self, charge_id: str) -> None:
+        """The issuer takes the charge's money back from now on (a fault control for tests:
+        the refusal a test card set is lifted)."""
+        with self._engine.begin() as conn:
+            conn.execute(delete(refund_refusals).where(refund_refusals.c.charge_id == charge_id))
+
+    def _record_once(
+        self, outcome: Outcome, refund_refusal: str | None = None
+    ) -> tuple[Outcome, bool]:
         try:
             with self._engine.begin() as conn:
-                return _insert_unless_known(conn, outcome)
+                answer, created = _insert_unless_known(conn, outcome)
+                if created and isinstance(outcome, Charge) and refund_refusal is not None:
+                    refusal = {"charge_id": outcome.id, "code": refund_refusal}
+                    conn.execute(insert(refund_refusals), refusal)
+                return answer, created
         except IntegrityError:
             # Only reachable if a writer skipped the look-up; the stored outcome is the answer.
             stored = self.find_outcome(outcome.idempotency_key)
@@ -254,6 +290,10 @@ def _refund(conn: Connection, charge_id: str, idempotency_key: str) -> tuple[Ref
         raise UnknownCharge(charge_id)
     if charge["status"] == "refunded":
         raise AlreadyRefunded(charge_id)
+    refused = select(refund_refusals.c.code).where(refund_refusals.c.charge_id == charge_id)
+    code = conn.execute(refused).scalar()
+    if code is not None:
+        raise RefundRefused(charge_id, code)
     refund = Refund(
         id=f"re_{uuid.uuid4().hex}",
         charge_id=charge_id,

@@ -13,7 +13,7 @@ from types import FrameType, TracebackType
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from workers.gateway.app import close_gateway_app, create_gateway_app
+from workers.gateway.app import close_gateway_app, create_gateway_app, ledger_of
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ class RunningGateway:
 
     def start(self) -> None:
         self._thread.start()
+
+    def allow_refunds(self, charge_id: str) -> None:
+        """Lift the refusal of the charge's refunds (cards.REFUND_REFUSED): a test's fault
+        control, as an issuer that changes its mind."""
+        ledger_of(self._app).allow_refunds(charge_id)
 
     def stop(self) -> None:
         if self._stopped:

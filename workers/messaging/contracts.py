@@ -46,6 +46,7 @@ SKU_LENGTH = 32  # products.sku VARCHAR(32)
 SIZE_LENGTH = 8  # stock.size VARCHAR(8)
 REASON_LENGTH = 50  # orders.reason and order_summaries.reason VARCHAR(50)
 CARRIER_LENGTH = TRACKING_LENGTH = 50  # shipments.carrier, tracking_number VARCHAR(50)
+NOTE_LENGTH = 500  # an operator's note on an order needing attention (orders' stream, the shop)
 GATEWAY_ID_LENGTH = 64  # payments.charge_id, refunds.gateway_refund_id VARCHAR(64)
 TOKEN_LENGTH = 2048  # a sealed card: RSA-2048 OAEP in base64 is 344 characters
 MAX_QUANTITY = 10  # pairs of one shoe and size in one order
@@ -337,6 +338,49 @@ class PaymentRefunded(Event, frozen=True):
     refund_id: Uuid
 
 
+class PaymentRefundFailed(Event, frozen=True):
+    """payments → orders: the gateway refused the refund for good (``reason``, its code): the
+    money is still the customer's to get back, by an operator's hand."""
+
+    TYPE = event_type("payment.refund_failed", 1)
+    order_id: Uuid
+    payment_id: Uuid
+    amount_cents: PositiveCents
+    refund_id: Uuid
+    reason: Code
+
+
+class OrderAttentionChanged(Event, frozen=True):
+    """orders → shop: a compensation of the order failed and waits for an operator
+    (``reason``: ``refund_failed``, or ``message_parked`` for a compensating message parked in
+    the dead letters), or, with ``reason`` None, no longer does (``note``: the operator's word
+    when they closed it; ``detail``: the gateway's code or the parked message's queue)."""
+
+    TYPE = event_type("order.attention_changed", 1)
+    order_id: Uuid
+    # The order's stream version after the step: a notice overtaken by a newer one is ignored.
+    version: Annotated[int, msgspec.Meta(ge=1, le=MAX_CENTS)]
+    reason: Code | None
+    detail: Annotated[str, _line(NOTE_LENGTH)] | None = None
+    note: Annotated[str, _line(NOTE_LENGTH)] | None = None
+
+
+OperatorAction = Literal["retry_refund", "close"]
+"""What an operator may do with an order needing attention: ask for the refund again (a new
+refund id, so a new request to the gateway), or close it with a note (settled by other means)."""
+
+
+class OrderOperatorActionRequested(Event, frozen=True):
+    """operations → orders: an operator's command about an order needing attention (from
+    ``shoeshop attention`` or the admin page); orders records it in the order's stream and acts
+    on it, or records it as ignored when the order needs no attention."""
+
+    TYPE = event_type("order.operator_action_requested", 1)
+    order_id: Uuid
+    action: OperatorAction
+    note: Annotated[str, _line(NOTE_LENGTH)]
+
+
 MODELS: dict[str, type[Event]] = {
     model.TYPE: model
     for model in (
@@ -355,6 +399,9 @@ MODELS: dict[str, type[Event]] = {
         PaymentRefunded,
         ShipmentCancellationRequested,
         ShipmentCancelled,
+        PaymentRefundFailed,
+        OrderAttentionChanged,
+        OrderOperatorActionRequested,
     )
 }
 """The model of each *current* wire type; an older version reaches it through its upcasters."""

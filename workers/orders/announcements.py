@@ -9,6 +9,7 @@ from workers.messaging.envelope import Envelope
 from workers.messaging.errors import InvariantViolation
 from workers.orders.domain import Order
 from workers.orders.events import (
+    AttentionClosed,
     CancellationRequested,
     DomainEvent,
     Item,
@@ -41,7 +42,28 @@ def announce(
     notice = status_change(before, after, new_events, steps=[cause, *emitted], answer=answer)
     if notice is not None:
         emitted.append(contracts.new_event(notice, source=SOURCE, cause=cause))
+    attention = attention_change(before, after, new_events)
+    if attention is not None:
+        emitted.append(contracts.new_event(attention, source=SOURCE, cause=cause))
     return emitted
+
+
+def attention_change(
+    before: Order | None, after: Order, new_events: list[DomainEvent]
+) -> contracts.OrderAttentionChanged | None:
+    """What the shop hears when the order starts or stops needing an operator (or needs one for
+    another reason), with the operator's note when they closed it; None when that did not change."""
+    was = (before.attention, before.attention_detail) if before is not None else (None, None)
+    if was == (after.attention, after.attention_detail):
+        return None
+    note = next((event.note for event in new_events if isinstance(event, AttentionClosed)), None)
+    return contracts.OrderAttentionChanged(
+        order_id=after.order_id,
+        version=after.version,
+        reason=after.attention,
+        detail=after.attention_detail,
+        note=note,
+    )
 
 
 def announcements(

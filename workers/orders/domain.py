@@ -15,10 +15,13 @@ from typing import Any
 
 from workers.messaging.errors import InvalidEvent, InvariantViolation
 from workers.orders.events import (
+    AttentionClosed,
+    AttentionNeeded,
     CancellationRequested,
     DomainEvent,
     Item,
     LatePaymentReceived,
+    OperatorActed,
     OrderCancelled,
     OrderPlaced,
     OrderRejected,
@@ -27,6 +30,7 @@ from workers.orders.events import (
     PaymentRefunded,
     PaymentRequested,
     PaymentSucceeded,
+    RefundFailed,
     RefundRequested,
     ShipmentRequested,
     ShipmentStopped,
@@ -53,7 +57,24 @@ class Reason(StrEnum):
     NOT_ACCEPTED = "not_accepted"  # still PLACED at the shop past its acceptance deadline
 
 
+class Attention(StrEnum):
+    """Why an order waits for an operator (docs/operations.md, *Compensations that fail*)."""
+
+    REFUND_FAILED = "refund_failed"  # the gateway refused the refund for good
+    MESSAGE_PARKED = "message_parked"  # a message giving money or stock back was parked
+
+
+class Action(StrEnum):
+    """What an operator may do about an order needing attention (contracts.OperatorAction)."""
+
+    RETRY_REFUND = "retry_refund"
+    CLOSE = "close"
+
+
 CANCELLABLE_BEFORE_PAYMENT = (Status.PLACED, Status.PAYMENT_PENDING)
+# The queues whose messages about a cancelled order give something back: payments the money,
+# the shop the reserved stock, shipping the parcel.
+COMPENSATING_QUEUES = ("payments", "shop", "shipping")
 
 
 @dataclass(frozen=True)
@@ -77,7 +98,12 @@ class Order:
     pending_cancellation: str | None = None
     shipment_stopped: bool = False
     refund_id: str | None = None
+    # Every refund asked for, the latest last: an earlier one that went through after all (its
+    # letter replayed) still counts.
+    refund_ids: tuple[str, ...] = ()
     refunded: bool = False
+    attention: str | None = None  # an Attention while an operator must act, else None
+    attention_detail: str | None = None
     version: int = 0
 
 
@@ -116,10 +142,12 @@ def evolve(order: Order | None, event: DomainEvent) -> Order:
         )
     if order is None:
         raise InvariantViolation(f"{type(event).__name__} cannot start an order's stream")
-    return dataclasses.replace(order, version=order.version + 1, **_changes(event))
+    return dataclasses.replace(
+        order, version=order.version + 1, **_changes(event, order.refund_ids)
+    )
 
 
-def _changes(event: DomainEvent) -> dict[str, Any]:
+def _changes(event: DomainEvent, order_refund_ids: tuple[str, ...]) -> dict[str, Any]:
     match event:
         case PaymentRequested(payment_id=payment_id, due_at=due_at):
             return {
@@ -145,12 +173,19 @@ def _changes(event: DomainEvent) -> dict[str, Any]:
         case OrderCancelled(reason=reason) | OrderRejected(reason=reason):
             return {"status": Status.CANCELLED, "reason": reason, "pending_cancellation": None}
         case RefundRequested(refund_id=refund_id):
-            return {"refund_id": refund_id}
+            return {"refund_id": refund_id, "refund_ids": (*order_refund_ids, refund_id)}
         case PaymentRefunded():
-            return {"refunded": True}
+            # The money went back: whatever an operator was waited for is settled.
+            return {"refunded": True, "attention": None, "attention_detail": None}
+        case RefundFailed(reason=reason):
+            return {"attention": Attention.REFUND_FAILED.value, "attention_detail": reason}
+        case AttentionNeeded(reason=reason, detail=detail):
+            return {"attention": reason, "attention_detail": detail}
+        case AttentionClosed():
+            return {"attention": None, "attention_detail": None}
         case ShipmentStopped():
             return {"shipment_stopped": True}
-        case PaymentDeclined() | ShipmentRequested() | TransitionIgnored():
+        case PaymentDeclined() | ShipmentRequested() | OperatorActed() | TransitionIgnored():
             return {}
     raise InvariantViolation(f"unknown order event {type(event).__name__}")
 
@@ -243,12 +278,63 @@ def record_shipment_stopped(order: Order | None, refund_id: str) -> list[DomainE
 
 
 def record_refund(order: Order | None, refund_id: str) -> list[DomainEvent]:
-    if order is None or order.refund_id != refund_id or order.refunded:
+    if order is None or refund_id not in order.refund_ids or order.refunded:
         return []
     events: list[DomainEvent] = [PaymentRefunded(refund_id)]
     if order.status is Status.PAID and order.pending_cancellation:
         events.append(OrderCancelled(order.pending_cancellation))
     return events
+
+
+def record_refund_failure(order: Order | None, refund_id: str, reason: str) -> list[DomainEvent]:
+    """The gateway refused the latest refund for good: the order needs an operator. A paid
+    order whose parcel was stopped is cancelled all the same (it will not ship, and no timer
+    should ask shipping again); the money it owes waits for the operator."""
+    if order is None or order.refunded or order.refund_id != refund_id:
+        return []
+    events: list[DomainEvent] = [RefundFailed(refund_id, reason)]
+    if order.status is Status.PAID and order.pending_cancellation and order.shipment_stopped:
+        events.append(OrderCancelled(order.pending_cancellation))
+    return events
+
+
+def record_parked(order: Order | None, queue: str) -> list[DomainEvent]:
+    """A message about the order was parked for a fault other than ``invalid`` (it waits for an
+    operator's replay). An order on its way has a deadline that ends it if the message never
+    comes back; a compensation has none: a refund still owed (on the payments queue) or a
+    cancelled order's stock or parcel (shop, shipping) makes the order need attention, once. A
+    paid order whose parcel was stopped and whose refund is parked is cancelled too, as when the
+    refund is refused."""
+    if order is None or order.attention is not None:
+        return []
+    owed = order.refund_id is not None and not order.refunded
+    detail = queue
+    if queue == "payments" and owed:
+        events: list[DomainEvent] = [AttentionNeeded(Attention.MESSAGE_PARKED.value, detail)]
+        if order.status is Status.PAID and order.pending_cancellation and order.shipment_stopped:
+            events.append(OrderCancelled(order.pending_cancellation))
+        return events
+    if order.status is Status.CANCELLED and queue in COMPENSATING_QUEUES:
+        return [AttentionNeeded(Attention.MESSAGE_PARKED.value, detail)]
+    return []
+
+
+def act(order: Order | None, action: str, note: str, refund_id: str) -> list[DomainEvent]:
+    """An operator's command: ask for a refund still owed once more (under ``refund_id``, a new
+    key, so the gateway is asked anew), or close the order's attention with a note. An order
+    needing no attention, or a retry with no refund owed, changes nothing (the caller records
+    the command as ignored)."""
+    if order is None or order.attention is None:
+        return []
+    if action == Action.CLOSE:
+        return [OperatorActed(action, note), AttentionClosed(note)]
+    if action == Action.RETRY_REFUND and order.refund_id is not None and not order.refunded:
+        assert order.payment_id is not None  # a refund is asked for a payment only
+        return [
+            OperatorActed(action, note),
+            RefundRequested(refund_id, order.payment_id, order.total_cents),
+        ]
+    return []
 
 
 def expire(order: Order | None, now: datetime) -> list[DomainEvent]:

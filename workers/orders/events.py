@@ -114,6 +114,39 @@ class PaymentRefunded:
 
 
 @dataclass(frozen=True)
+class RefundFailed:
+    """The gateway refused the refund for good (``reason``, its code): the order needs an
+    operator, who may ask for it again or close it with a note."""
+
+    refund_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AttentionNeeded:
+    """A compensation of the order is stuck where no timer will see it: a message that gives
+    money or stock back was parked in the dead letters (``detail``: the queue it was for)."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class OperatorActed:
+    """An operator's command about the order needing attention, as orders heard it."""
+
+    action: str
+    note: str
+
+
+@dataclass(frozen=True)
+class AttentionClosed:
+    """An operator settled what the order needed by other means, and said how (``note``)."""
+
+    note: str
+
+
+@dataclass(frozen=True)
 class TransitionIgnored:
     """An event arrived that no longer applies (stale, late, out of order): noted, not applied."""
 
@@ -135,6 +168,10 @@ DomainEvent = (
     | LatePaymentReceived
     | RefundRequested
     | PaymentRefunded
+    | RefundFailed
+    | AttentionNeeded
+    | OperatorActed
+    | AttentionClosed
     | TransitionIgnored
 )
 
@@ -154,6 +191,10 @@ EVENT_CLASSES: dict[str, type[DomainEvent]] = {
         LatePaymentReceived,
         RefundRequested,
         PaymentRefunded,
+        RefundFailed,
+        AttentionNeeded,
+        OperatorActed,
+        AttentionClosed,
         TransitionIgnored,
     )
 }

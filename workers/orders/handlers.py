@@ -119,11 +119,22 @@ def on_message_parked(conn: Connection, event: Envelope, outbox: Outbox) -> None
     """A message about an order was parked. One that nothing can apply (``invalid``: it does not
     parse, or breaks a rule of the domain) would leave the order hanging: it is rejected
     (``invalid_order``; from the envelope's subject, all that may be readable of it). Any other
-    waits for an operator's replay, within the deadline of the order's status."""
+    waits for an operator's replay, within the deadline of the order's status; one that gives
+    money or stock back has no deadline, so the order needs attention (domain.record_parked).
+    A letter about an order orders never recorded changes nothing."""
     data = event.data
-    if data["fault"] != "invalid":
-        return
     order_id = data["order_id"]
+    if data["fault"] != "invalid":
+        decide(
+            conn,
+            event,
+            outbox,
+            order_id,
+            lambda order: domain.record_parked(order, data["queue"]),
+            unknown_order_ok=True,
+            record_ignored=False,
+        )
+        return
     decide(
         conn,
         event,
@@ -154,6 +165,31 @@ def on_payment_refunded(conn: Connection, event: Envelope, outbox: Outbox) -> No
         outbox,
         data["order_id"],
         lambda order: domain.record_refund(order, data["refund_id"]),
+    )
+
+
+def on_payment_refund_failed(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    data = event.data
+    decide(
+        conn,
+        event,
+        outbox,
+        data["order_id"],
+        lambda order: domain.record_refund_failure(order, data["refund_id"], data["reason"]),
+    )
+
+
+def on_operator_action_requested(conn: Connection, event: Envelope, outbox: Outbox) -> None:
+    """An operator's command (``shoeshop attention``, the admin page): recorded in the order's
+    stream with what it did, or as ignored when it no longer applies."""
+    data = event.data
+    refund_id = str(uuid.uuid4())
+    decide(
+        conn,
+        event,
+        outbox,
+        data["order_id"],
+        lambda order: domain.act(order, data["action"], data["note"], refund_id),
     )
 
 

@@ -17,6 +17,16 @@ class GatewayRejected(PermanentError):
     something this client cannot read: sending the same request again cannot help."""
 
 
+class RefundRefused(GatewayRejected):
+    """The gateway said no to a refund for good: the card cannot take money back, the charge is
+    unknown to it or refunded already. ``code`` is its reason (a ``contracts.Code``, else
+    ``unknown``); the order needs an operator (payment.refund_failed), not a dead letter."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Charged:
     """The money was taken; `charge_id` is the gateway's id, needed for a refund."""
@@ -34,6 +44,23 @@ class Declined:
 ChargeResult: TypeAlias = Charged | Declined
 
 
+@dataclass(frozen=True)
+class Refunded:
+    """The money went back; `refund_id` is the gateway's id of the refund."""
+
+    refund_id: str
+
+
+@dataclass(frozen=True)
+class NotRefunded:
+    """The gateway refused the refund for good; `reason` is its code (RefundRefused.code)."""
+
+    reason: str
+
+
+RefundResult: TypeAlias = Refunded | NotRefunded
+
+
 class PaymentGateway(Protocol):
     """What the payments component needs from a payment service provider."""
 
@@ -47,4 +74,6 @@ class PaymentGateway(Protocol):
         source: str,
     ) -> ChargeResult: ...
 
-    def refund(self, *, idempotency_key: str, charge_id: str) -> str: ...
+    def refund(self, *, idempotency_key: str, charge_id: str) -> str:
+        """The gateway's refund id; raises RefundRefused when it refuses for good."""
+        ...

@@ -14,7 +14,16 @@ from workers.messaging.envelope import Envelope
 from workers.messaging.errors import InvariantViolation
 from workers.messaging.outbox import Outbox
 from workers.payments import store
-from workers.payments.gateway import Charged, ChargeResult, Declined, PaymentGateway
+from workers.payments.gateway import (
+    Charged,
+    ChargeResult,
+    Declined,
+    NotRefunded,
+    PaymentGateway,
+    Refunded,
+    RefundRefused,
+    RefundResult,
+)
 
 COMPONENT = "payments"
 SOURCE = "/payments"
@@ -49,25 +58,39 @@ def record_outcome(conn: Connection, event: Envelope, outbox: Outbox, result: Ch
         outbox.emit(contracts.new_event(declined, source=SOURCE, cause=event))
 
 
-def refund(gateway: PaymentGateway, conn: Connection, event: Envelope) -> str:
-    """Give a charge back; the refund id is the idempotency key, so it is refunded once."""
+def refund(gateway: PaymentGateway, conn: Connection, event: Envelope) -> RefundResult:
+    """Give a charge back; the refund id is the idempotency key, so it is refunded once. A
+    refusal for good is an answer (NotRefunded), not a fault: no retry, no dead letter."""
     data = event.data
     charge_id = store.charge_of(conn, data["payment_id"])
     if charge_id is None:
         raise InvariantViolation(f"payment {data['payment_id']} has no charge to refund")
-    return gateway.refund(idempotency_key=data["refund_id"], charge_id=charge_id)
+    try:
+        return Refunded(gateway.refund(idempotency_key=data["refund_id"], charge_id=charge_id))
+    except RefundRefused as refused:
+        return NotRefunded(reason=refused.code)
 
 
-def record_refund(
-    conn: Connection, event: Envelope, outbox: Outbox, gateway_refund_id: str
-) -> None:
+def record_refund(conn: Connection, event: Envelope, outbox: Outbox, result: RefundResult) -> None:
+    """Record a refund made, or tell orders that this one cannot be (payment.refund_failed):
+    nothing is stored of a refusal here, as the payment is not refunded."""
     data = event.data
+    if isinstance(result, NotRefunded):
+        failed = contracts.PaymentRefundFailed(
+            order_id=data["order_id"],
+            payment_id=data["payment_id"],
+            amount_cents=data["amount_cents"],
+            refund_id=data["refund_id"],
+            reason=result.reason,
+        )
+        outbox.emit(contracts.new_event(failed, source=SOURCE, cause=event))
+        return
     store.record_refund(
         conn,
         refund_id=data["refund_id"],
         payment_id=data["payment_id"],
         order_id=data["order_id"],
-        gateway_refund_id=gateway_refund_id,
+        gateway_refund_id=result.refund_id,
         amount_cents=data["amount_cents"],
     )
     refunded = contracts.PaymentRefunded(
@@ -91,7 +114,7 @@ def _charge(event: Envelope) -> ChargeResult:
     return charge(gateway(), event)
 
 
-def _refund(event: Envelope) -> str:
+def _refund(event: Envelope) -> RefundResult:
     with engine_for(COMPONENT).connect() as conn:
         return refund(gateway(), conn, event)
 

@@ -13,9 +13,18 @@ from urllib3.exceptions import HTTPError
 
 from workers.messaging.contracts import CODE_PATTERN
 from workers.messaging.errors import GatewayUnavailable
-from workers.payments.gateway import Charged, ChargeResult, Declined, GatewayRejected
+from workers.payments.gateway import (
+    Charged,
+    ChargeResult,
+    Declined,
+    GatewayRejected,
+    RefundRefused,
+)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# What the gateway answers when a refund cannot be made, whatever is tried again: the issuer
+# refused it (402), the charge is not its (404) or is refunded already (409).
+REFUND_REFUSALS = (402, 404, 409)
 # 5 s: well above the gateway's normal latency, well below the broker's visibility timeout.
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -85,13 +94,20 @@ class HttpGateway:
         return Charged(charge_id=_id_of(response))
 
     def refund(self, *, idempotency_key: str, charge_id: str) -> str:
-        response = self._post("/v1/refunds", idempotency_key, {"charge_id": charge_id})
-        if response.status_code == 402:
-            raise GatewayRejected(f"refund of {charge_id} refused: {_error_code(response)}")
+        response = self._post(
+            "/v1/refunds", idempotency_key, {"charge_id": charge_id}, also=REFUND_REFUSALS
+        )
+        if response.status_code in REFUND_REFUSALS:
+            code = _error_code(response)
+            message = f"refund of {charge_id} refused: {response.status_code} {code}"
+            raise RefundRefused(message, code)
         return _id_of(response)
 
-    def _post(self, path: str, idempotency_key: str, body: dict[str, Any]) -> _Answer:
-        """POST and sort out the failures; what comes back is a 2xx or a 402."""
+    def _post(
+        self, path: str, idempotency_key: str, body: dict[str, Any], also: tuple[int, ...] = ()
+    ) -> _Answer:
+        """POST and sort out the failures; what comes back is a 2xx, a 402, or a status in
+        ``also`` (answers the caller reads)."""
         try:
             raw = self._pool.request(
                 "POST",
@@ -104,7 +120,8 @@ class HttpGateway:
             name = type(exc).__name__
             raise GatewayUnavailable(f"POST {path}: gateway unreachable ({name}: {exc})") from exc
         response = _Answer(raw.status, raw.data)
-        _raise_for_status(path, response)
+        if response.status_code not in also:
+            _raise_for_status(path, response)
         return response
 
 
