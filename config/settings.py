@@ -201,6 +201,12 @@ WATCHDOG_WINDOW_BOUNDS_S = Bounds(0, 3600, "seconds")
 READ_TIMEOUT_BOUNDS_S = Bounds(1, 300, "seconds")
 DEFAULT_READ_TIMEOUT_S = 10
 
+# SHOESHOP_CHAOS_REORDER: a test hook of the failure matrix (workers.messaging.chaos), off unless
+# set: every process that publishes then delays, duplicates and so reorders the events it sends,
+# decided from this seed. Unset, empty or 0: off; a whole number from 1: on, with that seed.
+# Refused with SHOESHOP_ENV=production, so a deployment cannot start with it by mistake.
+CHAOS_REORDER_MAX_SEED = 2**31 - 1
+
 NUMERIC_SETTINGS: dict[str, Bounds] = {
     "SHOESHOP_PAYMENT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
     "SHOESHOP_ACCEPT_TIMEOUT": PAYMENT_TIMEOUT_BOUNDS_S,
@@ -280,6 +286,9 @@ class Settings:
     inbox_retention_s: int = DEFAULT_INBOX_RETENTION_S
     # Where pruned outbox and inbox rows are kept as JSON lines; None: they are deleted only.
     archive_dir: Path | None = None
+    # The file the relay touches on each pass of its loop, for the supervisor that watches it
+    # (`shoeshop supervise --heartbeat PATH`, which sets it for its command); None: no heartbeat.
+    heartbeat_file: Path | None = None
     log_format: str = DEFAULT_LOG_FORMAT
     # None when unset: Flower's user is then DEFAULT_FLOWER_USER, its password generated.
     flower_user: str | None = None
@@ -295,6 +304,8 @@ class Settings:
     # The proxies whose X-Forwarded-For is believed (addresses and networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
     read_timeout_s: int = DEFAULT_READ_TIMEOUT_S
+    # The reordering hook's seed (SHOESHOP_CHAOS_REORDER); None: off, as it always is in production.
+    chaos_reorder_seed: int | None = None
 
     def __repr__(self) -> str:
         """Every setting but the secrets, a password in the broker's or the database's URL
@@ -351,6 +362,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._check_secrets()
+        if self.chaos_reorder_seed is not None and self.is_production:
+            raise ConfigurationError(
+                "SHOESHOP_CHAOS_REORDER is a test hook that delays and duplicates every event "
+                "sent: unset it (or set it to 0) when SHOESHOP_ENV=production"
+            )
         _check_flower_credentials(self.flower_user, self.flower_password)
         if self.log_format not in LOG_FORMATS:
             raise ConfigurationError(_log_format_refusal(self.log_format))
@@ -506,16 +522,33 @@ class Settings:
             archive_dir=Path(env["SHOESHOP_ARCHIVE_DIR"]).resolve()
             if env.get("SHOESHOP_ARCHIVE_DIR")
             else None,
+            heartbeat_file=_heartbeat_file(env),
             log_format=_log_format(env),
             flower_user=env.get("SHOESHOP_FLOWER_USER"),
             flower_password=env.get("SHOESHOP_FLOWER_PASSWORD"),
             rate_limits=_rate_limits(env.get("SHOESHOP_RATE_LIMITS", "")),
             trusted_proxies=_trusted_proxies(env.get("SHOESHOP_TRUSTED_PROXIES", "")),
             read_timeout_s=_int(env, "SHOESHOP_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_S),
+            chaos_reorder_seed=_chaos_reorder_seed(env.get("SHOESHOP_CHAOS_REORDER", "")),
             smtp_url=env.get("SHOESHOP_SMTP_URL") or None,
             mail_from=env.get("SHOESHOP_MAIL_FROM") or DEV_MAIL_FROM,
             public_url=_public_url(env),
         )
+
+
+def _heartbeat_file(env: dict[str, str]) -> Path | None:
+    """SHOESHOP_HEARTBEAT_FILE: a file's path (relative ones from the working directory), or
+    unset (empty) for none. A blank value or one ending in a separator names no file: touching
+    it would fail on every pass, and the supervisor would kill a relay that runs."""
+    raw = env.get("SHOESHOP_HEARTBEAT_FILE", "")
+    if raw == "":
+        return None
+    if not raw.strip() or raw.endswith(("/", os.sep)):
+        raise ConfigurationError(
+            "SHOESHOP_HEARTBEAT_FILE must be the path of a file (the relay touches it on each "
+            f"pass of its loop), or unset for none, not {raw!r}"
+        )
+    return Path(raw).resolve()
 
 
 def _log_format(env: dict[str, str]) -> str:
@@ -624,6 +657,21 @@ def _trusted_proxies(raw: str) -> tuple[str, ...]:
                 f"separated by ',', not {raw!r}: {exc}"
             ) from None
     return tuple(found)
+
+
+def _chaos_reorder_seed(raw: str) -> int | None:
+    """The reordering hook's seed, None when it is off (unset, empty or 0); raises
+    ConfigurationError for anything but a whole number up to CHAOS_REORDER_MAX_SEED."""
+    if raw == "":
+        return None
+    value = int(raw) if re.fullmatch(r"[0-9]{1,10}", raw.strip()) else None
+    if value is None or value > CHAOS_REORDER_MAX_SEED:
+        raise ConfigurationError(
+            "SHOESHOP_CHAOS_REORDER must be unset or 0 (off), or a seed from 1 to "
+            f"{CHAOS_REORDER_MAX_SEED} (on: a test hook that delays and duplicates events), "
+            f"not {raw!r}"
+        )
+    return value or None
 
 
 def _public_url(env: dict[str, str]) -> str:

@@ -16,15 +16,26 @@ from honcho.manager import Manager
 from config.settings import DEFAULT_FLOWER_USER, QUEUES, Settings, masked_url
 from workers.messaging.embedded_redis import EmbeddedRedis
 
+# The relay's heartbeat file, under the data directory (the shell that runs the line expands it,
+# as the Procfile's beat line does); untouched for workers.supervise.DEFAULT_STALE_AFTER_S (a
+# minute), the relay is killed and started again.
+RELAY_WATCH = '--heartbeat "${SHOESHOP_DATA_DIR:-var}/relay.heartbeat"'
+
 
 def supervised(processes: dict[str, str]) -> dict[str, str]:
     """The Procfile's processes with each component worker (a line named after its queue) run
     under ``shoeshop supervise``, which starts it again when its watchdog gives up on a silent
-    consumer (exit 75), as a supervisor would."""
-    return {
-        name: f"shoeshop supervise -- {command}" if name in QUEUES else command
-        for name, command in processes.items()
-    }
+    consumer (exit 75), as a supervisor would; and the relay under ``shoeshop supervise
+    --heartbeat``, which starts it again when it dies or hangs (its heartbeat file untouched for
+    a minute)."""
+    wrapped = {}
+    for name, command in processes.items():
+        if name in QUEUES:
+            command = f"shoeshop supervise -- {command}"
+        elif name == "relay":
+            command = f"shoeshop supervise {RELAY_WATCH} -- {command}"
+        wrapped[name] = command
+    return wrapped
 
 
 @dataclass

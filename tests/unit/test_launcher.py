@@ -63,7 +63,7 @@ def test_a_password_given_as_a_query_parameter_is_masked_too() -> None:
     assert shown == "postgresql://shop@db/shop?sslmode=require&PASSWORD=***&x=1"
 
 
-def test_shoeshop_up_runs_each_worker_under_the_supervisor_and_nothing_else() -> None:
+def test_shoeshop_up_runs_each_worker_and_the_relay_under_the_supervisor_and_nothing_else() -> None:
     from workers.launcher import supervised
 
     lines = {
@@ -79,5 +79,9 @@ def test_shoeshop_up_runs_each_worker_under_the_supervisor_and_nothing_else() ->
         "orders": "shoeshop supervise -- celery -A config.celery_process worker -Q orders",
         "notifications": (
             "shoeshop supervise -- celery -A config.celery_process worker -Q notifications"
+        ),
+        "relay": (
+            'shoeshop supervise --heartbeat "${SHOESHOP_DATA_DIR:-var}/relay.heartbeat" '
+            "-- shoeshop relay"
         ),
     }

@@ -1,22 +1,24 @@
-"""The operators' metrics: every component's outbox backlog, the dead letters parked, and how
-far each queue's subscribers are behind what was published to them.
+"""The operators' metrics: every component's outbox backlog, the dead letters parked, how far
+each queue's subscribers are behind what was published to them, and the orders whose deadline
+passed without their timer acting on it.
 
 Each reader yields prometheus_client metric families, read at scrape time from the databases
 (operations is the one component that reads every component's outbox). The shop's ``/metrics``
-reports them as the sources ``outbox``, ``dead_letters`` and ``subscribers`` because the admin
-blueprint adds them there (``shop.web.admin.add_metric_sources``, called by the app factory); no
-other module of the shop imports this one. Each reader raises sqlalchemy.exc.SQLAlchemyError
-when a database it reads is away; the collector then reports that source as down and still
-reports the others.
+reports them as the sources ``outbox``, ``dead_letters``, ``subscribers`` and ``deadlines``
+because the admin blueprint adds them there (``shop.web.admin.add_metric_sources``, called by the
+app factory); no other module of the shop imports this one. Each reader raises
+sqlalchemy.exc.SQLAlchemyError when a database it reads is away; the collector then reports that
+source as down and still reports the others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import func, select
+from sqlalchemy import DateTime, column, func, select, table
 
 from config.settings import COMPONENTS, QUEUES, get_settings
 from workers.messaging import outbox
@@ -26,9 +28,13 @@ from workers.messaging.envelope import as_utc, utcnow
 from workers.messaging.tables import dead_letters, subscriber_lag
 
 __all__ = [
+    "DEADLINE_GRACE",
+    "PastDeadline",
     "SubscriberLag",
     "dead_letter_metrics",
+    "deadline_metrics",
     "outbox_metrics",
+    "past_deadline",
     "subscriber_lags",
     "subscriber_metrics",
 ]
@@ -136,3 +142,65 @@ def subscriber_metrics() -> Iterator[Metric]:
         if lag.checked_age_s is not None:
             checked.add_metric([lag.queue], lag.checked_age_s)
     yield from (age, checked, stalled)
+
+
+# Beat nudges each timer's sweep every 10 s (config.celeryconfig.PAYMENT_SWEEP_INTERVAL_S), on
+# its component's own queue: a deadline passed a minute ago has missed six sweeps. Younger ones
+# are the sweep's ordinary delay, or a burst the queue is working through.
+DEADLINE_GRACE = timedelta(seconds=60)
+
+# Each timer's deadlines, a row per waiting order, removed (or set later) by the sweep that acts
+# on it: orders' (workers.orders.store.deadlines: an unpaid or unshipped order) and the shop's
+# (shop.tables.acceptance_deadlines: an order orders has not taken up). Named here by table and
+# column, not imported: operations imports no component (pyproject.toml's contracts), and reads
+# no more of them than the due time, by its index (tests/integration/test_query_plans.py).
+TIMER_TABLES = {
+    "orders": table("deadlines", column("due_at", DateTime(timezone=True))),
+    "shop": table("acceptance_deadlines", column("due_at", DateTime(timezone=True))),
+}
+
+
+@dataclass(frozen=True)
+class PastDeadline:
+    """One timer's orders whose deadline passed more than DEADLINE_GRACE ago: ``count`` of them,
+    and ``oldest_s``, seconds since the earliest of those deadlines (0.0: none)."""
+
+    component: str
+    count: int
+    oldest_s: float
+
+
+def past_deadline(component: str, now: datetime) -> PastDeadline:
+    """The orders of ``component``'s timer (a key of TIMER_TABLES) whose deadline passed more
+    than DEADLINE_GRACE before ``now`` (an aware datetime), read in one indexed range. Raises
+    sqlalchemy.exc.SQLAlchemyError when its database is away."""
+    due_at = TIMER_TABLES[component].c.due_at
+    query = select(func.count(), func.min(due_at)).where(due_at < now - DEADLINE_GRACE)
+    with engine_for(component).connect() as conn:
+        count, oldest = conn.execute(query).one()
+    behind = (now - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
+    return PastDeadline(component, int(count), behind)
+
+
+def deadline_metrics() -> Iterator[Metric]:
+    """For each timer (``component``: ``orders`` for payment and shipping deadlines, ``shop``
+    for acceptance), how many orders it has left past their deadline by more than
+    DEADLINE_GRACE (60 s), and how long ago the earliest of those deadlines passed, in seconds
+    (0 when none). Above 0, the timer's sweeps do not run (beat is not running, or the
+    component's worker takes nothing) and those orders hold their stock past their time."""
+    count = GaugeMetricFamily(
+        "shoeshop_orders_past_deadline",
+        "Orders whose status deadline passed over a minute ago, not yet acted on by the timer.",
+        labels=["component"],
+    )
+    oldest = GaugeMetricFamily(
+        "shoeshop_orders_past_deadline_oldest_age_seconds",
+        "Seconds since the earliest deadline among those orders passed; 0 when none.",
+        labels=["component"],
+    )
+    now = utcnow()
+    for component in TIMER_TABLES:
+        past = past_deadline(component, now)
+        count.add_metric([component], past.count)
+        oldest.add_metric([component], past.oldest_s)
+    yield from (count, oldest)
