@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -48,6 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos_fast: part of the fast chaos subset in make test")
+    config.addinivalue_line(
+        "markers",
+        "shop(copies=1, threads=None, env=None): run each consumer as `copies` workers of "
+        "`threads` threads (the Procfile's when None), every process with `env` added",
+    )
     config.stash[_RESULTS] = []
 
 
@@ -96,16 +102,45 @@ def seed_catalogue(env: dict[str, str]) -> None:
         subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
 
 
+def scale_out(processes: Processes, copies: int, threads: int | None) -> tuple[str, ...]:
+    """Run each consumer as ``copies`` workers of ``threads`` threads each (the Procfile's
+    ``--concurrency`` when None): its own line, and ``<name>2``… with node names of their own
+    (``-n <name>2@%h``), as README's *Processes and scaling* adds workers. Returns the names of
+    the added processes."""
+    added: list[str] = []
+    for name in CONSUMERS:
+        line = processes.commands[name]
+        if threads is not None:
+            line, found = re.subn(r"--concurrency [0-9]+", f"--concurrency {threads}", line)
+            assert found == 1, f"the Procfile's {name} line names no --concurrency: {line}"
+            processes.commands[name] = line
+        for copy in range(2, copies + 1):
+            twin, found = re.subn(rf"-n {name}@", f"-n {name}{copy}@", line)
+            assert found == 1, f"the Procfile's {name} line names no node -n {name}@…: {line}"
+            processes.commands[f"{name}{copy}"] = twin
+            added.append(f"{name}{copy}")
+    return tuple(added)
+
+
+def component_of(process: str) -> str:
+    """The Procfile line a process runs: ``orders2`` (a second orders worker) → ``orders``."""
+    return process.rstrip("0123456789")
+
+
 @pytest.fixture
 def chaos(request: pytest.FixtureRequest, broker_name: str, tmp_path: Path) -> Iterator[Chaos]:
+    layout = request.node.get_closest_marker("shop")
+    options: dict[str, Any] = layout.kwargs if layout else {}
     broker, stack = brokers.start(broker_name, tmp_path / "var")
     # The mails go to a catcher of the test's own: notifications runs as in production.
     catcher = start_catcher(tmp_path / "mail")
-    processes = Processes(shop_env(stack, SHOESHOP_SMTP_URL=catcher.url), tmp_path / "logs")
+    env = shop_env(stack, SHOESHOP_SMTP_URL=catcher.url, **options.get("env", {}))
+    processes = Processes(env, tmp_path / "logs")
     started = time.monotonic()
     try:
         seed_catalogue(processes.env)
-        processes.start_all(SHOP)
+        copies = scale_out(processes, options.get("copies", 1), options.get("threads"))
+        processes.start_all(SHOP + copies)
         shop = ShopUnderTest(processes.url("web"), processes.url("gateway"), processes.env)
         run = Chaos(broker, processes, shop, bool(request.config.getoption("--chaos-fast")))
         yield run

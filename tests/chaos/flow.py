@@ -12,11 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 
-from tests.chaos.conftest import CONSUMERS, WORKERS, Chaos
-from tests.support.invariants import Outcome, observe, wait_until_settled
+from tests.chaos.conftest import CONSUMERS, WORKERS, Chaos, component_of
+from tests.support.invariants import Outcome, component_engine, observe, wait_until_settled
 from tests.support.processes import ROOT
 from tests.support.shop import GOOD_CARD, order_body
+from workers.messaging.chaos import countdowns
+from workers.messaging.subscriptions import subscribers_of
 
 SKUS = ("TRL-001", "RUN-002", "CAS-001", "BOT-001", "CRT-002", "HIK-001")
 SIZES = ("38", "39", "40", "41", "42", "43", "44", "45")
@@ -74,7 +77,7 @@ def _supervise(chaos: Chaos, restarted: list[str], grace_s: float = 10.0) -> Cal
 
     def check() -> bool:
         for name, code in chaos.processes.exited().items():
-            if name in CONSUMERS:
+            if component_of(name) in CONSUMERS:
                 restarted.append(
                     f"{name} exited by itself ({code}: {_why(chaos, name)[:120]}) and was restarted"
                 )
@@ -117,11 +120,33 @@ def log_lines(chaos: Chaos, needle: str, names: tuple[str, ...] = WORKERS) -> in
 _DONE = re.compile(r"Task ([\w.]+)\[([0-9a-f-]{36})\] succeeded in")
 
 
+def consumers(chaos: Chaos) -> tuple[str, ...]:
+    """Every process of the scenario that consumes a queue: CONSUMERS and their copies."""
+    return tuple(name for name in chaos.processes.commands if component_of(name) in CONSUMERS)
+
+
 def completions(chaos: Chaos) -> Counter[tuple[str, str]]:
     """How often each (task name, task id) finished, from the workers' own logs."""
     done: Counter[tuple[str, str]] = Counter()
-    for name in CONSUMERS:
+    for name in consumers(chaos):
         path = chaos.processes.log(name)
         if path.exists():
             done.update(_DONE.findall(path.read_text(errors="replace")))
     return done
+
+
+def reordering_plan(chaos: Chaos, seed: int) -> Counter[str]:
+    """What the reordering hook did to the events the outboxes hold, read back from their ids
+    (workers.messaging.chaos decides from the seed, the event's id and the subscriber only):
+    ``sends`` (one per event and subscriber), those sent ``twice``, copies ``held back``."""
+    plan: Counter[str] = Counter()
+    for component in WORKERS:  # the components that emit events
+        with component_engine(chaos.shop.env, component).connect() as conn:
+            rows = conn.execute(text("SELECT id, type FROM outbox")).all()
+        for event_id, type_ in rows:
+            for task in subscribers_of(type_):
+                delays = countdowns(seed, event_id, task)
+                plan["sends"] += 1
+                plan["twice"] += len(delays) == 2
+                plan["held back"] += sum(delay > 0 for delay in delays)
+    return plan

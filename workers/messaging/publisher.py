@@ -10,6 +10,7 @@ from typing import Any
 from celery import Celery
 from kombu.messaging import Producer
 
+from workers.messaging import chaos
 from workers.messaging.envelope import Envelope
 from workers.messaging.subscriptions import queue_of, subscribers_of
 
@@ -113,13 +114,16 @@ def publish(
     with app.producer_or_acquire() as producer:
         for event in events:
             for task_name in subscribers_of(event.type):
-                send_to(
-                    app,
-                    task_name,
-                    event.to_dict(),
-                    task_id=task_id_for(event, task_name),
-                    producer=producer,
-                    retry=True,
-                    retry_policy=retry_policy or INLINE_RETRY_POLICY,
-                )
+                # One send, unless the failure matrix's reordering hook is on (never in production).
+                for chaos_options in chaos.sends(event.id, task_name):
+                    send_to(
+                        app,
+                        task_name,
+                        event.to_dict(),
+                        task_id=task_id_for(event, task_name),
+                        producer=producer,
+                        retry=True,
+                        retry_policy=retry_policy or INLINE_RETRY_POLICY,
+                        **chaos_options,
+                    )
     log.debug("published %d event(s)", len(events))
