@@ -22,6 +22,41 @@ from workers.messaging.embedded_redis import EmbeddedRedis
 RELAY_WATCH = '--heartbeat "${SHOESHOP_DATA_DIR:-var}/relay.heartbeat"'
 
 
+# Beside the Procfile (the production list): the processes development adds to it, the payment
+# gateway simulator and the local mail catcher. `shoeshop up` runs both files' lines.
+DEV_PROCFILE = "Procfile.dev"
+
+
+def procfile_processes(procfile: Path) -> dict[str, str]:
+    """The processes of ``procfile`` and, when there is one beside it, of its Procfile.dev
+    (``{name: command}``; a name in both is the Procfile.dev's). Raises OSError when
+    ``procfile`` cannot be read, ValueError for a line honcho cannot parse."""
+    processes = dict(parse_procfile(procfile.read_text()).processes)
+    dev = procfile.with_name(DEV_PROCFILE)
+    if dev.is_file():
+        processes.update(parse_procfile(dev.read_text()).processes)
+    return processes
+
+
+# RabbitMQ's management plugin listens here by default (15671 with TLS).
+MANAGEMENT_PORTS = {"amqp": 15672, "pyamqp": 15672, "amqps": 15671}
+
+
+def broker_api_of(broker_url: str) -> str | None:
+    """The management API URL Flower reads the broker's queues from (its FLOWER_BROKER_API),
+    derived from the first URL of ``broker_url`` (kombu's ``;``-separated failover list) on
+    RabbitMQ: same user, password and host, the management plugin's default port; None for
+    Redis, which has no such API."""
+    first = urlparse(broker_url.split(";", 1)[0].strip())
+    port = MANAGEMENT_PORTS.get(first.scheme)
+    if port is None or not first.hostname:
+        return None
+    scheme = "https" if first.scheme == "amqps" else "http"
+    login = first.netloc.rpartition("@")[0]
+    host = f"[{first.hostname}]" if ":" in first.hostname else first.hostname
+    return f"{scheme}://{login + '@' if login else ''}{host}:{port}/api/"
+
+
 def supervised(processes: dict[str, str]) -> dict[str, str]:
     """The Procfile's processes with each component worker (a line named after its queue) run
     under ``shoeshop supervise``, which starts it again when its watchdog gives up on a silent
@@ -62,14 +97,19 @@ class Launcher:
             )
         else:
             env["SHOESHOP_GATEWAY_URL"] = f"http://127.0.0.1:{self.ports['gateway']}"
-        processes = supervised(parse_procfile(self.procfile.read_text()).processes)
-        catching = not env.get("SHOESHOP_SMTP_URL")
+        processes = supervised(procfile_processes(self.procfile))
+        catching = not env.get("SHOESHOP_SMTP_URL") and "mail" in processes
         if catching:
             # No mail server named: the shop's mails go to the local catcher (/admin/mail).
-            processes["mail"] = "shoeshop mailcatcher"
             env["SHOESHOP_SMTP_URL"] = f"smtp://127.0.0.1:{self.ports['mail']}"
+        else:
+            processes.pop("mail", None)  # a mail server is named: nothing to catch
         if not env.get("SHOESHOP_PUBLIC_URL"):
             env["SHOESHOP_PUBLIC_URL"] = f"http://127.0.0.1:{self.ports['web']}"
+        broker_api = broker_api_of(env.get("SHOESHOP_BROKER_URL", ""))
+        if broker_api and not env.get("FLOWER_BROKER_API"):
+            # Flower's broker page shows RabbitMQ's queues through the management plugin.
+            env["FLOWER_BROKER_API"] = broker_api
         user, password, generated = flower_credentials(self.settings.is_production, self.settings)
         env["SHOESHOP_FLOWER_USER"], env["SHOESHOP_FLOWER_PASSWORD"] = user, password
         try:

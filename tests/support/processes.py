@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from honcho.environ import parse_procfile
+
+from workers.launcher import procfile_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
@@ -82,7 +83,7 @@ class Processes:
     sessions: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.commands = dict(parse_procfile(PROCFILE.read_text()).processes)
+        self.commands = procfile_processes(PROCFILE)
         self.ports = {name: free_port() for name in LISTENING}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {
