@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, text
 
 from config.settings import COMPONENTS, get_settings
+from tests.support.integration import sqlite_file_bytes
 from tests.support.shop import DECLINED_CARD, FLAKY_CARD, GOOD_CARD, order_body, wait_for
 from workers.messaging.database import engine_for
 
@@ -30,8 +31,9 @@ def every_stored_text() -> str:
 
 
 def raw_files(directory: Path) -> bytes:
-    """The bytes of every SQLite file and write-ahead log under the data dir."""
-    return b"".join(path.read_bytes() for path in directory.rglob("*.db*") if path.is_file())
+    """The bytes of every SQLite file and write-ahead log under the data dir (read by another
+    process: see sqlite_file_bytes)."""
+    return sqlite_file_bytes(sorted(directory.rglob("*.db*")))
 
 
 def test_no_card_number_is_stored_anywhere(client: FlaskClient) -> None:

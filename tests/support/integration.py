@@ -3,10 +3,12 @@ see them, and putting messages past the edge (raw bodies, events an outbox says 
 
 from __future__ import annotations
 
+import subprocess
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -119,3 +121,15 @@ def statements_run(heard: Heard) -> Iterator[None]:
     finally:
         for engine, tell in listeners:
             sqlalchemy_event.remove(engine, "before_cursor_execute", tell)
+
+
+def sqlite_file_bytes(paths: Iterable[Path]) -> bytes:
+    """The bytes of the SQLite files (databases, write-ahead logs) among ``paths``, as they are on
+    disk, read by another process (cat). Never open them in this process: closing any descriptor
+    of a file drops every POSIX lock this process's SQLite connections hold on it (SQLite's "How
+    To Corrupt An SQLite Database File", 2.2), and another process that then finds no lock may
+    take itself for the last user and delete a write-ahead log still in use."""
+    existing = [str(path) for path in paths if path.is_file()]
+    if not existing:
+        return b""
+    return subprocess.run(["cat", *existing], capture_output=True, check=True).stdout
