@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
 
-.PHONY: run test lint unit integration integration-services integrations upgrade system browser bench-smoke bench-growth-smoke bench-watchers-smoke chaos chaos-fast clean
+.PHONY: run test lint unit integration integration-services integrations upgrade system browser bench-smoke bench-growth-smoke bench-watchers-smoke chaos chaos-fast cluster-chaos clean
 
 $(BIN)/shoeshop: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -35,9 +35,9 @@ integration-services: $(BIN)/shoeshop
 	SHOESHOP_TEST_STACK=services $(BIN)/pytest -q tests/integration
 
 # All at once, for `make test`: the integration suite on both stacks and, beside them, the system
-# and upgrade suites. They share nothing (each suite its own broker, vhost, databases and ports)
-# and mostly wait on them, so together they take about the longest one's time. Each lane's
-# output goes to var/test-logs/ and is printed when all are done.
+# suite then the upgrade suite. They share nothing (each suite its own broker, vhost, databases
+# and ports) and mostly wait on them, so together they take about the longest lane's time. Each
+# lane's output goes to var/test-logs/ and is printed when all are done.
 integrations: $(BIN)/shoeshop
 	@mkdir -p var/test-logs
 	@$(BIN)/pytest -q tests/integration > var/test-logs/integration.log 2>&1 & embedded=$$!; \
@@ -93,6 +93,13 @@ chaos: $(BIN)/shoeshop
 # A quick slice of it for `make test`: three scenarios on the embedded Redis, fewer orders.
 chaos-fast: $(BIN)/shoeshop
 	$(BIN)/pytest -q tests/chaos -m chaos_fast -k redis --chaos-fast
+
+# Issue #18's test bed: the shop on hosts of its own (network namespaces on a private link),
+# three clustered RabbitMQ nodes and a PostgreSQL of the test's own, 10 orders/s, one fault a
+# scenario (docs/reliability.md, *The cluster bed*). Needs root; leaves the machine's own RabbitMQ,
+# Redis and PostgreSQL alone. Prints the table and writes var/chaos/cluster.json.
+cluster-chaos: $(BIN)/shoeshop
+	$(BIN)/pytest -q tests/cluster
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

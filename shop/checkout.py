@@ -17,14 +17,14 @@ from config.celery import app as celery_app
 from config.settings import get_settings
 from shop import readmodel
 from shop.sealing import Sealer
-from shop.tables import checkouts, products, stock
+from shop.tables import acceptance_deadlines, checkouts, products, stock
 from shop.validation import (
     CheckoutRequest,
     IdempotencyKeyReused,
     ValidationFailed,
     parse_checkout,
 )
-from workers.messaging import contracts
+from workers.messaging import contracts, tracing
 from workers.messaging.envelope import Envelope, utcnow
 from workers.messaging.unit_of_work import publish_committed, unit_of_work
 
@@ -85,7 +85,9 @@ def place_order(
             lines = _price_lines(conn, request)
             _reserve(conn, request)
             order_id = str(uuid.uuid4())
-            event = _placed_event(order_id, request, lines, token)
+            # Created inside the request's span when tracing is on, before the shop records
+            # it: its log and its acceptance deadline keep the context it travels with.
+            event = tracing.stamped(_placed_event(order_id, request, lines, token))
             _record(conn, order_id, idempotency_key, fingerprint, event)
             outbox.emit(event)
     except IntegrityError:
@@ -202,12 +204,22 @@ def _placed_event(
     return contracts.new_event(data, source=SOURCE, subject=order_id)
 
 
+_DEADLINE_TRACE = (
+    update(acceptance_deadlines)
+    .where(acceptance_deadlines.c.order_id == bindparam("deadline_of"))
+    .values(traceparent=bindparam("context"))
+)
+
+
 def _record(
     conn: Connection, order_id: str, idempotency_key: str | None, fingerprint: str, event: Envelope
 ) -> None:
     """The order enters the shop's log and view like any event it hears; the key is state."""
     readmodel.remember(conn, event)
     readmodel.apply(conn, event, live=True)
+    if event.traceparent:
+        # The acceptance deadline that order.placed just set continues its trace when it passes.
+        conn.execute(_DEADLINE_TRACE, {"deadline_of": order_id, "context": event.traceparent})
     if idempotency_key:
         conn.execute(
             insert(checkouts),

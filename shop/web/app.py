@@ -12,6 +12,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from config.settings import COMPONENTS, ConfigurationError, get_settings
+from workers.messaging import tracing
 from workers.messaging.database import transaction
 
 # Checkout bodies are small; anything larger is refused before it is read.
@@ -34,6 +35,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    # A span per request when tracing is on: a checkout's order.placed is created inside it.
+    # Set up here, in each gunicorn worker (the factory runs after the fork), before any engine
+    # opens; nothing when it is off.
+    tracing.instrument_flask(app)
 
     from shop.sealing import Sealer
     from shop.web import admin, api, health, pages, url_converters

@@ -1,6 +1,6 @@
 # ruff: noqa: E402 - the imports follow gevent's patch on purpose (below)
-"""Gunicorn's hooks for the web process: gevent's patch first, and one Prometheus metrics
-directory shared by its workers.
+"""Gunicorn's hooks for the web process: gevent's patch first, one Prometheus metrics
+directory shared by its workers, and each worker's spans exported as it stops.
 
 The server model: gunicorn's gevent workers (the Procfile's ``--worker-class gevent``, with
 ``--worker-connections 10000``: streams, events_stream.MAX_STREAMS_PER_PROCESS, and pages). A
@@ -66,6 +66,13 @@ def refuse_outdated_schemas(server: Any) -> None:
         sys.exit(1)
     finally:
         dispose_all()  # the workers open their own connections after the fork
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In the worker as it stops (SIGTERM included): export the spans it still buffers."""
+    from workers.messaging import tracing
+
+    tracing.shutdown()
 
 
 def child_exit(server: Any, worker: Any) -> None:

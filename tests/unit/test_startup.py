@@ -40,8 +40,9 @@ def test_the_celery_app_connects_nothing_when_the_web_imports_it() -> None:
 
 def test_a_celery_process_wires_each_signal_once() -> None:
     # celeryd_init: the schema guard and the watchdog's; worker_ready: the dead-letter route and
-    # the watchdog; task_received and worker_shutdown: the watchdog.
-    assert receivers_after("import config.celery_process, config.celery_process") == [4, 2, 2, 1, 1]
+    # the watchdog; task_received: the watchdog; worker_shutdown: the watchdog and tracing's
+    # flush (workers.messaging.tracing).
+    assert receivers_after("import config.celery_process, config.celery_process") == [4, 2, 2, 1, 2]
     # Wiring again (a second start-up call) adds nothing.
     again = "import config.celery_process; config.celery.wire_celery_process()"
-    assert receivers_after(again) == [4, 2, 2, 1, 1]
+    assert receivers_after(again) == [4, 2, 2, 1, 2]

@@ -22,7 +22,7 @@ from celery import Celery, Task
 from sqlalchemy import Connection
 
 from config.settings import Settings, get_settings
-from workers.messaging import deadletters, inbox
+from workers.messaging import deadletters, inbox, tracing
 from workers.messaging.broker_dead import is_amqp
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, utcnow
@@ -90,12 +90,17 @@ class Subscriber(Task):  # type: ignore[misc]  # celery ships no type hints
             self.park(body, exc, attempts)
             return
         logger = event_logger(log, event, self.name, attempts)
-        try:
-            self.apply(event, attempts)
-            # Celery's "succeeded" line that follows carries the same ids at INFO (see logs).
-            logger.debug("handled %s", event.name)
-        except Exception as exc:
-            self.retry_or_park(body, exc, attempts, logger)
+        # The span of this delivery is the event's own context's child, never that of whoever
+        # sent the message (tracing's docstring); this thread's alone (a local and an attached
+        # context), so deliveries running at once under the thread pool share none.
+        with tracing.processing(event, self.name, attempts):
+            try:
+                self.apply(event, attempts)
+                # Celery's "succeeded" line that follows carries the same ids at INFO (see logs).
+                logger.debug("handled %s", event.name)
+            except Exception as exc:
+                tracing.failed(exc)
+                self.retry_or_park(body, exc, attempts, logger)
 
     def read(self, body: object) -> Envelope:
         """The envelope in its current version, its data validated by the contract. Raises

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from config.settings import Settings, get_settings
+from workers.messaging import tracing
 from workers.messaging.errors import TransientError
 from workers.schema.revision import require_current
 
@@ -143,6 +144,12 @@ HIDE_PARAMETERS = True
 
 
 def _create_engine(component: str, settings: Settings) -> Engine:
+    engine = _open_engine(component, settings)
+    tracing.instrument_engine(engine)  # nothing while tracing is off
+    return engine
+
+
+def _open_engine(component: str, settings: Settings) -> Engine:
     url = database_url(component, settings)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)

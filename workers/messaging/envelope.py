@@ -38,6 +38,8 @@ UUID_PATTERN = whole(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 SOURCE_PATTERN = whole(r"/[a-z0-9_-]{1,50}")
 
 Uuid = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
+TRACEPARENT_LENGTH = 256
+TRACESTATE_LENGTH = 512
 """An id this system mints: a UUID, lower-case and hyphenated (every id column is VARCHAR(36))."""
 UuidOrNone = Annotated[str, msgspec.Meta(pattern=whole(f"(?:|{unanchored(UUID_PATTERN)})"))]
 
@@ -58,6 +60,14 @@ class Wire(msgspec.Struct, frozen=True):
     # Empty when the event starts a saga (no cause, its own correlation).
     correlationid: UuidOrNone = ""
     causationid: UuidOrNone = ""
+    # CloudEvents' distributed tracing extension (W3C Trace Context): absent from the events of
+    # release 0.1.0 and from any written while tracing was off. A string, as every CloudEvents
+    # extension; one that is not a W3C traceparent is kept as it came and read as no context
+    # (workers.messaging.tracing): tracing never parks an order.
+    # Bounded as W3C Trace Context bounds them: a version-00 traceparent is 55 characters (later
+    # versions may add fields, hence room), a tracestate at most 512.
+    traceparent: Annotated[str, msgspec.Meta(max_length=TRACEPARENT_LENGTH)] = ""
+    tracestate: Annotated[str, msgspec.Meta(max_length=TRACESTATE_LENGTH)] = ""
 
 
 def event_name(type_: str) -> str:
@@ -107,6 +117,10 @@ class Envelope:
     causationid: str = ""
     datacontenttype: str = "application/json"
     specversion: str = SPEC_VERSION
+    # The context of the span that created the event (workers.messaging.tracing.stamped), set
+    # once and never rewritten by a re-send; empty while tracing is off.
+    traceparent: str = ""
+    tracestate: str = ""
 
     @property
     def name(self) -> str:
@@ -121,7 +135,9 @@ class Envelope:
         return moment
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The event as it is stored and sent: the CloudEvents attributes, the tracing
+        extension only when there is one (an event without stays as release 0.1.0 wrote it)."""
+        wire: dict[str, Any] = {
             "specversion": self.specversion,
             "id": self.id,
             "source": self.source,
@@ -133,6 +149,11 @@ class Envelope:
             "causationid": self.causationid,
             "data": self.data,
         }
+        if self.traceparent:
+            wire["traceparent"] = self.traceparent
+        if self.tracestate:
+            wire["tracestate"] = self.tracestate
+        return wire
 
     @classmethod
     def from_dict(cls, raw: object) -> Envelope:
@@ -158,4 +179,6 @@ class Envelope:
             correlationid=wire.correlationid,
             causationid=wire.causationid,
             datacontenttype=wire.datacontenttype,
+            traceparent=wire.traceparent,
+            tracestate=wire.tracestate,
         )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from workers.messaging import tracing
 from workers.messaging.envelope import Envelope, as_utc, utcnow
 from workers.messaging.subscriptions import subscribers_of
 from workers.messaging.tables import outbox
@@ -33,8 +34,13 @@ class Outbox:
         self.committed_effects.append(effect)
 
     def emit(self, event: Envelope) -> Envelope:
+        """Write ``event`` to the outbox in this transaction; returns it as written: with the
+        context of its ``create`` span as its traceparent when tracing is on and it had none
+        (workers.messaging.tracing.stamped). Raises UnknownEventType for a type nobody
+        subscribes to."""
         # Fail now, inside the transaction, rather than after commit when nobody hears it.
         subscribers_of(event.type)
+        event = tracing.stamped(event)
         # Values as execute() parameters, never .values(...): one statement compiled once, instead
         # of a new statement with its own bound literals built and cache-keyed for every row
         # (the same habit in every hot statement of the project).

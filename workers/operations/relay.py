@@ -23,6 +23,7 @@ from pathlib import Path
 from celery import Celery
 
 from config.settings import get_settings
+from workers.messaging import tracing
 from workers.messaging.database import engine_for, transaction
 from workers.messaging.outbox import EMITTING_COMPONENTS, backlog, mark_published, unpublished
 from workers.messaging.publisher import publish
@@ -80,17 +81,23 @@ def run(
     leaves the file alone."""
     names = tuple(components)
     beat = _Heartbeat(heartbeat if heartbeat is not None else get_settings().heartbeat_file)
-    while not stop.is_set():
-        beat()
-        try:
-            sent = sum(relay_once(app, name, grace=grace) for name in names)
-            sent += sum(chore() for chore in chores)
-        except Exception as exc:  # broker or database away: keep trying, never exit
-            log.warning("relay sweep failed, retrying in %.0fs: %s", FAILURE_INTERVAL_S, exc)
-            stop.wait(FAILURE_INTERVAL_S)
-            continue
-        if sent == 0:
-            stop.wait(IDLE_INTERVAL_S)
+    # The relay re-sends stored events whose traceparent it never touches; its own spans are
+    # those of a message.parked or a redelivery's database work inside a trace (none when off).
+    tracing.setup("relay")
+    try:
+        while not stop.is_set():
+            beat()
+            try:
+                sent = sum(relay_once(app, name, grace=grace) for name in names)
+                sent += sum(chore() for chore in chores)
+            except Exception as exc:  # broker or database away: keep trying, never exit
+                log.warning("relay sweep failed, retrying in %.0fs: %s", FAILURE_INTERVAL_S, exc)
+                stop.wait(FAILURE_INTERVAL_S)
+                continue
+            if sent == 0:
+                stop.wait(IDLE_INTERVAL_S)
+    finally:
+        tracing.shutdown()  # the stop path (SIGTERM, Ctrl-C): export what is buffered
 
 
 class _Heartbeat:

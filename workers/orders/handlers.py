@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from config.settings import get_settings
+from workers.messaging import tracing
 from workers.messaging.envelope import Envelope, event_type, utcnow
 from workers.messaging.erasure import (
     erase_data,
@@ -207,18 +208,30 @@ def on_customer_erased(conn: Connection, event: Envelope, _outbox: Outbox) -> No
     erase_outbox(conn, order_ids)
 
 
-def expire(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> None:
-    """The deadline of one order's status has passed (``store.deadlines``): unpaid, it is
-    cancelled; paid and not shipped, shipping is asked to stop the parcel (domain.expire). The
-    deadline is spent, or, for an order still paid and waiting for shipping's answer, set again
-    a whole SHOESHOP_SHIP_TIMEOUT on, so the question is asked until it is answered."""
-    cause = Envelope(
+def deadline_passed(order_id: str, now: datetime, traceparent: str = "") -> Envelope:
+    """The timer's own event, the cause of what passing a deadline decides: an
+    order.deadline_passed about ``order_id``, checked at ``now``, in the trace context its
+    deadline row kept (``traceparent``; empty: none)."""
+    return Envelope(
         type=event_type("order.deadline_passed"),
         source=SOURCE,
         subject=order_id,
         data={"order_id": order_id, "checked_at": now.isoformat()},
         correlationid=order_id,
+        traceparent=traceparent,
     )
+
+
+def expire(
+    conn: Connection, order_id: str, now: datetime, outbox: Outbox, cause: Envelope | None = None
+) -> None:
+    """The deadline of one order's status has passed (``store.deadlines``): unpaid, it is
+    cancelled; paid and not shipped, shipping is asked to stop the parcel (domain.expire). The
+    deadline is spent, or, for an order still paid and waiting for shipping's answer, set again
+    a whole SHOESHOP_SHIP_TIMEOUT on, so the question is asked until it is answered. ``cause``
+    is the timer's order.deadline_passed (``deadline_passed``; by default one without a trace
+    context)."""
+    cause = cause or deadline_passed(order_id, now)
     after = decide(
         conn,
         cause,
@@ -231,7 +244,7 @@ def expire(conn: Connection, order_id: str, now: datetime, outbox: Outbox) -> No
         # Still waiting for shipping's answer: asked again a whole deadline later, until the
         # parcel has left or stopped (an answer lost on the way, or parked, cannot hang it).
         due = now + timedelta(seconds=get_settings().ship_timeout_s)
-        store.set_deadline(conn, order_id, after.status.value, due)
+        store.set_deadline(conn, order_id, after.status.value, due, tracing.scheduled(order_id))
     else:
         store.clear_deadline(conn, order_id)
 
@@ -283,9 +296,13 @@ def _keep_deadline(conn: Connection, before: Order | None, after: Order, now: da
         return
     if after.status is Status.PAYMENT_PENDING and after.payment_due_at:
         due = datetime.fromisoformat(after.payment_due_at)
-        store.set_deadline(conn, after.order_id, after.status.value, due)
     elif after.status is Status.PAID:
         due = now + timedelta(seconds=get_settings().ship_timeout_s)
-        store.set_deadline(conn, after.order_id, after.status.value, due)
-    elif before is not None:
-        store.clear_deadline(conn, after.order_id)
+    else:
+        if before is not None:
+            store.clear_deadline(conn, after.order_id)
+        return
+    # The deadline keeps the trace context of the event that set it (a create span inside its
+    # processing), which the timer's order.deadline_passed continues (workers.orders.timer).
+    traceparent = tracing.scheduled(after.order_id)
+    store.set_deadline(conn, after.order_id, after.status.value, due, traceparent)

@@ -138,20 +138,46 @@ deadlines = Table(
     Column("order_id", String(36), primary_key=True),
     Column("status", String(20), nullable=False),
     Column("due_at", DateTime(timezone=True), nullable=False, index=True),
+    # The trace context of the deadline (workers.messaging.tracing.scheduled: a span inside the
+    # processing of the event that set it), which the timer's order.deadline_passed carries.
+    # NULL while tracing is off and for deadlines set before it (migration 0006).
+    Column("traceparent", String(55), nullable=True),
 )
 
 
 _CLEAR_DEADLINE = delete(deadlines).where(deadlines.c.order_id == bindparam("order_id"))
 
 
-def set_deadline(conn: Connection, order_id: str, status: str, due_at: datetime) -> None:
-    """The order is due to leave ``status`` by ``due_at`` (replaces the deadline it had)."""
+def set_deadline(
+    conn: Connection,
+    order_id: str,
+    status: str,
+    due_at: datetime,
+    traceparent: str | None = None,
+) -> None:
+    """The order is due to leave ``status`` by ``due_at`` (replaces the deadline it had);
+    ``traceparent`` is the trace context the timer continues when it passes."""
     conn.execute(_CLEAR_DEADLINE, {"order_id": order_id})
-    conn.execute(insert(deadlines), {"order_id": order_id, "status": status, "due_at": due_at})
+    conn.execute(
+        insert(deadlines),
+        {"order_id": order_id, "status": status, "due_at": due_at, "traceparent": traceparent},
+    )
 
 
 def clear_deadline(conn: Connection, order_id: str) -> None:
     conn.execute(_CLEAR_DEADLINE, {"order_id": order_id})
+
+
+def due_deadlines(conn: Connection, now: datetime, limit: int = 500) -> list[tuple[str, str]]:
+    """``(order id, traceparent or "")`` of each order whose deadline is ``now`` or earlier, the
+    most overdue first (``deadlines.due_at`` is indexed)."""
+    query = (
+        select(deadlines.c.order_id, deadlines.c.traceparent)
+        .where(deadlines.c.due_at <= now)
+        .order_by(deadlines.c.due_at)
+        .limit(limit)
+    )
+    return [(row.order_id, row.traceparent or "") for row in conn.execute(query)]
 
 
 def due_orders(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
