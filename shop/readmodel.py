@@ -299,6 +299,11 @@ def attention_counts(conn: Connection) -> dict[str, int]:
     return {reason: int(count) for reason, count in conn.execute(query).all()}
 
 
+def knows(conn: Connection, order_id: str) -> bool:
+    """Whether the shop's view holds the order."""
+    return conn.execute(select(orders.c.id).where(orders.c.id == order_id)).first() is not None
+
+
 def attention_of(conn: Connection, order_id: str) -> dict[str, Any] | None:
     """One order's row of ``attention`` (``{"reason", "detail", "note", "since", "updated_at"}``),
     None when it never needed an operator."""

@@ -17,7 +17,14 @@ from workers.messaging.envelope import Envelope
 from workers.operations import attention as commands
 from workers.operations.attention import ACTIONS, InvalidCommand
 
-__all__ = ["ACTIONS", "InvalidCommand", "attention", "needing_attention", "request"]
+__all__ = [
+    "ACTIONS",
+    "InvalidCommand",
+    "NotNeedingAttention",
+    "attention",
+    "needing_attention",
+    "request",
+]
 
 
 def needing_attention() -> list[dict[str, Any]]:
@@ -27,8 +34,28 @@ def needing_attention() -> list[dict[str, Any]]:
         return readmodel.needing_attention(conn)
 
 
+class NotNeedingAttention(Exception):
+    """The command is about an order the shop does not list as needing attention: an order it
+    does not know (``known`` False) or one that needs none now. Nothing was sent."""
+
+    def __init__(self, order_id: str, *, known: bool) -> None:
+        what = "needs no attention" if known else "is no order the shop knows"
+        super().__init__(f"order {order_id} {what}: nothing was sent")
+        self.known = known
+
+
 def request(app: Celery, order_id: str, action: str, note: str) -> Envelope:
-    """An operator's command about an order (``workers.operations.attention.request``)."""
+    """An operator's command about an order the shop lists as needing attention
+    (``workers.operations.attention.request``). Raises InvalidCommand for a field at fault,
+    NotNeedingAttention for an order not on the list (nothing sent either way), and
+    sqlalchemy.exc.SQLAlchemyError when a database is away. The list may lag orders by a moment;
+    orders still decides, and records a command that no longer applies as ignored."""
+    order_id, action, note = commands.check(order_id, action, note)
+    with engine_for("shop").connect() as conn:
+        row = readmodel.attention_of(conn, order_id)
+        known = row is not None or readmodel.knows(conn, order_id)
+    if row is None or row["reason"] is None:
+        raise NotNeedingAttention(order_id, known=known)
     return commands.request(app, order_id, action, note)
 
 
@@ -72,7 +99,9 @@ def _send(order_id: str, action: str, note: str) -> None:
     from config.celery import app  # the CLI's other commands need no Celery app
 
     try:
-        event = request(app, order_id.strip().lower(), action, note)
+        event = request(app, order_id, action, note)
     except InvalidCommand as exc:
         raise click.BadParameter(str(exc)) from None
+    except NotNeedingAttention as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"sent {action} for order {event.subject} (event {event.id}); orders records it")

@@ -17,7 +17,12 @@ from config.celery import app as celery_app
 from shop.validation import UnreadableBody, read_json
 from shop.web.errors import error_response
 from workers.messaging.contracts import NOTE_LENGTH
-from workers.operator_actions import ACTIONS, InvalidCommand, needing_attention
+from workers.operator_actions import (
+    ACTIONS,
+    InvalidCommand,
+    NotNeedingAttention,
+    needing_attention,
+)
 from workers.operator_actions import request as send
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,8 @@ def act_on_order(order_id: str) -> ResponseReturnValue:
         send(celery_app, order_id, action, note)
     except InvalidCommand as exc:
         return _page(order_id=order_id, note=note, errors=exc.fields), 422
+    except NotNeedingAttention as exc:
+        return _page(problem=f"Not sent: {exc}."), 404 if not exc.known else 409
     except SQLAlchemyError:
         log.warning("operator action on %s not sent", order_id, exc_info=True)
         return _page(problem=UNAVAILABLE), 503
@@ -74,8 +81,9 @@ def attention_json() -> ResponseReturnValue:
 
 def act_on_order_json(order_id: str) -> ResponseReturnValue:
     """``{"action": "retry_refund" | "close", "note"}`` → 202 ``{"event_id"}``: the command is
-    sent, and orders records it (ignored, in the order's stream, when the order needs no
-    attention); 400 no JSON object, 422 a field at fault (named), 503 a database away."""
+    sent, and orders records it in the order's stream; 400 no JSON object, 404 an order the shop
+    does not know, 409 one it does not list as needing attention, 422 a field at fault (named),
+    503 a database away."""
     try:
         body = read_json(request.get_data())
     except UnreadableBody as exc:
@@ -94,6 +102,10 @@ def act_on_order_json(order_id: str) -> ResponseReturnValue:
         event = send(celery_app, order_id, str(fields["action"]), str(fields["note"]))
     except InvalidCommand as exc:
         return _invalid(exc.fields)
+    except NotNeedingAttention as exc:
+        if not exc.known:
+            return error_response(404, "not_found", str(exc))
+        return error_response(409, "not_needing_attention", str(exc))
     except SQLAlchemyError:
         log.warning("operator action on %s not sent", order_id, exc_info=True)
         return error_response(503, "database_unavailable", "operations' database did not answer")

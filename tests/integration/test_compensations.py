@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import base64
 import re
+import time
+import uuid
 from typing import Any
 
+import httpx
 import pytest
 from celery import Celery
 from click.testing import CliRunner
@@ -105,6 +108,30 @@ def test_a_refused_refund_needs_an_operator_whose_retry_refunds_it_once(
     assert needing_attention(client, "refund_failed") == before
 
 
+def test_a_retry_of_a_refund_the_gateway_made_already_settles_the_order(
+    client: FlaskClient, gateway_url: str, gateway_simulator: Any, setting: Any
+) -> None:
+    order_id = refused_refund(client, setting)
+    wait_for(lambda: listed(client).get(order_id))
+    [charge] = charges(gateway_url, order_id)
+    # Meanwhile the money went back another way (an earlier request, or by hand at the gateway).
+    gateway_simulator.allow_refunds(charge["id"])
+    by_hand = httpx.post(
+        f"{gateway_url}/v1/refunds",
+        json={"charge_id": charge["id"]},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert by_hand.status_code == 201
+
+    # The gateway answers the retry "refunded already": that is a refund, not a refusal.
+    assert operator(client, order_id, "retry_refund", "check again").status_code == 202
+    wait_for(lambda: order_id not in listed(client))
+    assert wait_for(lambda: order(client, order_id)["payment"]["status"] == "refunded")
+    history = stream(order_id)
+    assert history.count("PaymentRefunded") == 1 and history.count("RefundFailed") == 1
+    assert [c["status"] for c in charges(gateway_url, order_id)] == ["refunded"]
+
+
 def test_an_operator_closes_a_refused_refund_with_a_note_from_the_cli(
     client: FlaskClient, setting: Any
 ) -> None:
@@ -197,11 +224,25 @@ def test_commands_need_the_password_a_json_body_and_an_order_id(client: FlaskCli
     assert cli.exit_code == 2 and "order_id" in cli.output
 
 
-def test_a_command_about_an_order_needing_no_attention_is_recorded_as_ignored(
+def test_a_command_about_an_order_needing_no_attention_or_unknown_is_refused_and_not_sent(
     client: FlaskClient,
 ) -> None:
     order_id = place(client, card=DECLINED_CARD)
     reaches(client, order_id, "CANCELLED")
-    assert operator(client, order_id, "close", "by mistake").status_code == 202
-    wait_for(lambda: stream(order_id)[-1] == "TransitionIgnored")
+    before = stream(order_id)
+
+    refused = operator(client, order_id, "close", "by mistake")
+    assert refused.status_code == 409, refused.get_data(as_text=True)
+    assert refused.get_json()["error"]["code"] == "not_needing_attention"
+    unknown = operator(client, "3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11", "close", "a typo")
+    assert unknown.status_code == 404
+    cli = CliRunner().invoke(
+        shoeshop, ["attention", "close", "3f1c7c1e-5d8e-4a53-9a0e-0b8f1a0c9d11", "--note", "x"]
+    )
+    assert cli.exit_code == 1 and "is no order the shop knows" in cli.output
+    upper = CliRunner().invoke(shoeshop, ["attention", "close", order_id.upper(), "--note", "x"])
+    assert upper.exit_code == 2 and "lower-case" in upper.output
+
+    time.sleep(0.5)  # what was sent would be applied by now
+    assert stream(order_id) == before
     assert order_id not in listed(client)

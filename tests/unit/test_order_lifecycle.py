@@ -383,6 +383,13 @@ def test_a_parked_message_of_an_order_on_its_way_is_left_to_its_deadline() -> No
     assert domain.record_parked(None, "shop") == []  # an order orders never recorded
 
 
+def test_a_parked_charge_of_an_order_cancelled_unpaid_needs_no_operator() -> None:
+    story = Story().placed()
+    story.then(domain.expire(story.order, DUE + timedelta(seconds=1)))  # payment_timeout
+    assert story.status is Status.CANCELLED
+    assert domain.record_parked(story.order, "payments") == []  # nothing was taken
+
+
 def test_a_parked_mail_of_a_cancelled_order_needs_no_operator() -> None:
     story = Story().placed()
     story.then(domain.record_decline(story.order, PAY, "card_declined"))

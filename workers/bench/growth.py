@@ -43,6 +43,7 @@ from config.settings import COMPONENTS, Settings
 from workers.bench import growth_seed, measure, report
 from workers.bench.load import fetch_products, order_bodies
 from workers.bench.stack import CHECKOUT_LIMIT_NOTE, PROJECT_ROOT, Broker, SystemStack
+from workers.launcher import procfile_processes
 
 # Ten orders: nine shipped and one cancelled (a declined card), so a tenth of the history is a
 # cancellation with its refusal, as a shop's history has some.
@@ -404,15 +405,12 @@ def _grow_and_measure(
 
 
 def _web_lines() -> str:
-    """The Procfile's web line, and the gateway's, whose public key seals the checkout's card."""
-    lines = [
-        line
-        for line in (PROJECT_ROOT / "Procfile").read_text().splitlines()
-        if line.startswith(("web:", "gateway:"))
-    ]
-    if len(lines) != 2:
-        raise click.ClickException("the Procfile lacks its web or gateway line")
-    return "\n".join(lines) + "\n"
+    """The Procfile's web line, and Procfile.dev's gateway line, whose public key seals the
+    checkout's card."""
+    processes = procfile_processes(PROJECT_ROOT / "Procfile")
+    if "web" not in processes or "gateway" not in processes:
+        raise click.ClickException("the Procfiles lack the web or the gateway line")
+    return "".join(f"{name}: {processes[name]}\n" for name in ("web", "gateway"))
 
 
 def _measure_size(url: str, options: GrowthOptions, seeded: Sequence[str]) -> dict[str, Any]:

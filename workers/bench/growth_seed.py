@@ -60,6 +60,9 @@ AGGREGATES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 # Tables whose rows the templates never touch, and which a template's clone must not either.
 STATIC_TABLES = {("shop", "products")}
+# Operations' own bookkeeping, a row per queue or per directory, not per order: the relay's
+# redelivery sweep may rewrite it while the templates run; a clone has nothing to add to it.
+BOOKKEEPING = {("operations", "subscriber_lag"), ("operations", "archive_dirs")}
 
 
 class UnplacedRow(RuntimeError):
@@ -335,6 +338,8 @@ def record(
     for component in COMPONENTS:
         for table in tables_of(component):
             where = (component, table.name)
+            if where in BOOKKEEPING:
+                continue
             new = _new_rows(before[where], after[where])
             if where in AGGREGATES:
                 changes[where] = _aggregate_changes(

@@ -38,8 +38,6 @@ UUID_PATTERN = whole(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 SOURCE_PATTERN = whole(r"/[a-z0-9_-]{1,50}")
 
 Uuid = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
-TRACEPARENT_LENGTH = 256
-TRACESTATE_LENGTH = 512
 """An id this system mints: a UUID, lower-case and hyphenated (every id column is VARCHAR(36))."""
 UuidOrNone = Annotated[str, msgspec.Meta(pattern=whole(f"(?:|{unanchored(UUID_PATTERN)})"))]
 
@@ -64,10 +62,8 @@ class Wire(msgspec.Struct, frozen=True):
     # release 0.1.0 and from any written while tracing was off. A string, as every CloudEvents
     # extension; one that is not a W3C traceparent is kept as it came and read as no context
     # (workers.messaging.tracing): tracing never parks an order.
-    # Bounded as W3C Trace Context bounds them: a version-00 traceparent is 55 characters (later
-    # versions may add fields, hence room), a tracestate at most 512.
-    traceparent: Annotated[str, msgspec.Meta(max_length=TRACEPARENT_LENGTH)] = ""
-    tracestate: Annotated[str, msgspec.Meta(max_length=TRACESTATE_LENGTH)] = ""
+    traceparent: str = ""
+    tracestate: str = ""
 
 
 def event_name(type_: str) -> str:

@@ -356,6 +356,10 @@ def instrument_engine(engine: Engine) -> None:
     EngineTracer(tracer, engine, connections)  # type: ignore[no-untyped-call]
 
 
+# W3C Trace Context and Baggage, as WSGI names a request's headers.
+UNTRUSTED_HEADERS = ("HTTP_TRACEPARENT", "HTTP_TRACESTATE", "HTTP_BAGGAGE")
+
+
 def instrument_flask(app: Flask, service: str = "web") -> None:
     """Trace each request the app serves (a SERVER span, the parent of a checkout's events)."""
     if not setup(service):
@@ -366,3 +370,14 @@ def instrument_flask(app: Flask, service: str = "web") -> None:
     FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
         app, tracer_provider=_provider, excluded_urls="healthz,readyz,metrics,/events"
     )
+    # The shop is a public edge: a trace context a client sends would choose an order's trace
+    # id and whether it is sampled. Dropped before the instrumentation reads it (this wrapper
+    # runs first), so every request starts a trace of the shop's own.
+    traced = app.wsgi_app
+
+    def without_client_context(environ: dict[str, Any], start_response: Any) -> Any:
+        for header in UNTRUSTED_HEADERS:
+            environ.pop(header, None)
+        return traced(environ, start_response)
+
+    app.wsgi_app = without_client_context  # type: ignore[method-assign]

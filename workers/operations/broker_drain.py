@@ -1,6 +1,8 @@
 """The drain of RabbitMQ's own dead letters: what the broker moved to ``shoeshop.dead`` (a
 delivery limit reached, a rejection) is parked in the dead letters, so operators have one place
-to look. The relay runs it on every sweep on RabbitMQ; ``shoeshop dlq drain-broker`` by hand.
+to look; but for beat's nudges that expired before a worker took them (a worker down, a queue
+long), which are dropped: the next nudge comes, and the deadlines are rows. The relay runs it on
+every sweep on RabbitMQ; ``shoeshop dlq drain-broker`` by hand.
 The route itself (exchange, queue, queue arguments) is the kit's: workers.messaging.broker_dead.
 """
 
@@ -29,21 +31,43 @@ def drain(app: Celery, limit: int = DRAIN_BATCH) -> int:
     message is acknowledged only once parked, so it then waits for the next drain."""
     if not is_amqp(str(app.conf.broker_url)):
         return 0  # Redis has no dead-letter exchange: the consumer parks everything itself
-    moved = 0
+    moved = dropped = 0
+    nudges = beat_tasks(app)
     with app.connection_for_write() as connection:
         queue = dead_queue().bind(connection.default_channel)  # type: ignore[no-untyped-call]
         queue.declare()
-        while moved < limit:
+        while moved + dropped < limit:
             message = queue.get(no_ack=False, accept=["json"])
             if message is None:
                 break
-            _park(message)
+            if expired_nudge(message, nudges):
+                dropped += 1
+            else:
+                _park(message)
+                moved += 1
             # Acknowledged only once parked: a crash here leaves the message for the next drain.
             message.ack()
-            moved += 1
+    if dropped:
+        log.info("dropped %d expired beat nudge(s) the broker dead-lettered", dropped)
     if moved:
         log.warning("moved %d message(s) the broker dead-lettered into the dead letters", moved)
     return moved
+
+
+def beat_tasks(app: Celery) -> frozenset[str]:
+    """The names of the tasks beat sends (``beat_schedule``): timers' nudges, each sent with an
+    expiry so that a nudge nobody took in time is not run late."""
+    return frozenset(str(entry["task"]) for entry in (app.conf.beat_schedule or {}).values())
+
+
+def expired_nudge(message: Message, nudges: frozenset[str]) -> bool:
+    """Whether the broker dead-lettered ``message`` only because it expired, and it is one of
+    beat's nudges: the next comes within its interval and the deadlines it sweeps are rows in
+    the databases, so nothing is lost and there is nothing for an operator to replay."""
+    headers: dict[str, Any] = dict(message.headers or {})
+    deaths = headers.get("x-death") or []
+    expired = bool(deaths) and all(death.get("reason") == "expired" for death in deaths)
+    return expired and str(headers.get("task")) in nudges
 
 
 def _park(message: Message) -> None:

@@ -72,9 +72,10 @@ class Action(StrEnum):
 
 
 CANCELLABLE_BEFORE_PAYMENT = (Status.PLACED, Status.PAYMENT_PENDING)
-# The queues whose messages about a cancelled order give something back: payments the money,
-# the shop the reserved stock, shipping the parcel.
-COMPENSATING_QUEUES = ("payments", "shop", "shipping")
+# The queues whose messages about a cancelled order give something back: the shop the reserved
+# stock, shipping the parcel. (Payments' give money back only when a refund is owed: a parked
+# charge of an order cancelled unpaid took nothing.)
+COMPENSATING_QUEUES = ("shop", "shipping")
 
 
 @dataclass(frozen=True)
@@ -302,7 +303,8 @@ def record_parked(order: Order | None, queue: str) -> list[DomainEvent]:
     """A message about the order was parked for a fault other than ``invalid`` (it waits for an
     operator's replay). An order on its way has a deadline that ends it if the message never
     comes back; a compensation has none: a refund still owed (on the payments queue) or a
-    cancelled order's stock or parcel (shop, shipping) makes the order need attention, once. A
+    cancelled order's stock or parcel (shop, shipping; not a charge of an order cancelled
+    unpaid, which took nothing) makes the order need attention, once. A
     paid order whose parcel was stopped and whose refund is parked is cancelled too, as when the
     refund is refused."""
     if order is None or order.attention is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -26,6 +27,9 @@ from workers.payments.gateway import (
 )
 
 COMPONENT = "payments"
+# The gateway's answer to a refund of a charge it has refunded already (409), kept as the
+# refund's gateway id: that refund's own id is on the earlier request that made it.
+ALREADY_REFUNDED = "charge_already_refunded"
 SOURCE = "/payments"
 # The requests' data was checked against their contracts by the consumer (a positive amount
 # among them; see workers.messaging.contracts), so every field read here is there.
@@ -68,12 +72,18 @@ def refund(gateway: PaymentGateway, conn: Connection, event: Envelope) -> Refund
     try:
         return Refunded(gateway.refund(idempotency_key=data["refund_id"], charge_id=charge_id))
     except RefundRefused as refused:
+        if refused.code == ALREADY_REFUNDED:
+            # The money went back under an earlier request (a parked one that went through
+            # after all, or an operator's at the gateway): refunded, whichever request did it.
+            return Refunded(ALREADY_REFUNDED)
         return NotRefunded(reason=refused.code)
 
 
 def record_refund(conn: Connection, event: Envelope, outbox: Outbox, result: RefundResult) -> None:
     """Record a refund made, or tell orders that this one cannot be (payment.refund_failed):
-    nothing is stored of a refusal here, as the payment is not refunded."""
+    nothing is stored of a refusal here, as the payment is not refunded. A payment has one
+    refund on record (``refunds.payment_id`` is unique): a second request that comes back
+    refunded (the gateway refunds a charge once) is told to orders, not recorded again."""
     data = event.data
     if isinstance(result, NotRefunded):
         failed = contracts.PaymentRefundFailed(
@@ -85,6 +95,11 @@ def record_refund(conn: Connection, event: Envelope, outbox: Outbox, result: Ref
         )
         outbox.emit(contracts.new_event(failed, source=SOURCE, cause=event))
         return
+    if store.has_refund(conn, data["payment_id"]):
+        # A second request came back refunded (the gateway's answer to the same charge): the
+        # refund is on record once; orders hears again that the money went back.
+        outbox.emit(contracts.new_event(_refunded(data), source=SOURCE, cause=event))
+        return
     store.record_refund(
         conn,
         refund_id=data["refund_id"],
@@ -93,13 +108,16 @@ def record_refund(conn: Connection, event: Envelope, outbox: Outbox, result: Ref
         gateway_refund_id=result.refund_id,
         amount_cents=data["amount_cents"],
     )
-    refunded = contracts.PaymentRefunded(
+    outbox.emit(contracts.new_event(_refunded(data), source=SOURCE, cause=event))
+
+
+def _refunded(data: dict[str, Any]) -> contracts.PaymentRefunded:
+    return contracts.PaymentRefunded(
         order_id=data["order_id"],
         payment_id=data["payment_id"],
         amount_cents=data["amount_cents"],
         refund_id=data["refund_id"],
     )
-    outbox.emit(contracts.new_event(refunded, source=SOURCE, cause=event))
 
 
 @lru_cache(maxsize=1)

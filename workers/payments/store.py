@@ -84,6 +84,12 @@ def charge_of(conn: Connection, payment_id: str) -> str | None:
     return None if row is None else str(row.charge_id)
 
 
+def has_refund(conn: Connection, payment_id: str) -> bool:
+    """Whether a refund of the payment is recorded (a charge is refunded once, whole)."""
+    query = select(refunds.c.id).where(refunds.c.payment_id == payment_id).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def record_refund(
     conn: Connection,
     *,
