@@ -145,16 +145,24 @@ class Launcher:
                 else ", password from SHOESHOP_FLOWER_PASSWORD)"
             ),
             f"Gateway    {env['SHOESHOP_GATEWAY_URL']}  (simulator)",
-            f"Mail       caught on {env['SHOESHOP_SMTP_URL']}, shown at "
-            f"http://127.0.0.1:{self.ports['web']}/admin/mail"
-            if catching
-            else f"Mail       sent through {masked_url(env['SHOESHOP_SMTP_URL'])}",
+            _mail_line(env.get("SHOESHOP_SMTP_URL"), catching, self.ports["web"]),
             f"Broker     {broker}"
             + ("  (embedded Redis)" if self.settings.embedded_broker else ""),
             f"Databases  {databases}",
             "Press Ctrl-C to stop everything.",
         ]
         click.echo("\n".join(lines), err=False)
+
+
+def _mail_line(smtp_url: str | None, catching: bool, web_port: int) -> str:
+    """The banner's line about mail: caught locally, sent through a server, or not sent (a
+    Procfile without the catcher's line, and no SHOESHOP_SMTP_URL: no notifications worker can
+    start then, and says so)."""
+    if smtp_url is None:
+        return "Mail       not sent: SHOESHOP_SMTP_URL is unset and no mail catcher runs"
+    if catching:
+        return f"Mail       caught on {smtp_url}, shown at http://127.0.0.1:{web_port}/admin/mail"
+    return f"Mail       sent through {masked_url(smtp_url)}"
 
 
 def flower_credentials(production: bool, settings: Settings | None = None) -> tuple[str, str, bool]:

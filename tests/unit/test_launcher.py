@@ -85,3 +85,13 @@ def test_shoeshop_up_runs_each_worker_and_the_relay_under_the_supervisor_and_not
             "-- shoeshop relay"
         ),
     }
+
+
+def test_the_banner_says_where_mail_goes_even_when_nothing_catches_it() -> None:
+    from workers.launcher import _mail_line
+
+    assert "not sent" in _mail_line(None, False, 8000)
+    assert _mail_line("smtp://127.0.0.1:8025", True, 8000).endswith("127.0.0.1:8000/admin/mail")
+    assert _mail_line("smtp://shop:pw@mail:587", False, 8000) == (
+        "Mail       sent through smtp://shop:***@mail:587"
+    )
