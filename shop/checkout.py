@@ -17,7 +17,7 @@ from config.celery import app as celery_app
 from config.settings import get_settings
 from shop import readmodel
 from shop.sealing import Sealer
-from shop.tables import acceptance_deadlines, checkouts, products, stock
+from shop.tables import checkouts, products, stock
 from shop.validation import (
     CheckoutRequest,
     IdempotencyKeyReused,
@@ -204,22 +204,12 @@ def _placed_event(
     return contracts.new_event(data, source=SOURCE, subject=order_id)
 
 
-_DEADLINE_TRACE = (
-    update(acceptance_deadlines)
-    .where(acceptance_deadlines.c.order_id == bindparam("deadline_of"))
-    .values(traceparent=bindparam("context"))
-)
-
-
 def _record(
     conn: Connection, order_id: str, idempotency_key: str | None, fingerprint: str, event: Envelope
 ) -> None:
     """The order enters the shop's log and view like any event it hears; the key is state."""
     readmodel.remember(conn, event)
     readmodel.apply(conn, event, live=True)
-    if event.traceparent:
-        # The acceptance deadline that order.placed just set continues its trace when it passes.
-        conn.execute(_DEADLINE_TRACE, {"deadline_of": order_id, "context": event.traceparent})
     if idempotency_key:
         conn.execute(
             insert(checkouts),

@@ -34,6 +34,7 @@ from shop.tables import (
     orders,
     stock,
 )
+from workers.messaging import tracing
 from workers.messaging.contracts import UNCARRIABLE
 from workers.messaging.database import upsert_insert
 from workers.messaging.envelope import Envelope, as_utc, event_name
@@ -70,8 +71,11 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
             _count(conn, "PLACED", None, +1)
             if live:  # a timer is state, as stock is: set once, when the order is placed
                 due = at + timedelta(seconds=get_settings().accept_timeout_s)
+                # With the order.placed's trace context: the timer's span continues its trace.
+                deadline = {"order_id": data["order_id"], "due_at": due}
                 conn.execute(
-                    insert(acceptance_deadlines), {"order_id": data["order_id"], "due_at": due}
+                    insert(acceptance_deadlines),
+                    {**deadline, "traceparent": _context_of(event)},
                 )
         case "order.status_changed":
             _apply_status(conn, data["order_id"], data["status"], data.get("reason"), at, live)
@@ -88,6 +92,11 @@ def apply(conn: Connection, event: Envelope, *, live: bool) -> None:
             _update(conn, data["order_id"], at, cancel_requested_at=at)
         case "order.attention_changed":
             _attend(conn, data, at)
+
+
+def _context_of(event: Envelope) -> str | None:
+    """The event's trace context as a deadline keeps it: a W3C traceparent, else none."""
+    return event.traceparent if tracing.is_traceparent(event.traceparent) else None
 
 
 def email_key(email: str) -> str:

@@ -127,7 +127,7 @@ acceptance_deadlines = Table(
     # past due_at the shop asks orders to cancel it (shop.acceptance). Durable, as every timer.
     Column("order_id", String(36), primary_key=True),
     Column("due_at", DateTime(timezone=True), nullable=False, index=True),
-    # The traceparent of the order.placed that set it (shop.checkout), which the timer's span
+    # The traceparent of the order.placed that set it (shop.readmodel), which the timer's span
     # continues; NULL while tracing is off and for deadlines set before migration 0009.
     Column("traceparent", String(55), nullable=True),
 )

@@ -279,3 +279,26 @@ def test_a_client_s_trace_context_is_ignored_at_the_shop_s_edge(
     [server] = [span for span in spans.get_finished_spans() if span.kind is SpanKind.SERVER]
     assert server.parent is None  # a trace of the shop's own
     assert ids(server)[0] != TRACEPARENT.split("-")[1]
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"), [(TRACEPARENT, TRACEPARENT), ("00-zz", None), ("", None)]
+)
+def test_the_acceptance_deadline_keeps_the_context_of_the_order_placed_that_set_it(
+    given: str, kept: str | None
+) -> None:
+    from sqlalchemy import create_engine, select
+
+    from shop import readmodel
+    from shop.tables import acceptance_deadlines
+    from shop.tables import metadata as shop_tables
+    from tests.unit.test_event_contracts import placed_by_the_shop
+
+    engine = create_engine("sqlite://")
+    shop_tables.create_all(engine)
+    placed = replace(placed_by_the_shop(), traceparent=given)
+    with engine.begin() as conn:
+        readmodel.apply(conn, placed, live=True)
+        stored = conn.execute(select(acceptance_deadlines.c.traceparent)).scalar_one()
+    engine.dispose()
+    assert stored == kept

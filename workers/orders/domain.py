@@ -293,10 +293,7 @@ def record_refund_failure(order: Order | None, refund_id: str, reason: str) -> l
     should ask shipping again); the money it owes waits for the operator."""
     if order is None or order.refunded or order.refund_id != refund_id:
         return []
-    events: list[DomainEvent] = [RefundFailed(refund_id, reason)]
-    if order.status is Status.PAID and order.pending_cancellation and order.shipment_stopped:
-        events.append(OrderCancelled(order.pending_cancellation))
-    return events
+    return [RefundFailed(refund_id, reason), *_cancel_if_parcel_stopped(order)]
 
 
 def record_parked(order: Order | None, queue: str) -> list[DomainEvent]:
@@ -309,15 +306,20 @@ def record_parked(order: Order | None, queue: str) -> list[DomainEvent]:
     refund is refused."""
     if order is None or order.attention is not None:
         return []
+    needed = AttentionNeeded(Attention.MESSAGE_PARKED.value, queue)
     owed = order.refund_id is not None and not order.refunded
-    detail = queue
     if queue == "payments" and owed:
-        events: list[DomainEvent] = [AttentionNeeded(Attention.MESSAGE_PARKED.value, detail)]
-        if order.status is Status.PAID and order.pending_cancellation and order.shipment_stopped:
-            events.append(OrderCancelled(order.pending_cancellation))
-        return events
+        return [needed, *_cancel_if_parcel_stopped(order)]
     if order.status is Status.CANCELLED and queue in COMPENSATING_QUEUES:
-        return [AttentionNeeded(Attention.MESSAGE_PARKED.value, detail)]
+        return [needed]
+    return []
+
+
+def _cancel_if_parcel_stopped(order: Order) -> list[DomainEvent]:
+    """A paid order whose parcel shipping stopped, its refund stuck: cancelled all the same (it
+    will not ship, and no timer should ask shipping again); the money waits for an operator."""
+    if order.status is Status.PAID and order.pending_cancellation and order.shipment_stopped:
+        return [OrderCancelled(order.pending_cancellation)]
     return []
 
 
