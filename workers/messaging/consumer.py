@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from types import ModuleType
 from typing import Any, ClassVar, Generic, TypeVar
 
 from celery import Celery, Task
+from celery.exceptions import Reject
 from sqlalchemy import Connection
 
 from config.settings import Settings, get_settings
@@ -42,6 +44,10 @@ T = TypeVar("T")
 # The message header that carries the time of a message's first failure through its retries,
 # so its dead letter says when the trouble began (ISO 8601, UTC).
 FIRST_FAILED_HEADER = "shoeshop_first_failed_at"
+
+# The longest pause, in seconds, before a delivery whose retry could not be published goes back
+# to its queue (Subscriber.retry_or_park).
+UNSENT_RETRY_PAUSE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -141,14 +147,30 @@ class Subscriber(Task):  # type: ignore[misc]  # celery ships no type hints
         logger.warning("transient failure, retry %d in %.1fs: %r", attempts, delay, exc)
         first = self.first_failed_at() or utcnow()
         headers = {**(self.request.headers or {}), FIRST_FAILED_HEADER: first.isoformat()}
-        # Celery builds a retry's argsrepr anew from the body: the event's short form instead.
-        raise self.retry(
-            exc=exc,
-            countdown=delay,
-            max_retries=settings.max_retries + 1,
-            headers=headers,
-            **shown(body),
-        )
+        try:
+            # Celery builds a retry's argsrepr anew from the body: the event's short form instead.
+            raise self.retry(
+                exc=exc,
+                countdown=delay,
+                max_retries=settings.max_retries + 1,
+                headers=headers,
+                **shown(body),
+            )
+        except Reject as unsent:
+            # Task.retry raises Reject(requeue=False) when it cannot publish the retry (the
+            # broker unreachable from here: a partition): the broker would dead-letter this
+            # message although nothing is wrong with it, and a charge the gateway made before
+            # its answer was lost would wait for an operator. Give it back to its queue
+            # instead, after a pause (so a broker that takes this delivery's rejection but not
+            # a publish is not asked again at once; the queue's delivery limit still ends a
+            # loop; the pause holds a worker slot, hence its ceiling). The inbox, and the
+            # gateway's idempotency key, make the next delivery apply it once.
+            pause = min(delay, UNSENT_RETRY_PAUSE_S)
+            logger.warning(
+                "the retry could not be sent (%r): back to the queue in %.1fs", unsent.reason, pause
+            )
+            time.sleep(pause)
+            raise Reject(unsent.reason, requeue=True) from exc
 
     def park(self, body: object, exc: BaseException, attempts: int) -> None:
         deadletters.park(
