@@ -306,6 +306,10 @@ class Settings:
     read_timeout_s: int = DEFAULT_READ_TIMEOUT_S
     # The reordering hook's seed (SHOESHOP_CHAOS_REORDER); None: off, as it always is in production.
     chaos_reorder_seed: int | None = None
+    # Whether psycopg may prepare statements on PostgreSQL (SHOESHOP_DATABASE_PREPARED_STATEMENTS,
+    # on or off): off behind a pooler in transaction mode that cannot keep them (PgBouncer
+    # before 1.21, or without max_prepared_statements; docs/deployment.md).
+    database_prepared_statements: bool = True
 
     def __repr__(self) -> str:
         """Every setting but the secrets, a password in the broker's or the database's URL
@@ -530,6 +534,7 @@ class Settings:
             trusted_proxies=_trusted_proxies(env.get("SHOESHOP_TRUSTED_PROXIES", "")),
             read_timeout_s=_int(env, "SHOESHOP_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_S),
             chaos_reorder_seed=_chaos_reorder_seed(env.get("SHOESHOP_CHAOS_REORDER", "")),
+            database_prepared_statements=_on_or_off(env, "SHOESHOP_DATABASE_PREPARED_STATEMENTS"),
             smtp_url=env.get("SHOESHOP_SMTP_URL") or None,
             mail_from=env.get("SHOESHOP_MAIL_FROM") or DEV_MAIL_FROM,
             public_url=_public_url(env),
@@ -672,6 +677,18 @@ def _chaos_reorder_seed(raw: str) -> int | None:
             f"not {raw!r}"
         )
     return value or None
+
+
+def _on_or_off(env: dict[str, str], name: str, default: bool = True) -> bool:
+    """A switch: ``on`` or ``off`` (any case; empty is unset, the default); raises
+    ConfigurationError naming the variable for anything else."""
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigurationError(f"{name} must be 'on' or 'off', not {raw!r}")
+    return value == "on"
 
 
 def _public_url(env: dict[str, str]) -> str:

@@ -37,7 +37,9 @@ _ROWS = pytest.StashKey[list[dict[str, Any]]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "cluster(leaders=1): the component queues' leaders on node c<leaders>"
+        "markers",
+        "cluster(leaders=1, env={}): the component queues' leaders on node c<leaders>; "
+        "settings of the scenario's own",
     )
     config.stash[_ROWS] = []
 
@@ -126,12 +128,16 @@ class ClusterRun:
 
     def unacknowledged(self, queue: str) -> int:
         """Messages of ``queue`` delivered to a consumer and not yet acknowledged."""
+        return self.queue_counts("messages_unacknowledged").get(queue, 0)
+
+    def queue_counts(self, column: str) -> dict[str, int]:
+        """One of `rabbitmqctl list_queues`' counts (``consumers``, ``messages_unacknowledged``)
+        for every queue of the scenario's vhost."""
         out = self.bed.rabbit.ctl(
-            self.bed.rabbit.any_running(), "list_queues", "-p", self.vhost, "name",
-            "messages_unacknowledged", "--formatter", "json",
+            self.bed.rabbit.any_running(), "list_queues", "-p", self.vhost, "name", column,
+            "--formatter", "json",
         ).stdout  # fmt: skip
-        found = {q["name"]: int(q["messages_unacknowledged"]) for q in json.loads(out)}
-        return found.get(queue, 0)
+        return {q["name"]: int(q[column]) for q in json.loads(out)}
 
     def start_load(self, rate: float) -> None:
         client = self.bed.link[CLIENT]
@@ -230,6 +236,7 @@ def cluster_shop(request: pytest.FixtureRequest, bed: Bed, tmp_path: Path) -> It
     vhost, database = f"shop-{suffix}", f"shop_{suffix}"
     bed.rabbit.add_vhost(vhost)
     env = shop_env(tmp_path / "var", bed.rabbit.url(vhost), bed.postgres.create_database(database))
+    env.update(marker.kwargs.get("env", {}) if marker else {})
     processes = HostedProcesses(env, tmp_path / "logs", link=bed.link, placement=shop_layout())
     shop = ShopUnderTest(processes.url("web"), processes.url("gateway"), processes.env)
     run = ClusterRun(bed, vhost, Chaos(ClusterBroker(), processes, shop, fast=False), tmp_path)

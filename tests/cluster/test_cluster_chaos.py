@@ -7,15 +7,22 @@ host, and one fault a scenario; each ends with the failure matrix's invariants.
 
 from __future__ import annotations
 
+import json
+import re
+import threading
 import time
 from collections import Counter
 
+import httpx
 import pytest
 
 from tests.chaos.flow import assert_sound, settle
 from tests.cluster.conftest import ClusterRun
+from tests.cluster.hosts import PORTS, HostedProcesses
 from tests.support.invariants import Outcome
-from tests.support.shop import wait_for
+from tests.support.processes import PROCFILE
+from tests.support.shop import order_body, wait_for
+from workers.launcher import procfile_processes
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -139,3 +146,152 @@ def test_rolling_restart(cluster_shop: ClusterRun) -> None:
     assert_sound(outcome)
     assert_ended(run, outcome, order_ids)
     assert run.refused == 0, "a checkout was refused during the rolling restart"
+
+
+WORKERS = ("shop", "orders", "payments", "shipping", "notifications")
+# The reordering hook's seed (workers/messaging/chaos.py): events sent late and 30% of them
+# twice, so duplicates are offered to both hosts of a queue all along.
+REORDER_SEED = 18
+TWIN_DOWN_S = 20
+
+
+@pytest.mark.cluster(env={"SHOESHOP_CHAOS_REORDER": str(REORDER_SEED)})
+def test_two_hosts_per_queue(cluster_shop: ClusterRun) -> None:
+    run = cluster_shop
+    processes = run.processes
+    # Given every worker kind consuming from two hosts, and events sent late and twice
+    lines = procfile_processes(PROCFILE)
+    for kind in WORKERS:
+        processes.place(f"{kind}-2", f"{kind}2", line=lines[kind])
+        processes.start(f"{kind}-2", wait=False)
+    wait_for(
+        lambda: all(run.queue_counts("consumers").get(kind, 0) >= 2 for kind in WORKERS) or None,
+        timeout_s=90,
+        every_s=1,
+    )
+    run.start_load(RATE)
+    time.sleep(WARMUP_S)
+    # When the first host of each pair is SIGKILLed while it holds messages (they go to its
+    # twin, which may have applied a copy already), then started again
+    fault = time.time()
+    for kind in WORKERS:
+        processes.kill(kind)
+    time.sleep(TWIN_DOWN_S)
+    for kind in WORKERS:
+        processes.start(kind, wait=False)
+    time.sleep(20)
+    order_ids = run.stop_load()
+    end = time.time()
+    # Then every order ended once: nobody charged twice, stock conserved, no second mail
+    outcome = settle(run.chaos, order_ids, timeout_s=SETTLE_S)
+    both = {
+        kind: len(received(processes, kind) & received(processes, f"{kind}-2")) for kind in WORKERS
+    }
+    run.notes.append(f"messages (one task id) received on both hosts of a queue: {both}")
+    run.finish("two-hosts-per-queue", outcome, fault, end)
+    assert_sound(outcome)
+    assert_ended(run, outcome, order_ids)
+    assert sum(both.values()) > 0, "no message reached both hosts of a queue: nothing was shown"
+
+
+RECEIVED = re.compile(r"Task [\w.]+\[([0-9a-f-]{36})\] received")
+
+
+def received(processes: HostedProcesses, name: str) -> set[str]:
+    """The task ids a worker's log says it received (a re-sent event keeps its task id)."""
+    return set(RECEIVED.findall(processes.log(name).read_text(errors="replace")))
+
+
+WATCHED_ORDERS = 10
+STREAM_TIMEOUT_S = 180
+
+
+def test_live_on_two_web_hosts(cluster_shop: ClusterRun) -> None:
+    run = cluster_shop
+    processes = run.processes
+    # Given a second web host, each web subscribed to the shop's changes on the cluster
+    processes.ports["web2"] = PORTS["web"]
+    processes.place("web2", "web2", line=procfile_processes(PROCFILE)["web"])
+    processes.start("web2", wait=False)
+    webs = {"web1": processes.url("web"), "web2": processes.url("web2")}
+    wait_for(lambda: all(ready(url) for url in webs.values()) or None, timeout_s=90, every_s=0.5)
+    run.start_load(RATE)
+    time.sleep(WARMUP_S)
+    # When a customer's tracking page is open on each web host for each of ten new orders
+    opened = time.time()
+    watched = [place(webs["web1"]) for _ in range(WATCHED_ORDERS)]
+    seen: dict[tuple[str, str], list[dict[str, object]]] = {}
+    readers = [
+        threading.Thread(target=watch, args=(url, order_id, seen.setdefault((host, order_id), [])))
+        for order_id in watched
+        for host, url in webs.items()
+    ]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(STREAM_TIMEOUT_S + 10)
+    order_ids = [*run.stop_load(), *watched]
+    end = time.time()
+    outcome = settle(run.chaos, order_ids, timeout_s=SETTLE_S)
+    # Then both pages of an order saw it to the same end, each pushed its changes as they
+    # happened, and the shop's invariants hold
+    same = sum(
+        [frame["id"] for frame in seen[("web1", o)]] == [frame["id"] for frame in seen[("web2", o)]]
+        for o in watched
+    )
+    pushed = {
+        host: sum(f["pushed"] is True for (h, _), fs in seen.items() if h == host for f in fs)
+        for host in webs
+    }
+    run.notes.append(
+        f"{WATCHED_ORDERS} orders watched on both web hosts: {same} saw the very same frames; "
+        f"frames pushed from the shop's commits: {pushed}"
+    )
+    run.finish("live-on-two-web-hosts", outcome, opened, end)
+    assert_sound(outcome)
+    assert_ended(run, outcome, order_ids)
+    for order_id in watched:
+        first, second = seen[("web1", order_id)], seen[("web2", order_id)]
+        assert first and second, f"a page of {order_id} got no frame: {first} {second}"
+        assert first[-1]["view"] == second[-1]["view"], f"the pages of {order_id} ended apart"
+        assert first[-1]["view"]["status"] in ("SHIPPED", "CANCELLED"), first[-1]
+    assert all(pushed.values()), f"a web host pushed nothing: {pushed}"
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def place(url: str) -> str:
+    answer = httpx.post(f"{url}/api/orders", json=order_body(), timeout=30)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"])
+
+
+def watch(url: str, order_id: str, frames: list[dict[str, object]]) -> None:
+    """Read an order's tracking stream until its final frame (or STREAM_TIMEOUT_S), as the page's
+    EventSource does; each frame: {"id", "view", "pushed"} (pushed: it carried the shop's
+    commit time, so it came from a notice, not from a read)."""
+    deadline = time.monotonic() + STREAM_TIMEOUT_S
+    with httpx.stream("GET", f"{url}/orders/{order_id}/events", timeout=30) as answer:
+        fields: dict[str, str] = {}
+        pushed = False
+        for line in answer.iter_lines():
+            if time.monotonic() > deadline:
+                return
+            if line.startswith(": committed"):
+                pushed = True
+            elif line and not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+            elif not line and "data" in fields:
+                view = json.loads(fields["data"])
+                frames.append({"id": int(fields["id"]), "view": view, "pushed": pushed})
+                if view["status"] in ("SHIPPED", "CANCELLED"):
+                    return
+                fields, pushed = {}, False
+            elif not line:
+                fields, pushed = {}, False

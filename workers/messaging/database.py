@@ -153,14 +153,34 @@ def _open_engine(component: str, settings: Settings) -> Engine:
     url = database_url(component, settings)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(
+    return _postgres_engine(url, component, settings)
+
+
+def _postgres_engine(url: str, component: str, settings: Settings) -> Engine:
+    # Nothing rides on a session that a pooler in transaction mode (PgBouncer) would not keep:
+    # no startup `options` (PgBouncer refuses them) and no `SET search_path`. The component's
+    # schema is written into each statement instead (schema_translate_map: a table of no
+    # schema is the component's); the time zone is the one SET that PgBouncer tracks and gives
+    # every server connection it lends this client.
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=5,
         hide_parameters=HIDE_PARAMETERS,
-        # UTC sessions: times come back with a +00:00 offset whatever the server's own zone.
-        connect_args={"options": f"-c search_path={component} -c timezone=UTC"},
+        # psycopg prepares a statement run five times on a connection; a pooler that lends the
+        # next transaction another server connection (PgBouncer before 1.21, or without
+        # max_prepared_statements) would not have it.
+        connect_args={} if settings.database_prepared_statements else {"prepare_threshold": None},
     )
+    engine.update_execution_options(schema_translate_map={None: component})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # UTC sessions: times come back with a +00:00 offset whatever the server's own zone.
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.commit()
+
+    return engine
 
 
 def give_back_free_pages(component: str) -> None:

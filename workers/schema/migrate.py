@@ -78,4 +78,8 @@ def _migration_connection(engine: Engine, component: str) -> Iterator[Connection
             key = zlib.crc32(f"shoeshop:{component}".encode())
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{component}"'))
+            # Alembic's ALTER statements name their table without a schema, which the engine's
+            # schema_translate_map does not reach: for this transaction only (SET LOCAL, which
+            # a pooler in transaction mode keeps), unnamed tables are the component's.
+            conn.execute(text(f'SET LOCAL search_path TO "{component}"'))
         yield conn

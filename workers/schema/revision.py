@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, column, inspect, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 VERSIONS = Path(__file__).with_name("versions")
@@ -83,6 +83,13 @@ def head_revision(component: str, versions: Path = VERSIONS) -> str:
     return known_revisions(component, versions)[-1]
 
 
+def schema_of(conn: Connection, component: str) -> str | None:
+    """Where ``component``'s tables are on this connection: its schema on PostgreSQL (named
+    outright: a session's search_path is not relied on, see workers.messaging.database), None
+    on SQLite (its own file)."""
+    return component if conn.dialect.name == "postgresql" else None
+
+
 def current_revision(conn: Connection, component: str) -> str | None:
     """The revision recorded in this connection's database (its schema on PostgreSQL), or None
     when it has no version table.
@@ -90,9 +97,11 @@ def current_revision(conn: Connection, component: str) -> str | None:
     Raises DatabaseUnreadable when the version table holds no revision or more than one (a
     history of this project is linear, and Alembic writes exactly one row: someone edited it).
     """
-    if not inspect(conn).has_table(VERSION_TABLE):
+    schema = schema_of(conn, component)
+    if not inspect(conn).has_table(VERSION_TABLE, schema=schema):
         return None
-    found = list(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+    versions = table(VERSION_TABLE, column("version_num"), schema=schema)
+    found = list(conn.execute(select(versions.c.version_num)).scalars())
     if len(found) != 1:
         holds = f"{len(found)} revisions {found}" if found else "no revision"
         raise DatabaseUnreadable(component, f"its {VERSION_TABLE} table holds {holds}, not one")
@@ -132,7 +141,7 @@ def read_status(engine: Engine, component: str) -> Status:
     try:
         with engine.connect() as conn:
             current = current_revision(conn, component)
-            has_tables = bool(inspect(conn).get_table_names())
+            has_tables = bool(inspect(conn).get_table_names(schema=schema_of(conn, component)))
     except SQLAlchemyError as exc:
         raise DatabaseUnreadable(component, first_line(exc)) from None
     return Status(component, current, head_revision(component), has_tables)
