@@ -8,6 +8,7 @@ On the real worker, broker and databases, with retentions of seconds; the clock 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ from workers.operations.dlq_cli import dlq as dlq_command
 pytestmark = pytest.mark.usefixtures("worker")
 
 SECONDS = timedelta(seconds=2)
+LOAD_S = 12  # seconds of steady orders
+PAIR_EVERY_S = 0.25
 
 
 def transport_rows() -> int:
@@ -70,20 +73,26 @@ def test_under_a_steady_order_rate_the_transport_tables_level_off(client: FlaskC
     written = prune_within(SECONDS)  # what earlier tests left is past any window of seconds
     samples: list[int] = []
     placed: list[str] = []
+    # Two orders every quarter second on a fixed schedule (a late pair is not followed by an
+    # early one), a prune and a count once a second.
     started = time.monotonic()
-    while time.monotonic() - started < 8:
+    for tick in range(int(LOAD_S / PAIR_EVERY_S)):
         placed += [place(client, size) for size in ("38", "39")]
-        time.sleep(0.25)
-        if time.monotonic() - started > len(samples) + 1:  # about once a second
+        if tick % int(1 / PAIR_EVERY_S) == 0:
             written += prune_within(SECONDS)
             samples.append(transport_rows())
+        time.sleep(max(0.0, started + (tick + 1) * PAIR_EVERY_S - time.monotonic()))
     wait_for(lambda: all(status_of(client, oid) == "SHIPPED" for oid in placed), timeout_s=60)
 
-    # Past the first window, the rows on hand stay within a band while orders keep coming;
-    # without pruning they would have grown with every order to all that was written.
-    steady = samples[3:]
-    assert steady, samples
-    assert max(steady) <= 2 * min(steady) + 20, samples
+    # Past the first window the rows on hand stop growing while orders keep coming: the last
+    # seconds hold about what the first seconds after the window did. (Medians: the workers
+    # write in bursts when the machine is busy, and one sample may catch one.) Without pruning
+    # they would grow with every order, to about two and a half times as many by then.
+    steady = samples[int(SECONDS.total_seconds()) + 1 :]
+    third = len(steady) // 3
+    assert third >= 2, samples
+    early, late = statistics.median(steady[:third]), statistics.median(steady[-third:])
+    assert late <= 1.5 * early + 20, samples
     written += transport_rows()
     assert max(steady) < written / 2, (samples, written, len(placed))
 
