@@ -1,30 +1,16 @@
-"""The baseline's processes: the Procfile's worker layout and web server, on the baseline app."""
+"""The chain baseline's processes: the Procfile's worker layout and web server, on its app."""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-from honcho.environ import parse_procfile
-
-from workers.bench import procstat
 from workers.bench.baseline_app import PREFIX, QUEUES, RECORDS_ENV
 from workers.bench.baseline_web import MESSAGES_ENV
-from workers.bench.stack import (
-    PROJECT_ROOT,
-    STOP_TIMEOUT_S,
-    Broker,
-    free_port,
-    stack_env,
-    wait_ready,
-)
+from workers.bench.processes import ProcessGroup, procfile_commands
+from workers.bench.stack import PROJECT_ROOT, Broker, free_port, stack_env
 
 BASELINE_APP = "workers.bench.baseline_app"
 # No chain finished for this long: the rest are lost, not slow (a no-op chain takes milliseconds).
@@ -33,25 +19,10 @@ BASELINE_WSGI = "'workers.bench.baseline_web:create_app()'"
 
 
 def baseline_commands(procfile: str) -> dict[str, str]:
-    """The Procfile's web and worker lines, pointed at the baseline app and its own queues.
-
-    Pool, concurrency, prefetch, task events and gunicorn's workers and threads stay as written,
-    so the baseline runs in exactly the system's layout.
-    """
-    out: dict[str, str] = {}
-    for name, command in parse_procfile(procfile).processes.items():
-        if name == "web":
-            # The shop's gunicorn hooks serve its metrics; the bare endpoint has none.
-            command = re.sub(r"--config[ =]python:shop\.\S+\s*", "", command)
-            out[name] = re.sub(r"'?shop(?:\.web\.app)?:create_app\(\)'?", BASELINE_WSGI, command)
-        elif name in QUEUES and "-A config.celery_process worker" in command:
-            command = command.replace("-A config.celery_process", f"-A {BASELINE_APP}")
-            command = re.sub(r"-Q (\w+)", rf"-Q {PREFIX}\1", command)
-            out[PREFIX + name] = re.sub(r"-n (\w+)@", rf"-n {PREFIX}\1@", command)
-    missing = {"web", *(PREFIX + queue for queue in QUEUES)} - set(out)
-    if missing:
-        raise RuntimeError(f"the Procfile has no line for {sorted(missing)}")
-    return out
+    """The Procfile's web and worker lines, pointed at the baseline app and its own queues."""
+    return procfile_commands(
+        procfile, app=BASELINE_APP, wsgi=BASELINE_WSGI, prefix=PREFIX, queues=QUEUES
+    )
 
 
 Records = dict[str, dict[str, tuple[float, float]]]
@@ -66,13 +37,12 @@ def finished(marks: Mapping[str, object]) -> bool:
 
 @dataclass
 class BaselineStack:
-    """The baseline's web server and workers, each in a session of its own."""
+    """The chain baseline's web server and workers."""
 
     url: str
     broker: Broker
     records_dir: Path
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    _logs: list[IO[bytes]] = field(default_factory=list, repr=False)
+    group: ProcessGroup = field(repr=False)
 
     @classmethod
     def start(
@@ -83,33 +53,21 @@ class BaselineStack:
         port = free_port()
         env = stack_env(broker.url, data_dir)
         env.update({RECORDS_ENV: str(records), MESSAGES_ENV: str(messages_per_order)})
-        stack = cls(f"http://127.0.0.1:{port}", broker, records)
+        stack = cls(f"http://127.0.0.1:{port}", broker, records, ProcessGroup("baseline", log_dir))
         procfile = (PROJECT_ROOT / "Procfile").read_text()
         try:
             for name, command in baseline_commands(procfile).items():
-                log = (log_dir / f"baseline-{name}.log").open("wb")
-                stack._logs.append(log)
-                stack.processes[name] = subprocess.Popen(
-                    ["/bin/sh", "-c", f"exec {command}"],
-                    env={**env, "PORT": str(port)} if name == "web" else env,
-                    cwd=PROJECT_ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                stack.group.spawn(
+                    name, command, {**env, "PORT": str(port)} if name == "web" else env
                 )
-            wait_ready(stack.url, list(stack.processes.values()), log_dir)
+            stack.group.wait_ready(stack.url)
         except BaseException:
             stack.stop()
             raise
         return stack
 
     def pids(self) -> dict[int, str]:
-        found = dict(self.broker.pids())
-        for name, process in self.processes.items():
-            kind = name.removeprefix(PREFIX)
-            for pid in procstat.descendants(process.pid):
-                found[pid] = kind
-        return found
+        return self.group.pids(self.broker, PREFIX)
 
     def records(self) -> Records:
         """chain id → mark (``shipped``, ``done``) → (started, reached), epoch seconds."""
@@ -141,15 +99,12 @@ class BaselineStack:
                 return records
             time.sleep(0.5)
 
+    def wait_shipped(
+        self, chain_ids: list[str], timeout_s: float, progress: Callable[[int], None]
+    ) -> list[tuple[float, float]]:
+        """(started, reached "shipped") of each chain that finished."""
+        records = self.wait_done(chain_ids, timeout_s, progress)
+        return [records[i]["shipped"] for i in chain_ids if "shipped" in records.get(i, {})]
+
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)  # warm shutdown, like Ctrl-C
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in self._logs:
-            log.close()
+        self.group.stop()

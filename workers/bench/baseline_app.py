@@ -10,12 +10,9 @@ import os
 import time
 import uuid
 
-from celery import Celery, chain
-from celery.signals import after_setup_logger
-from kombu.entity import Exchange, Queue
+from celery import chain
 
-from config.settings import get_settings
-from workers.messaging.logs import quiet_per_task_lines
+from workers.bench.transport import baseline_app, quiet_task_lines
 
 QUEUES = ("shop", "orders", "payments", "shipping")
 PREFIX = "bench_"
@@ -25,33 +22,13 @@ CRITICAL_PATH = ("orders", "payments", "orders", "shipping", "orders")
 SIDE_QUEUE = "shop"
 RECORDS_ENV = "SHOESHOP_BENCH_RECORDS"
 
-app = Celery("shoeshop-bench-baseline")
-_exchange = Exchange("shoeshop-bench", type="direct", durable=True)  # type: ignore[no-untyped-call]
-app.conf.update(
-    broker_url=get_settings().effective_broker_url,
-    broker_connection_retry_on_startup=True,
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
-    event_serializer="json",
-    task_ignore_result=True,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_queues=[
-        Queue(PREFIX + q, _exchange, routing_key=PREFIX + q)  # type: ignore[no-untyped-call]
-        for q in QUEUES
-    ],
-    task_default_queue=PREFIX + SIDE_QUEUE,
-    task_default_exchange="shoeshop-bench",
-    task_create_missing_queues=False,
-    worker_send_task_events=True,
-    task_send_sent_event=False,
-    broker_transport_options={"visibility_timeout": 3600, "confirm_publish": True},
+app = baseline_app(
+    "shoeshop-bench-baseline",
+    "shoeshop-bench",
+    [PREFIX + queue for queue in QUEUES],
+    PREFIX + SIDE_QUEUE,
 )
-
-# The same log lines per task as the system's workers.
-after_setup_logger.connect(quiet_per_task_lines, weak=False)
+quiet_task_lines()
 
 
 def hop_queues(messages_per_order: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""``shoeshop bench``: the shop and a raw Celery baseline under the same load, side by side."""
+"""``shoeshop bench``: the shop, a naive Celery shop and a raw Celery chain under the same load."""
 
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def bench(
     keep: bool,
     runs: int,
 ) -> None:
-    """Place orders over HTTP at the shop and at a raw Celery chain; report both and the ratios.
+    """Place orders over HTTP at the shop, then at a naive Celery shop and at a raw Celery chain
+    on the same broker; report all three and the system's ratio to each.
 
     `shoeshop bench growth` measures instead how reads, checkouts and storage fare as history
     grows."""
@@ -117,7 +118,7 @@ def bench(
     if rate is not None and burst:
         raise click.UsageError("--rate and --burst exclude each other")
     if target_url and not broker_url:
-        raise click.UsageError("--url needs --broker: the baseline runs on the shop's broker")
+        raise click.UsageError("--url needs --broker: the baselines run on the shop's broker")
     if backlog and (broker_url or target_url):
         raise click.UsageError("--backlog needs the embedded broker, which the bench can stop")
     from workers.bench.run import Options, run_repeated  # heavy imports only when benchmarking

@@ -41,35 +41,67 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# The baselines, in the order they run and are printed: the naive Celery shop, the no-op chain.
+BASELINES = ("naive", "chain")
+RATIO_KEYS = ("throughput", "p99_latency", "intake", "cpu_per_order")
+
+
 def ratios(system: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, float | None]:
-    """system / baseline for the three targets of the issue."""
+    """system / baseline for the figures the issue sets targets on: orders shipped per second,
+    p99 placed→shipped (at half the system's capacity when a paced phase ran), checkout intake,
+    and CPU seconds per order over every process of a side."""
     return {
         "throughput": measure.ratio(system.get("orders_per_s"), baseline.get("orders_per_s")),
         "p99_latency": measure.ratio(
-            system.get("latency_ms", {}).get("p99"), baseline.get("latency_ms", {}).get("p99")
+            (system.get("latency_ms") or {}).get("p99"),
+            (baseline.get("latency_ms") or {}).get("p99"),
         ),
         "intake": measure.ratio(system.get("intake_rps"), baseline.get("intake_rps")),
+        "cpu_per_order": measure.ratio(
+            system.get("cpu_s_per_order_total"), baseline.get("cpu_s_per_order_total")
+        ),
     }
+
+
+def compare(
+    system: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, float | None]]:
+    """The ratios against each baseline, by its name."""
+    return {name: ratios(system, side) for name, side in baselines.items()}
 
 
 def medians(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The median of each ratio and headline figure over several runs, with every run's own."""
-    figures: dict[str, list[float | None]] = {
-        "throughput": [r["ratios"].get("throughput") for r in results],
-        "p99_latency": [r["ratios"].get("p99_latency") for r in results],
-        "intake": [r["ratios"].get("intake") for r in results],
+    """The median of each ratio and headline figure over several runs, with every run's own.
+
+    ``median`` and ``each`` have one shape: ``ratios`` by baseline and ratio, ``orders_per_s``
+    by side (system and each baseline), the system's backlog drain and largest worker.
+    """
+    names = [name for name in BASELINES if any(name in r["baselines"] for r in results)]
+    each: dict[str, Any] = {
+        "ratios": {
+            name: {key: [r["ratios"].get(name, {}).get(key) for r in results] for key in RATIO_KEYS}
+            for name in names
+        },
+        "orders_per_s": {
+            "system": [r["system"].get("orders_per_s") for r in results],
+            **{
+                name: [r["baselines"].get(name, {}).get("orders_per_s") for r in results]
+                for name in names
+            },
+        },
         "backlog_drain_vs_steady": [
             (r["system"].get("backlog") or {}).get("vs_steady") for r in results
         ],
-        "system_orders_per_s": [r["system"].get("orders_per_s") for r in results],
-        "baseline_orders_per_s": [r["baseline"].get("orders_per_s") for r in results],
         "largest_worker_rss_mb": [_largest_worker_rss(r["system"]) for r in results],
     }
-    return {
-        "runs": [r["started"] for r in results],
-        "median": {name: measure.median(values) for name, values in figures.items()},
-        "each": figures,
-    }
+    return {"runs": [r["started"] for r in results], "median": _median_of(each), "each": each}
+
+
+def _median_of(values: Any) -> Any:
+    """The same nesting with each list of figures replaced by its median."""
+    if isinstance(values, dict):
+        return {key: _median_of(value) for key, value in values.items()}
+    return measure.median(values)
 
 
 WORKER_KINDS = ("shop", "orders", "payments", "shipping")
@@ -130,31 +162,34 @@ def _fmt(value: Any) -> str:
 
 
 def table(result: Mapping[str, Any]) -> str:
-    """The headline numbers side by side, as a Markdown table."""
-    system, baseline, ratio = result["system"], result["baseline"], result["ratios"]
-    rows = [
-        ("orders shipped / s", "orders_per_s", ratio.get("throughput")),
-        ("checkout intake req/s", "intake_rps", ratio.get("intake")),
-    ]
+    """The headline numbers side by side, as a Markdown table: a column per side (the system,
+    then each baseline), then the system over each baseline."""
+    names = [name for name in BASELINES if name in result["baselines"]]
+    sides = [result["system"], *(result["baselines"][name] for name in names)]
+    ratio = result["ratios"]
     lines = [
-        "| measure | system | baseline | system / baseline |",
-        "|---|---:|---:|---:|",
+        "| measure | system | "
+        + " | ".join([*names, *(f"system / {name}" for name in names)])
+        + " |",
+        "|---|" + "---:|" * (1 + 2 * len(names)),
     ]
-    for label, key, r in rows:
-        s, b = system.get(key), baseline.get(key)
-        lines.append(f"| {label} | {_fmt(s)} | {_fmt(b)} | {_fmt(r)} |")
+
+    def row(label: str, figures: list[Any], ratio_key: str | None = None) -> None:
+        if ratio_key is None:
+            ratios_ = [measure.ratio(figures[0], figure) for figure in figures[1:]]
+        else:
+            ratios_ = [ratio.get(name, {}).get(ratio_key) for name in names]
+        lines.append(f"| {label} | " + " | ".join(_fmt(v) for v in [*figures, *ratios_]) + " |")
+
+    row("orders shipped / s", [side.get("orders_per_s") for side in sides], "throughput")
+    row("checkout intake req/s", [side.get("intake_rps") for side in sides], "intake")
     for name in ("p50", "p95", "p99", "max"):
-        s = system.get("latency_ms", {}).get(name)
-        b = baseline.get("latency_ms", {}).get(name)
-        r = ratio.get("p99_latency") if name == "p99" else measure.ratio(s, b)
-        lines.append(f"| placed→shipped {name} ms | {_fmt(s)} | {_fmt(b)} | {_fmt(r)} |")
-    lines.append(
-        f"| messages / order | {_fmt(system.get('messages_per_order'))} "
-        f"| {_fmt(baseline.get('messages_per_order'))} | |"
-    )
-    s_cpu, b_cpu = system.get("cpu_s_per_order_total"), baseline.get("cpu_s_per_order_total")
-    lines.append(
-        f"| CPU s / order (all processes) | {_fmt(s_cpu)} | {_fmt(b_cpu)} "
-        f"| {_fmt(measure.ratio(s_cpu, b_cpu))} |"
+        figures = [(side.get("latency_ms") or {}).get(name) for side in sides]
+        row(f"placed→shipped {name} ms", figures, "p99_latency" if name == "p99" else None)
+    row("messages / order", [side.get("messages_per_order") for side in sides])
+    row(
+        "CPU s / order (all processes)",
+        [side.get("cpu_s_per_order_total") for side in sides],
+        "cpu_per_order",
     )
     return "\n".join(lines)

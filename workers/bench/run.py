@@ -1,4 +1,4 @@
-"""A whole benchmark run: the system's phases, then the baseline's, the backlog, the report."""
+"""A whole benchmark run: the system's phases, then each baseline's, the backlog, the report."""
 
 from __future__ import annotations
 
@@ -16,9 +16,13 @@ import click
 
 from workers.bench import measure, procstat, report
 from workers.bench.baseline import BaselineStack
+from workers.bench.baseline_app import PREFIX as CHAIN_NODES
 from workers.bench.load import fetch_products, order_bodies, place_many
+from workers.bench.naive import NaiveStack
+from workers.bench.naive_app import PREFIX as NAIVE_NODES
 from workers.bench.scenario import (
     Outcome,
+    Peer,
     Phase,
     Progress,
     run_baseline,
@@ -91,7 +95,8 @@ def run_repeated(options: Options, runs: int) -> None:
 
 
 def run_bench(options: Options) -> dict[str, Any]:
-    """Run the system's phases, then the baseline's on the same broker, and write the report."""
+    """Run the system's phases, then the naive shop's and the chain's on the same broker (the
+    naive shop on the system's databases too), and write the report."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the bar
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = (options.out_dir / f"run-{stamp}").resolve()
@@ -103,15 +108,20 @@ def run_bench(options: Options) -> dict[str, Any]:
     try:
         system = _system_side(run)
         messages = round(system.get("messages_per_order") or DEFAULT_MESSAGES_PER_ORDER)
-        baseline = _baseline_side(run, messages, (system.get("paced") or {}).get("rate"))
+        paced_rate = (system.get("paced") or {}).get("rate")
+        baselines = {
+            "naive": _naive_side(run, paced_rate),
+            "chain": _chain_side(run, messages, paced_rate),
+        }
     finally:
         broker.close()
-    result.update(system=system, baseline=baseline, ratios=report.ratios(system, baseline))
+    result.update(system=system, baselines=baselines, ratios=report.compare(system, baselines))
     json_path = options.out_dir / f"{stamp}.json"
     report.write_json(result, json_path)
     report.write_png(json_path.with_suffix(".png"), run.latencies, run.series)
     click.echo(report.table(result))
-    click.echo(f"\nratios (system / baseline): {result['ratios']}")
+    for name, figures in result["ratios"].items():
+        click.echo(f"ratios (system / {name}): {figures}")
     click.echo(f"note: {CHECKOUT_LIMIT_NOTE}")
     click.echo(f"written: {json_path} and {json_path.with_suffix('.png')}")
     if run.incomplete:
@@ -165,31 +175,54 @@ def _system_side(run: Run) -> dict[str, Any]:
             stack.stop()
 
 
-def _baseline_side(run: Run, messages: int, paced_rate: float | None) -> dict[str, Any]:
-    options = run.options
+def _naive_side(run: Run, paced_rate: float | None) -> dict[str, Any]:
+    # On the system's data dir: the system's database (its own tables in it) and the gateway's
+    # ledger, with the system's processes stopped.
+    stack = NaiveStack.start(run.broker, run.run_dir / "system", run.run_dir / "logs")
+    try:
+        return _baseline_phases(run, "naive", stack, NAIVE_NODES, stack.catalogue(), paced_rate)
+    finally:
+        stack.stop()
+
+
+def _chain_side(run: Run, messages: int, paced_rate: float | None) -> dict[str, Any]:
     stack = BaselineStack.start(
         run.broker, run.run_dir / "baseline", run.run_dir / "logs", messages
     )
+    products = [{"sku": "BENCH", "sizes": [{"size": "42", "available": 1}]}]
     try:
-        bodies = order_bodies([{"sku": "BENCH", "sizes": [{"size": "42", "available": 1}]}])
-
-        def measure_phase(phase: Phase) -> Outcome:
-            with _bar(f"baseline {phase.name}", phase.orders) as progress:
-                return run_baseline(stack, run.broker.url, phase, bodies, progress)
-
-        if options.warmup:
-            measure_phase(options.phase("warmup", orders=options.warmup))
-        burst = None
-        if options.rate is None:
-            burst = run.collect("baseline burst", measure_phase(options.phase("burst")))
-        paced = None
-        if paced_rate is not None:
-            # The same offered load as the system's paced phase: latency at the same rate.
-            paced = run.collect("baseline paced", measure_phase(options.phase("paced", paced_rate)))
-            paced["rate"] = paced_rate
-        return _headline(burst, paced)
+        return _baseline_phases(run, "chain", stack, CHAIN_NODES, products, paced_rate)
     finally:
         stack.stop()
+
+
+def _baseline_phases(
+    run: Run,
+    name: str,
+    stack: Peer,
+    nodes: str,
+    products: list[dict[str, Any]],
+    paced_rate: float | None,
+) -> dict[str, Any]:
+    """The baseline's warm-up, burst and paced phases, as the system had them."""
+    options = run.options
+    bodies = order_bodies(products)
+
+    def measure_phase(phase: Phase) -> Outcome:
+        with _bar(f"{name} {phase.name}", phase.orders) as progress:
+            return run_baseline(stack, nodes, run.broker.url, phase, bodies, progress)
+
+    if options.warmup:
+        measure_phase(options.phase("warmup", orders=options.warmup))
+    burst = None
+    if options.rate is None:
+        burst = run.collect(f"{name} burst", measure_phase(options.phase("burst")))
+    paced = None
+    if paced_rate is not None:
+        # The same offered load as the system's paced phase: latency at the same rate.
+        paced = run.collect(f"{name} paced", measure_phase(options.phase("paced", paced_rate)))
+        paced["rate"] = paced_rate
+    return _headline(burst, paced)
 
 
 def _headline(burst: dict[str, Any] | None, paced: dict[str, Any] | None) -> dict[str, Any]:

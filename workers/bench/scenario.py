@@ -10,7 +10,6 @@ from typing import Any, Protocol
 import httpx
 
 from workers.bench import measure, procstat
-from workers.bench.baseline import BaselineStack
 from workers.bench.load import Placement, intake, place_many
 from workers.bench.stack import task_totals
 
@@ -26,6 +25,14 @@ class Target(Protocol):
     url: str
 
     def pids(self) -> dict[int, str]: ...
+
+
+class Peer(Target, Protocol):
+    """A baseline: it knows by itself when its orders have shipped."""
+
+    def wait_shipped(
+        self, order_ids: list[str], timeout_s: float, progress: Progress
+    ) -> list[tuple[float, float]]: ...
 
 
 @dataclass
@@ -73,17 +80,18 @@ class Outcome:
 def _measured(
     target: Target,
     broker_url: str,
-    baseline: bool,
+    nodes: str | None,
     run: Callable[[procstat.ProcessUsage], tuple[list[Placement], list[tuple[float, float]]]],
 ) -> Outcome:
-    tasks_before = task_totals(broker_url, baseline=baseline)
+    """``nodes``: the prefix of the workers' node names whose tasks count (None: the system's)."""
+    tasks_before = task_totals(broker_url, nodes)
     usage = procstat.ProcessUsage(target.pids)
     usage.start()
     try:
         placements, moments = run(usage)
     finally:
         usage.stop()
-    tasks = task_totals(broker_url, baseline=baseline) - tasks_before
+    tasks = task_totals(broker_url, nodes) - tasks_before
     return Outcome(placements, moments, usage.cpu_by_kind(), usage.peak_rss_mb_by_kind(), tasks)
 
 
@@ -116,16 +124,19 @@ def run_system(
         moments = wait_shipped(target, usage, ids, phase.timeout_s, progress)
         return placements, moments
 
-    return _measured(target, broker_url, False, run)
+    return _measured(target, broker_url, None, run)
 
 
 def run_baseline(
-    stack: BaselineStack,
+    stack: Peer,
+    nodes: str,
     broker_url: str,
     phase: Phase,
     bodies: Iterator[dict[str, Any]],
     progress: Progress,
 ) -> Outcome:
+    """Place the orders at a baseline whose workers are the nodes named ``nodes``…, and wait."""
+
     def run(_usage: procstat.ProcessUsage) -> tuple[list[Placement], list[tuple[float, float]]]:
         placements = place_many(
             f"{stack.url}/api/orders",
@@ -136,11 +147,9 @@ def run_baseline(
             on_done=lambda _: progress(1),
         )
         ids = [p.order_id for p in placements if p.order_id]
-        records = stack.wait_done(ids, phase.timeout_s, progress)
-        moments = [records[i]["shipped"] for i in ids if "shipped" in records.get(i, {})]
-        return placements, moments
+        return placements, stack.wait_shipped(ids, phase.timeout_s, progress)
 
-    return _measured(stack, broker_url, True, run)
+    return _measured(stack, broker_url, nodes, run)
 
 
 def wait_shipped(

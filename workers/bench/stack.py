@@ -23,7 +23,8 @@ from workers.messaging.embedded_redis import EmbeddedRedis
 
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
-BASELINE_NODE_PREFIX = "bench_"
+# The node names of the baselines' workers begin so (baseline_app.PREFIX, naive_app.PREFIX).
+BASELINE_NODE_PREFIXES = ("bench_", "naive_")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -202,8 +203,9 @@ def _command_lines(pids: list[int]) -> dict[int, list[str]]:
     return out
 
 
-def task_totals(broker_url: str, *, baseline: bool) -> int:
-    """Tasks run so far by the system's workers, or by the baseline's (``bench_…`` nodes)."""
+def task_totals(broker_url: str, nodes: str | None) -> int:
+    """Tasks run so far by the workers whose node names begin with ``nodes`` (a baseline's), or
+    with None by the system's (every node no baseline's prefix begins)."""
     for attempt in range(2):
         app = Celery("shoeshop-bench-probe", broker=broker_url)
         try:
@@ -220,5 +222,5 @@ def task_totals(broker_url: str, *, baseline: bool) -> int:
     return sum(
         sum(int(count) for count in (node_stats.get("total") or {}).values())
         for node, node_stats in stats.items()
-        if node.startswith(BASELINE_NODE_PREFIX) == baseline
+        if (node.startswith(nodes) if nodes else not node.startswith(BASELINE_NODE_PREFIXES))
     )

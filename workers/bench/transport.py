@@ -1,0 +1,51 @@
+"""The Celery app of a baseline: the system's transport contract, on queues of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from celery import Celery
+from celery.signals import after_setup_logger
+from kombu.entity import Exchange, Queue
+
+from config.settings import get_settings
+from workers.messaging.logs import quiet_per_task_lines
+
+
+def baseline_app(name: str, exchange: str, queues: Sequence[str], default_queue: str) -> Celery:
+    """A Celery app with the system's transport settings (JSON only, late acks, reject on a lost
+    worker, prefetch 1, publisher confirms, task events) routing to ``queues`` on ``exchange``.
+
+    Both baselines use it, so neither is tuned down or up against the system: what they drop is
+    what the shop adds on top of Celery, never a setting of Celery's own.
+    """
+    app = Celery(name)
+    routes = Exchange(exchange, type="direct", durable=True)  # type: ignore[no-untyped-call]
+    app.conf.update(
+        broker_url=get_settings().effective_broker_url,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[
+            Queue(queue, routes, routing_key=queue)  # type: ignore[no-untyped-call]
+            for queue in queues
+        ],
+        task_default_queue=default_queue,
+        task_default_exchange=exchange,
+        task_create_missing_queues=False,
+        worker_send_task_events=True,
+        task_send_sent_event=False,
+        broker_transport_options={"visibility_timeout": 3600, "confirm_publish": True},
+    )
+    return app
+
+
+def quiet_task_lines() -> None:
+    """The same log lines per task as the system's workers."""
+    after_setup_logger.connect(quiet_per_task_lines, weak=False)
