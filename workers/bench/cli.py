@@ -98,7 +98,7 @@ def bench(
     on the same broker; report all three and the system's ratio to each.
 
     `shoeshop bench growth` measures instead how reads, checkouts and storage fare as history
-    grows."""
+    grows; `shoeshop bench faults` runs the naive shop through the failure matrix's faults."""
     if ctx.invoked_subcommand is not None:
         return
     if watchers is not None:
@@ -197,6 +197,58 @@ def growth(
             rounds=rounds,
             clients=clients,
             per_day=per_day,
+            out_dir=out_dir,
+            keep=keep,
+        )
+    )
+
+
+@bench.command()
+@click.option(
+    "--orders",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1, max=1000),
+    help="Orders per scenario.",
+)
+@click.option(
+    "--rate",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Orders placed per second, at a steady pace.",
+)
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    type=click.Choice(["worker-killed", "broker-restarted", "duplicate-delivery"]),
+    help="Only these scenarios (repeatable; default: all three).",
+)
+@OUT
+@click.option("--keep", is_flag=True, help="Keep each scenario's databases, broker data and logs.")
+@click.pass_context
+def faults(
+    ctx: click.Context,
+    orders: int,
+    rate: float,
+    scenarios: tuple[str, ...],
+    out_dir: Path,
+    keep: bool,
+) -> None:
+    """Run the naive shop through the failure matrix's worker SIGKILL, broker restart and
+    duplicate-delivery faults, each on a fresh stack, and count its lost orders, double charges
+    and stock drift. The broker is `shoeshop bench --broker` (default: an embedded Redis;
+    broker-restarted runs on that one only)."""
+    from workers.bench.faults import SCENARIOS, FaultsOptions, run_faults
+
+    broker_url = ctx.parent.params.get("broker_url") if ctx.parent else None
+    run_faults(
+        FaultsOptions(
+            broker_url=broker_url,
+            orders=orders,
+            rate=rate,
+            scenarios=tuple(s for s in SCENARIOS if s in scenarios) if scenarios else SCENARIOS,
             out_dir=out_dir,
             keep=keep,
         )

@@ -52,24 +52,37 @@ class NaiveStack:
     broker: Broker
     database: Engine = field(repr=False)
     group: ProcessGroup = field(repr=False)
+    gateway_url: str = ""
+    # Each process's command line and environment, so one can be started again (faults bench).
+    commands: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def start(cls, broker: Broker, data_dir: Path, log_dir: Path) -> NaiveStack:
+    def start(
+        cls, broker: Broker, data_dir: Path, log_dir: Path, env: dict[str, str] | None = None
+    ) -> NaiveStack:
+        """``env``: settings beside the run's own (the faults bench's timeouts and hooks)."""
         ports = {"web": free_port(), "gateway": free_port()}
         gateway_url = f"http://127.0.0.1:{ports['gateway']}"
-        env = stack_env(broker.url, data_dir) | {"SHOESHOP_GATEWAY_URL": gateway_url}
-        database = naive_tables.open_engine(Settings.from_env(env))
+        environ = stack_env(broker.url, data_dir) | (env or {})
+        environ["SHOESHOP_GATEWAY_URL"] = gateway_url
+        database = naive_tables.open_engine(Settings.from_env(environ))
         naive_tables.prepare(database)
         stack = cls(
-            f"http://127.0.0.1:{ports['web']}", broker, database, ProcessGroup("naive", log_dir)
+            f"http://127.0.0.1:{ports['web']}",
+            broker,
+            database,
+            ProcessGroup("naive", log_dir),
+            gateway_url,
         )
-        commands = naive_commands(
+        lines = naive_commands(
             (PROJECT_ROOT / "Procfile").read_text(), (PROJECT_ROOT / "Procfile.dev").read_text()
         )
         try:
-            for name, command in commands.items():
+            for name, command in lines.items():
                 port = ports.get(name)
-                stack.group.spawn(name, command, env if port is None else env | {"PORT": str(port)})
+                own = environ if port is None else environ | {"PORT": str(port)}
+                stack.commands[name] = (command, own)
+                stack.group.spawn(name, command, own)
             _wait_gateway(gateway_url, stack.group)
             stack.group.wait_ready(stack.url)
         except BaseException:

@@ -10,13 +10,15 @@ store or dead letters: a message lost, or a task out of retries, leaves its orde
 from __future__ import annotations
 
 import logging
+import os
 from functools import lru_cache
+from typing import Any
 
-from celery import chain
+from celery import Task, chain
 from celery.exceptions import Ignore
 from sqlalchemy.exc import OperationalError
 
-from config.settings import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_MAX_DELAY_S, get_settings
+from config.settings import ConfigurationError, get_settings
 from workers.bench import naive_store
 from workers.bench.transport import baseline_app, quiet_task_lines
 from workers.messaging.errors import TransientError
@@ -26,21 +28,60 @@ QUEUES = ("shop", "orders", "payments", "shipping")
 PREFIX = "naive_"
 log = logging.getLogger(__name__)
 
+# The faults bench's duplicate-delivery hook (workers/bench/faults.py): "1" sends every message
+# of every chain twice, with the same task id, as a broker redelivering or a publisher re-sending
+# would. Off unless set; refused with SHOESHOP_ENV=production, as SHOESHOP_CHAOS_REORDER is.
+DUPLICATE_ENV = "SHOESHOP_NAIVE_DUPLICATE"
+
+
+@lru_cache(maxsize=1)
+def duplicate_sends() -> bool:
+    """Whether the duplicate-delivery hook is on in this process. Raises ConfigurationError
+    when it is asked for in production, or set to anything but "", "0" or "1"."""
+    raw = os.environ.get(DUPLICATE_ENV, "").strip()
+    if raw not in ("", "0", "1"):
+        raise ConfigurationError(f"{DUPLICATE_ENV} must be unset, 0 (off) or 1 (on), not {raw!r}")
+    if raw == "1" and get_settings().is_production:
+        raise ConfigurationError(
+            f"{DUPLICATE_ENV} is a test hook that sends every message twice: unset it when "
+            "SHOESHOP_ENV=production"
+        )
+    return raw == "1"
+
+
+class ChainTask(Task):  # type: ignore[misc]
+    """A task whose every send (the checkout's first, each step's next, a retry) goes out once,
+    or twice under the duplicate-delivery hook: the chain's task ids are fixed when it starts,
+    so both copies carry the same id, and each copy that runs sends the rest of the chain on."""
+
+    def apply_async(self, *args: Any, **options: Any) -> Any:
+        result = super().apply_async(*args, **options)
+        if duplicate_sends():
+            if len(args) < 3:  # (args, kwargs, task_id, …): the id is positional from three
+                options["task_id"] = result.id
+            super().apply_async(*args, **options)
+        return result
+
+
 app = baseline_app(
     "shoeshop-bench-naive", "shoeshop-naive", [PREFIX + q for q in QUEUES], PREFIX + "shop"
 )
+# Refused at start-up, in the web and in every worker, before any order is taken.
+duplicate_sends()
 quiet_task_lines()
 
 # Celery's own retry policy with the system's budget: exponential backoff from a second, with
-# jitter, capped at the system's longest delay, as many retries as the system allows. The
-# gateway unreachable and SQLite busy are TransientErrors; a database blip is an
-# OperationalError. Anything else fails the task, and the chain stops there.
+# jitter, capped at the system's longest delay, as many retries as the system allows (its
+# defaults, or SHOESHOP_RETRY_MAX_DELAY and SHOESHOP_MAX_RETRIES when set, as the faults bench
+# sets the failure matrix's; Celery counts the cap in whole seconds). The gateway unreachable
+# and SQLite busy are TransientErrors; a database blip is an OperationalError. Anything else
+# fails the task, and the chain stops there.
 RETRY = {
     "autoretry_for": (TransientError, OperationalError),
     "retry_backoff": True,
-    "retry_backoff_max": int(DEFAULT_RETRY_MAX_DELAY_S),
+    "retry_backoff_max": max(1, int(get_settings().retry_max_delay_s)),
     "retry_jitter": True,
-    "max_retries": DEFAULT_MAX_RETRIES,
+    "max_retries": get_settings().max_retries,
 }
 
 
@@ -52,13 +93,13 @@ def gateway() -> PaymentGateway:
     return HttpGateway(get_settings().gateway_url)
 
 
-@app.task(name="naive.create_order", **RETRY)  # type: ignore[untyped-decorator]
+@app.task(name="naive.create_order", base=ChainTask, **RETRY)  # type: ignore[untyped-decorator]
 def create_order(order_id: str) -> None:
     """Take the order up: PAYMENT_PENDING, and its payment made (the orders step)."""
     naive_store.create_order(order_id)
 
 
-@app.task(name="naive.charge", **RETRY)  # type: ignore[untyped-decorator]
+@app.task(name="naive.charge", base=ChainTask, **RETRY)  # type: ignore[untyped-decorator]
 def charge(order_id: str) -> None:
     """Charge the card at the gateway, keyed by the payment id (the payments step). A decline
     cancels the order, puts its stock back and ends the chain there."""
@@ -78,13 +119,13 @@ def charge(order_id: str) -> None:
     raise Ignore()  # acknowledged, and the rest of the chain is not sent
 
 
-@app.task(name="naive.ship", **RETRY)  # type: ignore[untyped-decorator]
+@app.task(name="naive.ship", base=ChainTask, **RETRY)  # type: ignore[untyped-decorator]
 def ship(order_id: str) -> None:
     """Dispatch the parcel (the shipping step)."""
     naive_store.ship(order_id)
 
 
-@app.task(name="naive.mark_shipped", **RETRY)  # type: ignore[untyped-decorator]
+@app.task(name="naive.mark_shipped", base=ChainTask, **RETRY)  # type: ignore[untyped-decorator]
 def mark_shipped(order_id: str) -> None:
     """SHIPPED, and the stock counted as sold (the shop's step)."""
     naive_store.mark_shipped(order_id)

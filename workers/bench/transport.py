@@ -14,7 +14,8 @@ from workers.messaging.logs import quiet_per_task_lines
 
 def baseline_app(name: str, exchange: str, queues: Sequence[str], default_queue: str) -> Celery:
     """A Celery app with the system's transport settings (JSON only, late acks, reject on a lost
-    worker, prefetch 1, publisher confirms, task events) routing to ``queues`` on ``exchange``.
+    worker, prefetch 1, publisher confirms, task events, Redis's visibility timeout, restore
+    sweep and socket timeout) routing to ``queues`` on ``exchange``.
 
     Both baselines use it, so neither is tuned down or up against the system: what they drop is
     what the shop adds on top of Celery, never a setting of Celery's own.
@@ -41,7 +42,17 @@ def baseline_app(name: str, exchange: str, queues: Sequence[str], default_queue:
         task_create_missing_queues=False,
         worker_send_task_events=True,
         task_send_sent_event=False,
-        broker_transport_options={"visibility_timeout": 3600, "confirm_publish": True},
+        # config/celeryconfig.py's transport options (not imported: it wires the system's
+        # signal handlers): how soon a killed worker's taken messages come back on Redis (the
+        # visibility timeout, and a sweep every 5 s rather than kombu's 100) is a setting of
+        # the transport, not a guarantee of the shop's, so the baselines have the system's.
+        broker_transport_options={
+            "visibility_timeout": get_settings().visibility_timeout_s,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+            "confirm_publish": True,
+            "socket_timeout": 10,
+        },
     )
     return app
 
