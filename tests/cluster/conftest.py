@@ -30,7 +30,7 @@ from tests.cluster.hosts import CLIENT, HOSTS, SHOP, HostedProcesses, Load, shop
 from tests.cluster.rabbit import Cluster, Node, cluster
 from tests.support.invariants import Outcome, ShopUnderTest
 from tests.support.processes import ROOT
-from tests.support.stack import LIMITS_LIFTED
+from tests.support.stack import LIMITS_LIFTED, services_required
 
 _ROWS = pytest.StashKey[list[dict[str, Any]]]()
 
@@ -71,6 +71,8 @@ class Bed:
 @pytest.fixture(scope="session")
 def bed() -> Iterator[Bed]:
     if reason := missing():
+        if services_required():
+            pytest.fail(f"SHOESHOP_REQUIRE_SERVICES=1 but {reason}")
         pytest.skip(reason)
     base = Path(tempfile.mkdtemp(prefix="ccbed-"))
     base.chmod(0o755)  # the rabbitmq and postgres users reach their directories through it
