@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, text
 
 from config.settings import COMPONENTS, get_settings
-from tests.support.integration import sqlite_file_bytes
+from tests.support.integration import on_component_schema, sqlite_file_bytes
 from tests.support.shop import DECLINED_CARD, FLAKY_CARD, GOOD_CARD, order_body, wait_for
 from workers.messaging.database import engine_for
 
@@ -23,6 +23,7 @@ def every_stored_text() -> str:
     for component in COMPONENTS:
         engine = engine_for(component)
         with engine.connect() as conn:
+            on_component_schema(conn, component)
             for table in inspect(conn).get_table_names():
                 quoted = engine.dialect.identifier_preparer.quote(table)
                 rows = conn.execute(text(f"SELECT * FROM {quoted}"))

@@ -3,44 +3,56 @@ its chain's tasks run by a worker in this process on the naive shop's own queues
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import celery
 import httpx
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from tests.support.processes import ROOT
 from tests.support.shop import DECLINED_CARD, order_body, wait_for
 from workers.bench import naive_app, naive_store, naive_tables, naive_web
 
 
 @pytest.fixture(scope="module")
-def naive_worker() -> Iterator[None]:
-    """A fresh naive database and one worker on the naive shop's four queues, as the bench's
-    four processes would consume them."""
-    from celery.contrib.testing.worker import start_worker
-
+def naive_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A fresh naive database and one worker process on the naive shop's four queues, as the
+    bench's four processes would consume them. A process of its own, not a worker in this
+    process: Celery's signals are global, and a second worker's shutdown here would run the
+    suite's worker's handlers too."""
     naive_tables.prepare(naive_store.engine())
-    previous = celery.current_app._get_current_object()  # the embedded worker makes its app current
+    log = tmp_path_factory.mktemp("naive-worker") / "worker.log"
+    command = [
+        *("celery", "-A", "workers.bench.naive_app", "worker", "--pool", "threads"),
+        *("--concurrency", "4", "--loglevel", "INFO"),
+        *("-Q", ",".join(naive_app.PREFIX + queue for queue in naive_app.QUEUES)),
+        *("-n", f"naive-{uuid.uuid4().hex[:8]}@%h"),
+    ]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / command[0]), *command[1:]],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        with start_worker(
-            naive_app.app,
-            pool="threads",
-            concurrency=4,
-            perform_ping_check=False,
-            queues=[naive_app.PREFIX + queue for queue in naive_app.QUEUES],
-            # A node name of its own: the suite's worker in this process has the default one,
-            # and on RabbitMQ both would claim the same exclusive pidbox queue.
-            hostname=f"naive-{uuid.uuid4().hex[:8]}@localhost",
-            shutdown_timeout=30,
-        ):
-            yield
+        wait_for(lambda: worker.poll() is not None or b" ready." in log.read_bytes(), timeout_s=60)
+        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+        yield
     finally:
-        previous.set_current()
-        previous.set_default()
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
 
 
 @pytest.fixture()

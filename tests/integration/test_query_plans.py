@@ -26,7 +26,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
 from shop import acceptance
-from tests.support.integration import PROBE, order, place, statements_run
+from tests.support.integration import PROBE, on_component_schema, order, place, statements_run
 from tests.support.shop import FAILING_CARD, wait_for
 from workers.customer_erasure import erase_customer
 from workers.messaging.database import engine_for
@@ -85,7 +85,8 @@ def full_scans(component: str, sql: str, params: Any) -> list[str]:
             plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", bound)]
             scanned = [m.group(1) for line in plan if (m := re.match(r"SCAN (\w+)", line))]
         else:
-            conn.execute(text("SET enable_seqscan = off"))
+            on_component_schema(conn, component)
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
             [[plan]] = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", bound).all()
             scanned = list(_whole_reads(plan[0]["Plan"]))
             conn.rollback()

@@ -33,6 +33,7 @@ from config.settings import COMPONENTS, Settings, get_settings
 from shop.readmodel import email_key
 from shop.tables import orders
 from tests.support import stack as stacks
+from tests.support.integration import on_component_schema
 from tests.support.processes import free_port
 from tests.support.shop import db_current
 from workers.messaging import database
@@ -77,6 +78,7 @@ def test_a_database_migrated_from_empty_equals_the_models(
     try:
         migrate.upgrade(engine, component, metadata_of(component))
         with engine.connect() as conn:
+            on_component_schema(conn, component)
             drift = differences(conn, metadata_of(component))
             assert read_status(engine, component).state == "current"
     finally:
@@ -120,6 +122,7 @@ def test_an_older_revision_is_told_apart_from_the_models(scratch: Settings) -> N
     try:
         migrate.upgrade(engine, "operations", metadata_of("operations"), to="0001")
         with engine.connect() as conn:
+            on_component_schema(conn, "operations")
             drift = differences(conn, metadata_of("operations"))
         assert read_status(engine, "operations").state == "behind"
     finally:
@@ -261,6 +264,7 @@ def by_hand(settings: Settings, component: str, statement: str) -> None:
     engine = opened(settings, component)
     try:
         with database.begin_write(engine) as conn:
+            on_component_schema(conn, component)
             conn.execute(text(statement))
     finally:
         engine.dispose()

@@ -15,8 +15,8 @@ import httpx
 from celery import Celery
 from flask.testing import FlaskClient
 from kombu import Producer
+from sqlalchemy import Connection, insert, text
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import insert
 
 from config.settings import COMPONENTS
 from tests.support.shop import order_body
@@ -133,3 +133,11 @@ def sqlite_file_bytes(paths: Iterable[Path]) -> bytes:
     if not existing:
         return b""
     return subprocess.run(["cat", *existing], capture_output=True, check=True).stdout
+
+
+def on_component_schema(conn: Connection, component: str) -> None:
+    """For the rest of this transaction, SQL that names no schema (a test's raw SQL, a reflection)
+    reads ``component``'s tables on PostgreSQL: the shop's engines choose no search_path, they
+    write the schema into each statement (workers.messaging.database). Nothing on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f'SET LOCAL search_path TO "{component}"'))

@@ -79,13 +79,17 @@ def _copy_rows(source: Engine, target: Engine) -> int:
 
 
 def _move_sequences_past(conn: Connection, table: Table) -> None:
+    # Raw SQL is not reached by the engine's schema_translate_map: the component's schema is
+    # named here (workers.messaging.database chooses no search_path).
+    schema = conn.get_execution_options().get("schema_translate_map", {}).get(None)
+    name = f'"{schema}"."{table.name}"' if schema else f'"{table.name}"'
     for column in table.primary_key.columns:
         sequence = conn.execute(
             text("SELECT pg_get_serial_sequence(:table, :column)"),
-            {"table": table.name, "column": column.name},
+            {"table": name, "column": column.name},
         ).scalar()
         if sequence is not None:
-            highest = f"SELECT max({column.name}) FROM {table.name}"
+            highest = f'SELECT max("{column.name}") FROM {name}'
             conn.execute(text(f"SELECT setval(:sequence, ({highest}))"), {"sequence": sequence})
 
 

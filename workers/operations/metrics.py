@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import DateTime, column, func, select, table
+from sqlalchemy import Column, DateTime, MetaData, Table, func, select
 
 from config.settings import COMPONENTS, QUEUES, get_settings
 from workers.messaging import outbox
@@ -154,9 +154,12 @@ DEADLINE_GRACE = timedelta(seconds=60)
 # (shop.tables.acceptance_deadlines: an order orders has not taken up). Named here by table and
 # column, not imported: operations imports no component (pyproject.toml's contracts), and reads
 # no more of them than the due time, by its index (tests/integration/test_query_plans.py).
+# Tables of a metadata of their own, not lightweight table() clauses: only a Table is reached by
+# the engine's schema_translate_map, which puts each component's schema on PostgreSQL.
+_TIMERS = MetaData()
 TIMER_TABLES = {
-    "orders": table("deadlines", column("due_at", DateTime(timezone=True))),
-    "shop": table("acceptance_deadlines", column("due_at", DateTime(timezone=True))),
+    "orders": Table("deadlines", _TIMERS, Column("due_at", DateTime(timezone=True))),
+    "shop": Table("acceptance_deadlines", _TIMERS, Column("due_at", DateTime(timezone=True))),
 }
 
 
