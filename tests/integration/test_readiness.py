@@ -1,6 +1,6 @@
 """Readiness follows the shop's database, never the broker (issue #18, health checks): a
 checkout made while the broker is away waits in the outbox, so a web host that cannot reach the
-broker still takes orders and must stay in the proxy's rotation; its answer says so."""
+broker still takes orders and must stay in the proxy's rotation, and answer at once."""
 
 from __future__ import annotations
 
@@ -31,20 +31,21 @@ def broker_away() -> Iterator[None]:
         celery_app.conf.broker_write_url = before
 
 
-def test_ready_with_its_broker_reported(client: FlaskClient) -> None:
+def test_ready_when_its_database_answers(client: FlaskClient) -> None:
     answer = client.get("/readyz")
 
     assert answer.status_code == 200
-    assert answer.get_json() == {"status": "ready", "broker": "ok"}
+    assert answer.get_json() == {"status": "ready"}
 
 
 @pytest.mark.usefixtures("broker_away")
-def test_a_web_that_cannot_reach_the_broker_stays_ready_and_says_so(client: FlaskClient) -> None:
+def test_a_web_that_cannot_reach_the_broker_stays_ready(
+    client: FlaskClient,
+) -> None:
     # (That such a web still takes orders, their order.placed kept in the outbox for the relay,
     # is tests/system/test_traces.py's place_while_the_web_cannot_publish and the failure
     # matrix's broker-down-at-checkout scenario.)
     answer = client.get("/readyz")
 
     assert answer.status_code == 200, answer.get_json()
-    assert answer.get_json()["status"] == "ready"
-    assert answer.get_json()["broker"].startswith("unreachable: ")
+    assert answer.get_json() == {"status": "ready"}
