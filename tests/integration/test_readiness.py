@@ -1,6 +1,6 @@
 """Readiness follows the shop's database, never the broker (issue #18, health checks): a
 checkout made while the broker is away waits in the outbox, so a web host that cannot reach the
-broker still takes orders and must stay in the proxy's rotation, and answer at once."""
+broker still takes orders and must stay in the proxy's rotation."""
 
 from __future__ import annotations
 
