@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from honcho.environ import parse_procfile
 from sqlalchemy import Engine
 
@@ -18,10 +17,10 @@ from workers.bench.naive_app import PREFIX, QUEUES
 from workers.bench.processes import ProcessGroup, procfile_commands
 from workers.bench.stack import (
     PROJECT_ROOT,
-    STARTUP_TIMEOUT_S,
     Broker,
     free_port,
     stack_env,
+    wait_ready,
 )
 
 NAIVE_APP = "workers.bench.naive_app"
@@ -83,7 +82,9 @@ class NaiveStack:
                 own = environ if port is None else environ | {"PORT": str(port)}
                 stack.commands[name] = (command, own)
                 stack.group.spawn(name, command, own)
-            _wait_gateway(gateway_url, stack.group)
+            # The gateway answers first: the web's first checkout fetches its public key.
+            group = stack.group
+            wait_ready(gateway_url, [group.processes["gateway"]], group.log_dir, "/healthz")
             stack.group.wait_ready(stack.url)
         except BaseException:
             stack.stop()
@@ -119,18 +120,3 @@ class NaiveStack:
     def stop(self) -> None:
         self.group.stop()
         self.database.dispose()
-
-
-def _wait_gateway(url: str, group: ProcessGroup) -> None:
-    """The gateway answers: the web's first checkout fetches its public key from it."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if group.processes["gateway"].poll() is not None:
-            raise RuntimeError(f"the gateway exited during start-up; see {group.log_dir}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"the gateway at {url} was not up within {STARTUP_TIMEOUT_S:.0f}s")

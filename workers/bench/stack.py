@@ -72,13 +72,17 @@ class Broker:
             self.embedded.stop()
 
 
-def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
+def wait_ready(
+    url: str, processes: list[subprocess.Popen[bytes]], log: Path, path: str = "/readyz"
+) -> None:
+    """Until ``url + path`` answers 200; RuntimeError when one of ``processes`` exits first or
+    STARTUP_TIMEOUT_S passes."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if any(process.poll() is not None for process in processes):
             raise RuntimeError(f"a process exited during start-up; see {log}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
