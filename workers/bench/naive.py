@@ -85,7 +85,7 @@ class NaiveStack:
             # The gateway answers first: the web's first checkout fetches its public key.
             group = stack.group
             wait_ready(gateway_url, [group.processes["gateway"]], group.log_dir, "/healthz")
-            stack.group.wait_ready(stack.url)
+            group.wait_ready(stack.url)
         except BaseException:
             stack.stop()
             raise
