@@ -5,6 +5,7 @@ from __future__ import annotations
 from kombu.entity import Exchange, Queue
 
 from config.settings import QUEUES, ConfigurationError, get_settings
+from workers.messaging import broker_tls
 from workers.messaging.broker_dead import component_queue_arguments, is_amqp
 
 try:
@@ -15,6 +16,10 @@ except ConfigurationError as exc:
 
 broker_url = _settings.effective_broker_url
 _rabbitmq = is_amqp(broker_url)
+# amqps:// and rediss://: the node's certificate and host name are checked on every connection
+# (workers.messaging.broker_tls; SHOESHOP_BROKER_CA_FILE names a private CA). None: plain.
+broker_use_ssl = broker_tls.broker_use_ssl(_settings)
+broker_tls.install()
 broker_connection_retry_on_startup = True
 # Keep retrying while the broker is away instead of giving up after the default 100 attempts.
 broker_connection_max_retries = None

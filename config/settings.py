@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -130,6 +131,8 @@ AMQP_BROKER_SCHEMES = ("amqp", "amqps", "pyamqp")
 # is int between 0 and limit - 1". The limit is the server's `databases` setting, 16 by
 # default, so 0 to 15 unless the server says otherwise: only the server can refuse a number.
 REDIS_DATABASE_SCHEMES = ("redis", "rediss")
+# The broker URLs whose connections are encrypted, and then verified (certificate and host name).
+TLS_BROKER_SCHEMES = ("amqps", "rediss")
 _REDIS_DATABASE_PATH = re.compile(r"/?|/[0-9]+")
 REDIS_DEFAULT_DATABASES = 16
 
@@ -310,6 +313,9 @@ class Settings:
     # on or off): off behind a pooler in transaction mode that cannot keep them (PgBouncer
     # before 1.21, or without max_prepared_statements; docs/deployment.md).
     database_prepared_statements: bool = True
+    # The CA certificates (PEM) a TLS broker's certificate must chain to
+    # (SHOESHOP_BROKER_CA_FILE); None: the system's store. Only with amqps:// or rediss://.
+    broker_ca_file: Path | None = None
 
     def __repr__(self) -> str:
         """Every setting but the secrets, a password in the broker's or the database's URL
@@ -346,6 +352,12 @@ class Settings:
         return self.data_dir / "mail"
 
     @property
+    def broker_tls(self) -> bool:
+        """True when the broker URL asks for TLS (amqps://, rediss://): its certificate and its
+        host name are then checked (workers.messaging.broker_tls)."""
+        return self.broker_url is not None and _scheme(self.broker_url) in TLS_BROKER_SCHEMES
+
+    @property
     def effective_broker_url(self) -> str:
         if self.broker_url is not None:
             return self.broker_url
@@ -377,6 +389,8 @@ class Settings:
         _check_gateway_url(self.gateway_url)
         if self.broker_url is not None:
             _check_broker_url(self.broker_url)
+        if self.broker_ca_file is not None:
+            _check_broker_ca_file(self.broker_ca_file, self.broker_tls)
         if self.database_url is not None:
             _check_database_url(self.database_url)
         if self.smtp_url is not None:
@@ -535,6 +549,9 @@ class Settings:
             read_timeout_s=_int(env, "SHOESHOP_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_S),
             chaos_reorder_seed=_chaos_reorder_seed(env.get("SHOESHOP_CHAOS_REORDER", "")),
             database_prepared_statements=_on_or_off(env, "SHOESHOP_DATABASE_PREPARED_STATEMENTS"),
+            broker_ca_file=Path(env["SHOESHOP_BROKER_CA_FILE"]).resolve()
+            if env.get("SHOESHOP_BROKER_CA_FILE")
+            else None,
             smtp_url=env.get("SHOESHOP_SMTP_URL") or None,
             mail_from=env.get("SHOESHOP_MAIL_FROM") or DEV_MAIL_FROM,
             public_url=_public_url(env),
@@ -856,14 +873,42 @@ def _check_broker_url(url: str) -> None:
         ),
         None,
     )
-    if fault is None and len({one.partition("://")[0] in AMQP_BROKER_SCHEMES for one in urls}) > 1:
+    if fault is None and len({_scheme(one) in AMQP_BROKER_SCHEMES for one in urls}) > 1:
         fault = "it mixes Redis and RabbitMQ"
+    if fault is None and len({_scheme(one) in TLS_BROKER_SCHEMES for one in urls}) > 1:
+        # One set of TLS options serves every URL of the list: a failover to a plain URL
+        # would drop the encryption without a word.
+        fault = "it mixes TLS (amqps://, rediss://) and plain URLs"
     if fault is not None:
         raise ConfigurationError(
             "SHOESHOP_BROKER_URL must be a Redis URL (redis://, rediss://, redis+socket://) or a "
             "RabbitMQ one (amqp://, amqps://, pyamqp://), or unset for the embedded Redis, not "
             f"{';'.join(masked_url(one) for one in urls)!r}: {fault}"
         )
+
+
+def _scheme(url: str) -> str:
+    """The scheme of ``url``, or of the first URL of a ``;``-separated failover list."""
+    return url.partition("://")[0].strip()
+
+
+def _check_broker_ca_file(path: Path, tls: bool) -> None:
+    if not tls:
+        raise ConfigurationError(
+            f"SHOESHOP_BROKER_CA_FILE ({str(path)!r}) is set but SHOESHOP_BROKER_URL does not "
+            "use TLS: use amqps:// or rediss:// URLs, or unset SHOESHOP_BROKER_CA_FILE"
+        )
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:  # before OSError, of which it is a kind
+        raise ConfigurationError(
+            f"SHOESHOP_BROKER_CA_FILE ({str(path)!r}) holds no CA certificate in PEM form: "
+            f"{exc.reason or exc}"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"SHOESHOP_BROKER_CA_FILE ({str(path)!r}) cannot be read: {exc.strerror or exc}"
+        ) from None
 
 
 def _redis_database_fault(url: str) -> str | None:

@@ -32,6 +32,7 @@ from flask_limiter import Limiter
 
 from config.settings import Settings, get_settings
 from shop.web import admin
+from workers.messaging.broker_tls import redis_client_options
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ def init_app(app: Flask) -> Limiter:
         headers_enabled=True,
         swallow_errors=True,
         key_prefix="shoeshop-limits",
+        # rediss://: the same certificate and host-name checks as the broker's own connections.
+        storage_options=redis_client_options(settings),
     )
     login = settings.rate_limit("admin_login")
     if login is not None:

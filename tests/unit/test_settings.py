@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from config.settings import (
     ConfigurationError,
     Settings,
 )
+from tests.support.certificates import make_certificates
 from workers.launcher import flower_credentials
 from workers.messaging.consumer import backoff_delay
 from workers.messaging.logs import json_requested
@@ -596,6 +598,10 @@ BROKER_ALLOWED = (
         ("redis://127.0.0.1:6379/0 ", "it starts or ends with whitespace"),
         ("amqp://127.0.0.1//;", "it is empty"),
         ("amqp://127.0.0.1//;redis://127.0.0.1/0", "it mixes Redis and RabbitMQ"),
+        (
+            "amqps://rabbit-a//;amqp://rabbit-b//",
+            "it mixes TLS (amqps://, rediss://) and plain URLs",
+        ),
     ],
 )
 def test_a_broker_url_that_is_no_redis_or_rabbitmq_url_is_refused(url: str, fault: str) -> None:
@@ -619,6 +625,29 @@ def test_a_broker_url_that_is_no_redis_or_rabbitmq_url_is_refused(url: str, faul
 )
 def test_a_redis_or_rabbitmq_broker_url_is_allowed(url: str) -> None:
     assert Settings.from_env({"SHOESHOP_BROKER_URL": url}).effective_broker_url == url
+
+
+def test_a_broker_ca_file_is_checked_when_the_settings_are_read(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    ca = make_certificates(tmp_path).ca
+    tls = {"SHOESHOP_BROKER_URL": "amqps://shop@rabbit.internal//"}
+
+    settings = Settings.from_env({**tls, "SHOESHOP_BROKER_CA_FILE": str(ca)})
+    assert (settings.broker_tls, settings.broker_ca_file) == (True, ca)
+    assert Settings.from_env(tls).broker_ca_file is None  # the system's store
+
+    for environ, fault in (
+        ({**tls, "SHOESHOP_BROKER_CA_FILE": str(tmp_path / "nowhere.pem")}, "cannot be read"),
+        ({**tls, "SHOESHOP_BROKER_CA_FILE": str(empty)}, "holds no CA certificate in PEM form"),
+        (
+            {"SHOESHOP_BROKER_URL": "redis://cache:6379/0", "SHOESHOP_BROKER_CA_FILE": str(ca)},
+            "does not use TLS",
+        ),
+        ({"SHOESHOP_BROKER_CA_FILE": str(ca)}, "does not use TLS"),  # the embedded Redis
+    ):
+        message = _refusal(environ)
+        assert message.startswith("SHOESHOP_BROKER_CA_FILE (") and fault in message, message
 
 
 def test_unset_urls_keep_sqlite_files_and_the_embedded_redis() -> None:
