@@ -30,9 +30,9 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "psp": ("gateway", "mail"),
 }
 CLIENT = "client"
-# Second hosts, idle unless a scenario places a process there: a second web, and a second host
-# for each worker kind (two-hosts-per-queue, live-on-two-web-hosts).
-TWINS = ("web2", "shop2", "orders2", "payments2", "shipping2", "notifications2")
+# Second hosts, idle unless a scenario places a process there: a second web, a second host for
+# each worker kind and a second relay (two-hosts-per-queue, live-on-two-web-hosts).
+TWINS = ("web2", "shop2", "orders2", "payments2", "shipping2", "notifications2", "ops2")
 HOSTS = (*LAYOUT, *TWINS, CLIENT)
 PORTS = {"web": 8000, "gateway": 8020, "mail": 8025}
 SHOP = tuple(process for processes in LAYOUT.values() for process in processes)

@@ -159,11 +159,14 @@ TWIN_DOWN_S = 20
 def test_two_hosts_per_queue(cluster_shop: ClusterRun) -> None:
     run = cluster_shop
     processes = run.processes
-    # Given every worker kind consuming from two hosts, and events sent late and twice
+    # Given every worker kind consuming from two hosts, two relays publishing the outboxes, and
+    # events sent late and twice
     lines = procfile_processes(PROCFILE)
     for kind in WORKERS:
         processes.place(f"{kind}-2", f"{kind}2", line=lines[kind])
         processes.start(f"{kind}-2", wait=False)
+    processes.place("relay-2", "ops2", line=lines["relay"])
+    processes.start("relay-2", wait=False)
     wait_for(
         lambda: all(run.queue_counts("consumers").get(kind, 0) >= 2 for kind in WORKERS) or None,
         timeout_s=90,
@@ -174,10 +177,10 @@ def test_two_hosts_per_queue(cluster_shop: ClusterRun) -> None:
     # When the first host of each pair is SIGKILLed while it holds messages (they go to its
     # twin, which may have applied a copy already), then started again
     fault = time.time()
-    for kind in WORKERS:
+    for kind in (*WORKERS, "relay"):
         processes.kill(kind)
     time.sleep(TWIN_DOWN_S)
-    for kind in WORKERS:
+    for kind in (*WORKERS, "relay"):
         processes.start(kind, wait=False)
     time.sleep(20)
     order_ids = run.stop_load()
@@ -190,10 +193,23 @@ def test_two_hosts_per_queue(cluster_shop: ClusterRun) -> None:
     skipped = {kind: skips(processes, kind) + skips(processes, f"{kind}-2") for kind in WORKERS}
     run.notes.append(f"messages (one task id) handled on both hosts of a queue: {both}")
     run.notes.append(f"deliveries the inbox skipped (applied already), per queue: {skipped}")
+    # The writers publish inline; a relay sends what a writer killed between its commit and its
+    # publish left behind (tests/integration/test_outbox_relay.py runs two relays on a backlog).
+    relayed = {name: relayed_events(processes, name) for name in ("relay", "relay-2")}
+    run.notes.append(f"events each relay sent from the outboxes: {relayed}")
     run.finish("two-hosts-per-queue", outcome, fault, end)
     assert_sound(outcome)
     assert_ended(run, outcome, order_ids)
     assert sum(both.values()) > 0, "no message reached both hosts of a queue: nothing was shown"
+    assert processes.exited().get("relay-2") is None, processes.tail("relay-2")
+
+
+RELAYED = re.compile(r"relayed (\d+) event\(s\) from")
+
+
+def relayed_events(processes: HostedProcesses, name: str) -> int:
+    """The events a relay sent from the outboxes (workers.operations.relay's log line)."""
+    return sum(map(int, RELAYED.findall(processes.log(name).read_text(errors="replace"))))
 
 
 # Celery's line for each message a worker handled (its "received" line is kept out of the log).

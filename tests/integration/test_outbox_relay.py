@@ -61,6 +61,50 @@ def test_checkout_answers_202_while_the_broker_is_away_and_the_relay_publishes_l
     assert unpublished_events_of(order_id) == 0
 
 
+BACKLOG = 12
+
+
+def test_two_relays_at_once_send_each_waiting_event_once(
+    client: FlaskClient,
+    celery_app: Celery,
+    unreachable_broker: Celery,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a backlog of order.placed events left in the outbox while the broker was away
+    order_ids = [
+        placed_while_the_broker_is_away(client, unreachable_broker, monkeypatch, str(38 + n % 6))
+        for n in range(BACKLOG)
+    ]
+    assert sum(unpublished_events_of(order_id) for order_id in order_ids) == BACKLOG
+    # When two relays (connections of their own) sweep the shop's outbox at once, in small
+    # batches so that they take turns
+    monkeypatch.setattr(relay, "BATCH", 2)
+    start = threading.Barrier(2)
+    sent: list[list[int]] = [[], []]
+
+    def sweep(index: int) -> None:
+        start.wait()
+        while n := relay.relay_once(celery_app, "shop", grace=timedelta(0)):
+            sent[index].append(n)
+
+    sweepers = [threading.Thread(target=sweep, args=(index,)) for index in (0, 1)]
+    for sweeper in sweepers:
+        sweeper.start()
+    for sweeper in sweepers:
+        sweeper.join(timeout=60)
+    # Then each event went out once (a row one relay holds the other skips, or finds marked
+    # once it gets its turn), and every order ships
+    assert sum(sent[0]) + sum(sent[1]) == BACKLOG, sent
+    assert sum(unpublished_events_of(order_id) for order_id in order_ids) == 0
+    for order_id in order_ids:
+        wait_for(
+            lambda order_id=order_id: (
+                client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED"
+            ),
+            timeout_s=60,
+        )
+
+
 def placed_while_the_broker_is_away(
     client: FlaskClient, unreachable: Celery, monkeypatch: pytest.MonkeyPatch, size: str
 ) -> str:
