@@ -66,6 +66,14 @@ OUT = click.option(
     help="Only the slow-clients phase: health, page and checkout timed idle, then while this "
     "many connections are slow.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1, max=8),
+    default=1,
+    show_default=True,
+    help="The system's worker processes per queue (each worker line run this many times); the "
+    "baselines keep one.",
+)
 @OUT
 @click.option("--keep", is_flag=True, help="Keep the run's databases, broker data and logs.")
 @click.option(
@@ -90,6 +98,7 @@ def bench(
     warmup: int,
     watchers: int | None,
     slow_clients: int | None,
+    processes: int,
     out_dir: Path,
     keep: bool,
     runs: int,
@@ -121,6 +130,8 @@ def bench(
         raise click.UsageError("--url needs --broker: the baselines run on the shop's broker")
     if backlog and (broker_url or target_url):
         raise click.UsageError("--backlog needs the embedded broker, which the bench can stop")
+    if target_url and processes != 1:
+        raise click.UsageError("--processes starts the system's workers: not with --url")
     from workers.bench.run import Options, run_repeated  # heavy imports only when benchmarking
 
     run_repeated(
@@ -136,6 +147,7 @@ def bench(
             warmup=warmup,
             out_dir=out_dir,
             keep=keep,
+            processes=processes,
         ),
         runs,
     )

@@ -29,7 +29,7 @@ from workers.bench.scenario import (
     run_system,
     wait_shipped,
 )
-from workers.bench.stack import CHECKOUT_LIMIT_NOTE, Broker, SystemStack
+from workers.bench.stack import CHECKOUT_LIMIT_NOTE, Broker, SystemStack, scaled_procfile
 
 # A run that stalls should fail in bounded time: a generous floor plus a second per order.
 TIMEOUT_FLOOR_S = 120.0
@@ -51,6 +51,8 @@ class Options:
     warmup: int
     out_dir: Path
     keep: bool
+    # The system's worker processes per queue (issue #20's scaling runs); the baselines keep one.
+    processes: int = 1
 
     @property
     def timeout_s(self) -> float:
@@ -115,6 +117,7 @@ def run_bench(options: Options) -> dict[str, Any]:
         }
     finally:
         broker.close()
+    system["processes_per_queue"] = options.processes
     result.update(system=system, baselines=baselines, ratios=report.compare(system, baselines))
     json_path = options.out_dir / f"{stamp}.json"
     report.write_json(result, json_path)
@@ -146,7 +149,12 @@ def _system_side(run: Run) -> dict[str, Any]:
     if options.target_url:
         stack = SystemStack(options.target_url.rstrip("/"), run.broker)
     else:
-        stack = SystemStack.start(run.broker, run.run_dir / "system", run.run_dir / "logs/up.log")
+        procfile = None
+        if options.processes > 1:
+            procfile = scaled_procfile(run.run_dir, options.processes)
+        stack = SystemStack.start(
+            run.broker, run.run_dir / "system", run.run_dir / "logs/up.log", procfile=procfile
+        )
     try:
         bodies = order_bodies(fetch_products(stack.url))
 

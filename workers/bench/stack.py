@@ -18,7 +18,9 @@ import httpx
 import kombu.pools
 from celery import Celery
 
+from config.settings import QUEUES
 from workers.bench import procstat
+from workers.launcher import procfile_processes
 from workers.messaging.embedded_redis import EmbeddedRedis
 
 STARTUP_TIMEOUT_S = 120.0
@@ -107,6 +109,27 @@ def stack_env(broker_url: str, data_dir: Path) -> dict[str, str]:
 CHECKOUT_LIMIT_NOTE = (
     "the per-client checkout rate limit is lifted (SHOESHOP_RATE_LIMITS=checkout=off)"
 )
+
+
+def scaled_procfile(directory: Path, copies: int) -> Path:
+    """The Procfile's and Procfile.dev's processes with each component worker run ``copies``
+    times (``orders``, then ``orders-2`` … under node names of their own: ``orders2@%h``),
+    written to ``directory/Procfile.scaled``; the copies under ``shoeshop supervise`` as
+    ``shoeshop up`` runs the originals (workers.launcher.supervised)."""
+    lines = []
+    for name, command in procfile_processes(PROJECT_ROOT / "Procfile").items():
+        lines.append(f"{name}: {command}")
+        if name not in QUEUES:
+            continue
+        own_node = f"-n {name}@"
+        if own_node not in command:
+            raise RuntimeError(f"the Procfile's {name} line names no node {own_node}…")
+        for copy in range(2, copies + 1):
+            renamed = command.replace(own_node, f"-n {name}{copy}@")
+            lines.append(f"{name}-{copy}: shoeshop supervise -- {renamed}")
+    path = directory / "Procfile.scaled"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @dataclass
