@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 COMPONENTS = ("shop", "orders", "payments", "shipping", "notifications", "operations")
 """Every component that owns a database (operations keeps the dead letters)."""
@@ -511,6 +511,8 @@ class Settings:
             raise ConfigurationError(
                 f"SHOESHOP_ENV must be 'development' or 'production', not {mode!r}"
             )
+        if mode == "production":
+            _refuse_placeholders(env)
         redeliver_after_s = _int(env, "SHOESHOP_REDELIVER_AFTER", DEFAULT_REDELIVER_AFTER_S)
         return cls(
             data_dir=Path(env.get("SHOESHOP_DATA_DIR", "var")).resolve(),
@@ -555,6 +557,25 @@ class Settings:
             smtp_url=env.get("SHOESHOP_SMTP_URL") or None,
             mail_from=env.get("SHOESHOP_MAIL_FROM") or DEV_MAIL_FROM,
             public_url=_public_url(env),
+        )
+
+
+# What deploy/shoeshop.env.example writes where a password or secret goes.
+PLACEHOLDER = "CHANGE-ME"
+
+
+def _refuse_placeholders(env: dict[str, str]) -> None:
+    """In production, a SHOESHOP_* or FLOWER_* value still holding the example file's
+    placeholder (a password in a URL, Flower's login) is refused, naming the variable only."""
+    left = sorted(
+        name
+        for name, value in env.items()
+        if name.startswith(("SHOESHOP_", "FLOWER_")) and PLACEHOLDER in value
+    )
+    if left:
+        raise ConfigurationError(
+            f"{', '.join(left)} still hold{'s' if len(left) == 1 else ''} the example's "
+            f"{PLACEHOLDER}: put the real passwords in when SHOESHOP_ENV=production"
         )
 
 
@@ -869,6 +890,7 @@ def _check_broker_url(url: str) -> None:
                 fault := _scheme_fault(one, schemes)
                 or _place_fault(one, needs_host=False)
                 or _redis_database_fault(one)
+                or _tls_query_fault(one)
             )
         ),
         None,
@@ -880,11 +902,45 @@ def _check_broker_url(url: str) -> None:
         # would drop the encryption without a word.
         fault = "it mixes TLS (amqps://, rediss://) and plain URLs"
     if fault is not None:
+        if len(urls) > 1 and any(
+            _scheme_fault(one, schemes) == "it has no scheme://" for one in urls
+        ):
+            fault += (
+                " (a ';' separates the URLs of a failover list: in a password, write it as %3B)"
+            )
         raise ConfigurationError(
             "SHOESHOP_BROKER_URL must be a Redis URL (redis://, rediss://, redis+socket://) or a "
             "RabbitMQ one (amqp://, amqps://, pyamqp://), or unset for the embedded Redis, not "
-            f"{';'.join(masked_url(one) for one in urls)!r}: {fault}"
+            f"{_masked_urls(url)!r}: {fault}"
         )
+
+
+# scheme://user:password@: the password runs to the last @ before the next URL of a failover
+# list, so a ';' inside a password (which splits the list) is masked with it.
+_LIST_PASSWORD = re.compile(
+    r"(://[^:/@;]*:).*?(@)(?=[^@]*?(?:;[a-z][a-z0-9+.-]*://|$))", re.IGNORECASE
+)
+
+
+def _masked_urls(value: str) -> str:
+    """``value``, a URL or a ';'-separated list of them, with every password shown as ***, even
+    one that holds a ';' (masked_url of each piece would miss it: the split cuts it in two)."""
+    return _LIST_PASSWORD.sub(r"\1***\2", _PASSWORD_PARAMETER.sub(r"\1***", value))
+
+
+def _tls_query_fault(url: str) -> str | None:
+    """What TLS option the query of ``url`` sets, or None. kombu and redis-py let the URL's
+    ``ssl`` and ``ssl_*`` parameters override the options the shop sets (certificate and host
+    name checked: workers.messaging.broker_tls), and would turn the checks off without a word."""
+    query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    names = sorted({name for name, _ in query if name.lower().partition("_")[0] == "ssl"})
+    if not names:
+        return None
+    return (
+        f"its query sets TLS options ({', '.join(names)}): TLS is chosen by the scheme (amqps://, "
+        "rediss://) and always checks the certificate and the host name; name a private CA "
+        "with SHOESHOP_BROKER_CA_FILE"
+    )
 
 
 def _scheme(url: str) -> str:

@@ -578,6 +578,10 @@ def test_a_postgresql_database_url_is_allowed(url: str) -> None:
     assert Settings.from_env({"SHOESHOP_DATABASE_URL": url}).database_url == url
 
 
+TLS_BY_SCHEME = (
+    "TLS is chosen by the scheme (amqps://, rediss://) and always checks the certificate and "
+    "the host name; name a private CA with SHOESHOP_BROKER_CA_FILE"
+)
 BROKER_ALLOWED = (
     "SHOESHOP_BROKER_URL must be a Redis URL (redis://, rediss://, redis+socket://) or a "
     "RabbitMQ one (amqp://, amqps://, pyamqp://), or unset for the embedded Redis, not "
@@ -602,6 +606,22 @@ BROKER_ALLOWED = (
             "amqps://rabbit-a//;amqp://rabbit-b//",
             "it mixes TLS (amqps://, rediss://) and plain URLs",
         ),
+        ("amqps://a//?ssl=0", f"its query sets TLS options (ssl): {TLS_BY_SCHEME}"),
+        ("amqp://a//?ssl=1", f"its query sets TLS options (ssl): {TLS_BY_SCHEME}"),
+        (
+            "amqps://a//;amqps://b//?SSL_cert_reqs=CERT_NONE&heartbeat=5",
+            f"its query sets TLS options (SSL_cert_reqs): {TLS_BY_SCHEME}",
+        ),
+        (
+            "rediss://a:6380/0?ssl_check_hostname=false&ssl_cert_reqs=none",
+            f"its query sets TLS options (ssl_cert_reqs, ssl_check_hostname): {TLS_BY_SCHEME}",
+        ),
+        (
+            # Even one that asks for checks: it would replace the shop's options, CA file
+            # included.
+            "rediss://a:6380/3?ssl_cert_reqs=required",
+            f"its query sets TLS options (ssl_cert_reqs): {TLS_BY_SCHEME}",
+        ),
     ],
 )
 def test_a_broker_url_that_is_no_redis_or_rabbitmq_url_is_refused(url: str, fault: str) -> None:
@@ -625,6 +645,41 @@ def test_a_broker_url_that_is_no_redis_or_rabbitmq_url_is_refused(url: str, faul
 )
 def test_a_redis_or_rabbitmq_broker_url_is_allowed(url: str) -> None:
     assert Settings.from_env({"SHOESHOP_BROKER_URL": url}).effective_broker_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqps://shop:Secr;etPw@rabbit-1:5671/v",
+        "amqps://shop:ok@rabbit-1//;amqps://shop:Secr;etPw@rabbit-2//",
+        "rediss://:Secr;etPw@redis-1:6380/0",
+    ],
+)
+def test_a_password_with_a_semicolon_is_refused_without_being_shown(url: str) -> None:
+    message = _url_refusal("SHOESHOP_BROKER_URL", url)
+    assert "Secr" not in message and "etPw" not in message, message
+    assert "***" in message
+    assert "write it as %3B" in message
+
+
+def test_production_refuses_the_example_file_s_placeholders_naming_only_the_variables() -> None:
+    production = {
+        "SHOESHOP_ENV": "production",
+        "SHOESHOP_SECRET_KEY": "k" * 64,
+        "SHOESHOP_ADMIN_PASSWORD": "a real one",
+    }
+    message = _refusal(
+        {
+            **production,
+            "SHOESHOP_BROKER_URL": "amqps://shoeshop:CHANGE-ME@rabbit-1:5671/shoeshop",
+            "FLOWER_BASIC_AUTH": "ops:CHANGE-ME",
+        }
+    )
+    assert message.startswith("FLOWER_BASIC_AUTH, SHOESHOP_BROKER_URL still hold the example's")
+    assert "rabbit-1" not in message and "ops" not in message
+    assert Settings.from_env(production).is_production
+    # In development the example's values may stand (a local trial of the file).
+    assert Settings.from_env({"FLOWER_BASIC_AUTH": "ops:CHANGE-ME"}).env == "development"
 
 
 def test_a_broker_ca_file_is_checked_when_the_settings_are_read(tmp_path: Path) -> None:
@@ -862,7 +917,7 @@ def test_a_redis_broker_url_whose_path_is_no_database_number_is_refused(
         "redis://127.0.0.1:6379/",
         "redis://127.0.0.1:6379/15",
         "redis://127.0.0.1:6379/42",  # a server with more databases; only it can refuse one
-        "rediss://:secret@redis.internal:6380/3?ssl_cert_reqs=required",
+        "rediss://:secret@redis.internal:6380/3",
         "redis+socket:///tmp/var/redis/redis.sock",  # its path is the socket's
         "amqp://127.0.0.1/shoeshop-test-0123456789",  # a vhost, not a database
     ],

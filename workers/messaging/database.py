@@ -167,10 +167,7 @@ def _postgres_engine(url: str, component: str, settings: Settings) -> Engine:
         pool_pre_ping=True,
         pool_size=5,
         hide_parameters=HIDE_PARAMETERS,
-        # psycopg prepares a statement run five times on a connection; a pooler that lends the
-        # next transaction another server connection (PgBouncer before 1.21, or without
-        # max_prepared_statements) would not have it.
-        connect_args={} if settings.database_prepared_statements else {"prepare_threshold": None},
+        connect_args=_postgres_connect_args(url, settings),
     )
     engine.update_execution_options(schema_translate_map={None: component})
 
@@ -181,6 +178,24 @@ def _postgres_engine(url: str, component: str, settings: Settings) -> Engine:
         dbapi_connection.commit()
 
     return engine
+
+
+# libpq's limit on opening a connection, startup and authentication included, when the URL
+# names none: a server (or a pooler) that accepts and never answers fails a request, and
+# /readyz, after this long instead of hanging it.
+CONNECT_TIMEOUT_S = 5
+
+
+def _postgres_connect_args(url: str, settings: Settings) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if "connect_timeout" not in make_url(url).query:
+        args["connect_timeout"] = CONNECT_TIMEOUT_S
+    if not settings.database_prepared_statements:
+        # psycopg prepares a statement run five times on a connection; a pooler that lends the
+        # next transaction another server connection (PgBouncer before 1.21, or without
+        # max_prepared_statements) would not have it.
+        args["prepare_threshold"] = None
+    return args
 
 
 def give_back_free_pages(component: str) -> None:
