@@ -5,7 +5,7 @@ from __future__ import annotations
 from kombu.entity import Exchange, Queue
 
 from config.settings import QUEUES, ConfigurationError, get_settings
-from workers.messaging import broker_tls, redis_transport
+from workers.messaging import broker_tls
 from workers.messaging.broker_dead import component_queue_arguments, is_amqp
 
 try:
@@ -19,9 +19,9 @@ _rabbitmq = is_amqp(broker_url)
 # amqps:// and rediss://: the node's certificate and host name are checked on every connection
 # (workers.messaging.broker_tls; SHOESHOP_BROKER_CA_FILE names a private CA). None: plain.
 broker_use_ssl = broker_tls.broker_use_ssl(_settings)
+# The shop's transports: a host-name check per connection on amqps://, one client per connection
+# pool on Redis (workers.messaging.broker_tls.install).
 broker_tls.install()
-# Redis: one client per connection pool, not one per command (workers.messaging.redis_transport).
-redis_transport.install()
 broker_connection_retry_on_startup = True
 # Keep retrying while the broker is away instead of giving up after the default 100 attempts.
 broker_connection_max_retries = None

@@ -168,7 +168,10 @@ _RESERVE = (
 def _reserve(conn: Connection, request: CheckoutRequest) -> None:
     """A conditional decrement per line: it never takes stock below zero, even under a race."""
     short: dict[str, str] = {}
-    for index, line in enumerate(request.lines):
+    # Stock rows by (sku, size): the order every transaction of the shop takes them in
+    # (shop.readmodel, before _count_move).
+    in_lock_order = sorted(enumerate(request.lines), key=lambda pair: (pair[1].sku, pair[1].size))
+    for index, line in in_lock_order:
         result = conn.execute(
             _RESERVE, {"sku_key": line.sku, "size_key": line.size, "quantity": line.quantity}
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kombu import Connection
 
-from workers.messaging import redis_transport
+from workers.messaging import broker_tls, redis_transport
 from workers.messaging.embedded_redis import EmbeddedRedis
 
 
@@ -14,7 +14,7 @@ def test_a_channel_reuses_one_client_until_its_pool_is_rebuilt(tmp_path: Path) -
     redis = EmbeddedRedis(tmp_path / "redis" / "redis.sock")
     redis.start()
     try:
-        redis_transport.install()
+        broker_tls.install()
         with Connection(redis.url) as conn:
             queue = conn.SimpleQueue("reuse")
             channel = queue.channel

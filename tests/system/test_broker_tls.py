@@ -219,7 +219,7 @@ except Exception as exc:
 """
 
 # The same, with kombu's own amqps:// transport put back: what the shop would do without
-# workers.messaging.broker_tls.SSLTransport.
+# workers.messaging.amqp_transport.SSLTransport.
 STOCK_PROBE = PROBE.replace(
     "from config.celery import app\n",
     "from config.celery import app\n"

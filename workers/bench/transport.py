@@ -9,7 +9,7 @@ from celery.signals import after_setup_logger
 from kombu.entity import Exchange, Queue
 
 from config.settings import get_settings
-from workers.messaging import redis_transport
+from workers.messaging import broker_tls
 from workers.messaging.logs import quiet_per_task_lines
 
 
@@ -21,8 +21,8 @@ def baseline_app(name: str, exchange: str, queues: Sequence[str], default_queue:
     Both baselines use it, so neither is tuned down or up against the system: what they drop is
     what the shop adds on top of Celery, never a setting of Celery's own.
     """
-    # The system's Redis transport (one client per pool, not per command) on this side too.
-    redis_transport.install()
+    # The system's transports (on Redis, one client per pool, not per command) on this side too.
+    broker_tls.install()
     app = Celery(name)
     routes = Exchange(exchange, type="direct", durable=True)  # type: ignore[no-untyped-call]
     app.conf.update(

@@ -13,9 +13,10 @@ writes that host into the options it was handed (``kombu/transport/pyamqp.py``,
 ``Transport.establish_connection``). Celery hands every connection of a process the same
 ``broker_use_ssl`` dict, so after the first connection every later one, a failover to the
 second node of the list included, would check its node's certificate against the first node's
-name and refuse it. ``SSLTransport`` gives each connection a copy that names its own host;
-``install`` makes it the transport of ``amqps://`` URLs. It is a subclass that changes that one
-step, written to be offered upstream as the fix of the method it overrides.
+name and refuse it. ``workers.messaging.amqp_transport.SSLTransport`` gives each connection a
+copy that names its own host; ``install`` makes it the transport of ``amqps://`` URLs, and
+``workers.messaging.redis_transport.Transport`` that of Redis URLs. Both are named by string, so
+a process imports a transport's module (and its client library) only when it connects with it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from kombu.transport import TRANSPORT_ALIASES, pyamqp
+from kombu.transport import TRANSPORT_ALIASES
 
 from config.settings import Settings
 from workers.messaging.broker_dead import is_amqp
@@ -31,27 +32,14 @@ from workers.messaging.broker_dead import is_amqp
 HOST_OF_THE_URL = None  # kombu's value of ``server_hostname`` for "the host being connected to"
 
 
-class SSLTransport(pyamqp.SSLTransport):
-    """kombu's ``amqps://`` transport, with the host name to check taken per connection."""
-
-    def establish_connection(self) -> Any:
-        conninfo: Any = self.client
-        options = conninfo.ssl
-        if (
-            isinstance(options, dict)
-            and "server_hostname" in options
-            and options["server_hostname"] is HOST_OF_THE_URL
-        ):
-            # A copy on this connection: the dict Celery shares keeps saying "the host of the
-            # URL", and kombu's switch to the next URL of a failover list starts again from it.
-            conninfo.ssl = {**options, "server_hostname": conninfo.hostname}
-        return super().establish_connection()  # type: ignore[no-untyped-call]
-
-
 def install() -> None:
-    """Make ``SSLTransport`` the transport of ``amqps://`` URLs in this process (every process
-    loads config.celeryconfig, which calls this)."""
-    TRANSPORT_ALIASES["amqps"] = f"{__name__}:SSLTransport"
+    """Make the shop's transports those of kombu's schemes in this process (every process loads
+    config.celeryconfig, which calls this): ``amqps://``, the per-connection host-name check
+    (workers.messaging.amqp_transport); ``redis://``, ``rediss://`` and ``redis+socket://``, one
+    client per connection pool (workers.messaging.redis_transport)."""
+    TRANSPORT_ALIASES["amqps"] = "workers.messaging.amqp_transport:SSLTransport"
+    for scheme in ("redis", "rediss"):
+        TRANSPORT_ALIASES[scheme] = "workers.messaging.redis_transport:Transport"
 
 
 def _ca_certs(settings: Settings) -> str | None:

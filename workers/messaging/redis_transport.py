@@ -15,17 +15,18 @@ pool is the one it was built on (kombu drops and rebuilds the pool after a conne
 share between threads: the state of a command lives on the connection it borrows. The
 asynchronous client (the consumer's ``BRPOP`` and pub/sub) was already built once per channel.
 
-``install`` makes ``Transport`` the transport of ``redis://``, ``rediss://`` and
-``redis+socket://`` URLs in the process. The change is one method, written to be offered to kombu
-as it stands; the system and the bench's baselines (workers.bench.transport) both run with it, so
-neither side is measured with a transport the other lacks.
+``workers.messaging.broker_tls.install`` makes ``Transport`` the transport of ``redis://``,
+``rediss://`` and ``redis+socket://`` URLs in the process, by name: this module, and redis-py
+with it, is imported only by a process that connects to Redis. The change is one method, written
+to be offered to kombu as it stands; the system and the bench's baselines
+(workers.bench.transport) both run with it, so neither side is measured with a transport the
+other lacks.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
 
@@ -45,10 +46,3 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
-
-
-def install() -> None:
-    """Make ``Transport`` the transport of Redis URLs in this process (``redis+socket://`` is
-    kombu's ``redis`` transport on a unix socket)."""
-    for scheme in ("redis", "rediss"):
-        TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
