@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ import pytest
 from tests.chaos import brokers, report
 from tests.support import stack as stacks
 from tests.support.invariants import Outcome, ShopUnderTest
-from tests.support.processes import ROOT, Processes
+from tests.support.processes import Processes, seed_catalogue
 from workers.mailcatcher import start_in_thread as start_catcher
 
 # Every process a scenario needs; flower and beat add nothing to the faults we inject.
@@ -85,21 +83,6 @@ def broker_name(request: pytest.FixtureRequest) -> str:
 def shop_env(stack: stacks.Stack, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SHOESHOP_")}
     return {**env, **stack.env, **RETRIES, "SHOESHOP_ADMIN_PASSWORD": "chaos", **extra}
-
-
-def seed_catalogue(env: dict[str, str]) -> None:
-    """Migrate every database (as a deployment does first), then seed the shop's catalogue once,
-    before gunicorn forks its two workers.
-
-    The seeding works around a start-up race (see docs/reliability.md): on a fresh PostgreSQL
-    database both web workers seed the catalogue at once, one fails on the primary key, and
-    gunicorn stops.
-    """
-    for command in (
-        [str(Path(sys.executable).parent / "shoeshop"), "db", "upgrade"],
-        [sys.executable, "-c", "from shop import create_app; create_app()"],
-    ):
-        subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
 
 
 def scale_out(processes: Processes, copies: int, threads: int | None) -> tuple[str, ...]:

@@ -209,3 +209,20 @@ class Processes:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return leftovers
+
+
+def seed_catalogue(env: dict[str, str]) -> None:
+    """Migrate every database (as a deployment does first), then seed the shop's catalogue once,
+    before gunicorn forks its two workers.
+
+    The seeding works around a start-up race (see docs/reliability.md): on a fresh PostgreSQL
+    database both web workers seed the catalogue at once, one fails on the primary key, and
+    gunicorn stops. Raises ProcessError with the command's output when either step fails.
+    """
+    for command in (
+        [str(Path(sys.executable).parent / "shoeshop"), "db", "upgrade"],
+        [sys.executable, "-c", "from shop import create_app; create_app()"],
+    ):
+        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, timeout=120)
+        if done.returncode != 0:
+            raise ProcessError(done.stdout.decode() + done.stderr.decode())

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import httpx
+
 T = TypeVar("T")
 
 GOOD_CARD = "4242424242424242"
@@ -121,3 +123,15 @@ REVIEWED_SHAPES: list[tuple[str, Any, bool]] = [
     ("shipping_address.country", "nl", True),
     ("shipping_address.country", "zz", True),
 ]
+
+
+def place(url: str, size: str) -> str:
+    """An order of one pair in ``size`` placed over HTTP at the web on ``url``; its id."""
+    answer = httpx.post(f"{url}/api/orders", json=order_body(size=size), timeout=30)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"])
+
+
+def status(url: str, order_id: str) -> str:
+    """The order's status as the web on ``url`` shows it."""
+    return str(httpx.get(f"{url}/api/orders/{order_id}", timeout=10).json()["status"])

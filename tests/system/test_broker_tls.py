@@ -32,14 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import httpx
 import pytest
 import redis
 
 from tests.support import stack as stacks
 from tests.support.certificates import Certificates, make_certificates
-from tests.support.processes import ROOT, Processes, free_port, session_members
-from tests.support.shop import order_body, wait_for
+from tests.support.processes import ROOT, Processes, free_port, seed_catalogue, session_members
+from tests.support.shop import place, status, wait_for
 from workers.mailcatcher import start_in_thread as start_catcher
 
 pytestmark = pytest.mark.timeout(300)
@@ -258,28 +257,15 @@ def run_the_shop(tmp_path: Path, env: dict[str, str]) -> None:
     catcher = start_catcher(tmp_path / "mail")
     processes = Processes({**env, "SHOESHOP_SMTP_URL": catcher.url}, tmp_path / "logs")
     try:
-        shoeshop = str(Path(sys.executable).parent / "shoeshop")
-        for command in (
-            [shoeshop, "db", "upgrade"],
-            [sys.executable, "-c", "from shop import create_app; create_app()"],
-        ):
-            done = subprocess.run(command, env=processes.env, cwd=ROOT, capture_output=True)
-            assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+        seed_catalogue(processes.env)
         processes.start_all(SHOP)
         url = processes.url("web")
-
-        def place(size: str) -> str:
-            answer = httpx.post(f"{url}/api/orders", json=order_body(size=size), timeout=30)
-            assert answer.status_code == 202, answer.text
-            return str(answer.json()["id"])
-
-        def shipped(order_id: str) -> bool:
-            answer = httpx.get(f"{url}/api/orders/{order_id}", timeout=10)
-            return str(answer.json()["status"]) == "SHIPPED"
-
         with ThreadPoolExecutor(max_workers=3) as pool:
-            placed = list(pool.map(place, [str(38 + n) for n in range(ORDERS)]))
-        wait_for(lambda: all(shipped(order_id) for order_id in placed) or None, timeout_s=120)
+            placed = list(pool.map(lambda n: place(url, str(38 + n)), range(ORDERS)))
+        wait_for(
+            lambda: all(status(url, order_id) == "SHIPPED" for order_id in placed) or None,
+            timeout_s=120,
+        )
         for name in SHOP:
             text = processes.log(name).read_text(errors="replace")
             assert "CERTIFICATE_VERIFY_FAILED" not in text, processes.tail(name)

@@ -26,13 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
 from tests.support import stack as stacks
-from tests.support.processes import ROOT, Processes, free_port
-from tests.support.shop import order_body, wait_for
+from tests.support.processes import ROOT, Processes, free_port, seed_catalogue
+from tests.support.shop import place, status, wait_for
 from workers.mailcatcher import start_in_thread as start_catcher
 
 pytestmark = pytest.mark.timeout(300)
@@ -145,13 +144,7 @@ def pooled_shop(tmp_path: Path) -> Iterator[PooledShop]:
     }
     processes = Processes(env, tmp_path / "logs")
     try:
-        shoeshop = str(Path(sys.executable).parent / "shoeshop")
-        for command in (
-            [shoeshop, "db", "upgrade"],
-            [sys.executable, "-c", "from shop import create_app; create_app()"],
-        ):
-            done = subprocess.run(command, env=processes.env, cwd=ROOT, capture_output=True)
-            assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+        seed_catalogue(processes.env)
         processes.start_all(SHOP)
         yield PooledShop(processes, bouncer)
     finally:
@@ -159,16 +152,6 @@ def pooled_shop(tmp_path: Path) -> Iterator[PooledShop]:
         catcher.stop()
         bouncer.stop()
         stack.close()
-
-
-def place(url: str, size: str) -> str:
-    answer = httpx.post(f"{url}/api/orders", json=order_body(size=size), timeout=30)
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["id"])
-
-
-def status(url: str, order_id: str) -> str:
-    return str(httpx.get(f"{url}/api/orders/{order_id}", timeout=10).json()["status"])
 
 
 def test_the_whole_shop_runs_through_pgbouncer_in_transaction_mode(pooled_shop: PooledShop) -> None:

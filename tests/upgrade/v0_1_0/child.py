@@ -57,8 +57,7 @@ def drive(build: str, data: Path, logs: Path, result: Path, vhost: str | None) -
     check_imports()
     import httpx
 
-    from tests.chaos.conftest import seed_catalogue
-    from tests.support.processes import Processes
+    from tests.support.processes import Processes, seed_catalogue
 
     broker: Broker = EmbeddedBroker(data) if build == "embedded" else RabbitBroker(str(vhost))
     try:
