@@ -153,7 +153,10 @@ class Processes:
                 return httpx.get(self.url(name) + path, timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
-        if self.commands[name].startswith("celery") and " worker " in self.commands[name]:
+        command = self.commands[name]
+        if command.startswith("shoeshop-worker ") or (
+            command.startswith("celery") and " worker " in command
+        ):
             with self.log(name).open("rb") as log:
                 log.seek(run.log_offset)
                 return WORKER_READY in log.read()

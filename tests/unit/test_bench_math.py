@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from workers.bench import measure, report
+from workers.bench import measure, procstat, report
 from workers.bench.baseline import baseline_commands, finished
 from workers.bench.baseline_app import hop_queues
 from workers.bench.naive import naive_commands
@@ -154,11 +154,11 @@ def test_the_baseline_runs_in_the_procfiles_layout_on_its_own_app_and_queues() -
     procfile = (
         "web: gunicorn --config python:shop.web.gunicorn_conf --bind 127.0.0.1:${PORT:-8000} "
         "--workers 2 --threads 4 'shop.web.app:create_app()'\n"
-        "payments: celery -A config.celery_process worker -Q payments -n payments@%h -E "
+        "payments: shoeshop-worker -Q payments -n payments@%h -E "
         "--pool threads --concurrency 8\n"
-        "shop: celery -A config.celery_process worker -Q shop -n shop@%h -E --pool threads\n"
-        "orders: celery -A config.celery_process worker -Q orders -n orders@%h -E --pool threads\n"
-        "shipping: celery -A config.celery_process worker -Q shipping -n shipping@%h -E "
+        "shop: shoeshop-worker -Q shop -n shop@%h -E --pool threads\n"
+        "orders: shoeshop-worker -Q orders -n orders@%h -E --pool threads\n"
+        "shipping: shoeshop-worker -Q shipping -n shipping@%h -E "
         "--pool threads\n"
         "relay: shoeshop relay\n"
     )
@@ -207,13 +207,13 @@ def test_the_naive_shop_runs_in_the_procfiles_layout_beside_the_gateway_simulato
     procfile = (
         "web: gunicorn --config python:shop.web.gunicorn_conf --bind 127.0.0.1:${PORT:-8000} "
         "--workers 2 --worker-class gevent 'shop.web.app:create_app()'\n"
-        "payments: celery -A config.celery_process worker -Q payments -n payments@%h -E "
+        "payments: shoeshop-worker -Q payments -n payments@%h -E "
         "--pool threads --concurrency 8\n"
-        "shop: celery -A config.celery_process worker -Q shop -n shop@%h -E --pool threads\n"
-        "orders: celery -A config.celery_process worker -Q orders -n orders@%h -E --pool threads\n"
-        "shipping: celery -A config.celery_process worker -Q shipping -n shipping@%h -E "
+        "shop: shoeshop-worker -Q shop -n shop@%h -E --pool threads\n"
+        "orders: shoeshop-worker -Q orders -n orders@%h -E --pool threads\n"
+        "shipping: shoeshop-worker -Q shipping -n shipping@%h -E "
         "--pool threads\n"
-        "notifications: celery -A config.celery_process worker -Q notifications -E\n"
+        "notifications: shoeshop-worker -Q notifications -E\n"
         "relay: shoeshop relay\n"
     )
 
@@ -245,3 +245,13 @@ def test_a_baseline_chain_counts_as_finished_only_with_both_of_its_marks() -> No
     assert not finished({"done": (1.0, 2.0)})
     assert not finished({"shipped": (1.0, 1.5)})
     assert finished({"shipped": (1.0, 1.5), "done": (1.0, 2.0)})
+
+
+def test_a_worker_is_counted_under_its_queue_however_it_was_started() -> None:
+    python = "/opt/shoeshop/.venv/bin/python3.11"
+    system = [python, "/opt/shoeshop/.venv/bin/shoeshop-worker", "-Q", "orders", "-E"]
+    baseline = [python, "/v/bin/celery", "-A", "workers.bench.naive_app", "worker", "--queues", "x"]
+
+    assert procstat.classify(system) == "orders"
+    assert procstat.classify(baseline) == "x"
+    assert procstat.classify([python, "/v/bin/shoeshop", "relay"]) == "relay"

@@ -60,15 +60,7 @@ def test_every_procfile_line_has_a_unit_running_the_same_program() -> None:
         wanted = line[0] if line[0] != "env" else "celery"  # flower's line sets its login first
         assert program.name == wanted, (process, argv)
     worker = exec_start("shoeshop-worker@payments.service")
-    assert worker[1:8] == [
-        "-A",
-        "config.celery_process",
-        "worker",
-        "-Q",
-        "payments",
-        "-n",
-        "payments@%%h",
-    ]
+    assert worker[1:5] == ["-Q", "payments", "-n", "payments@%%h"]
     assert {"-E", "--pool", "threads"} <= set(worker)
     relay = exec_start("shoeshop-relay.service")
     assert relay[1:3] == ["supervise", "--heartbeat"] and relay[-1] == "relay"

@@ -68,18 +68,16 @@ def test_shoeshop_up_runs_each_worker_and_the_relay_under_the_supervisor_and_not
 
     lines = {
         "web": "gunicorn app",
-        "orders": "celery -A config.celery_process worker -Q orders",
-        "notifications": "celery -A config.celery_process worker -Q notifications",
+        "orders": "shoeshop-worker -Q orders",
+        "notifications": "shoeshop-worker -Q notifications",
         "relay": "shoeshop relay",
         "beat": "celery -A config.celery_process beat",
     }
 
     assert supervised(lines) == {
         **lines,
-        "orders": "shoeshop supervise -- celery -A config.celery_process worker -Q orders",
-        "notifications": (
-            "shoeshop supervise -- celery -A config.celery_process worker -Q notifications"
-        ),
+        "orders": "shoeshop supervise -- shoeshop-worker -Q orders",
+        "notifications": ("shoeshop supervise -- shoeshop-worker -Q notifications"),
         "relay": (
             'shoeshop supervise --heartbeat "${SHOESHOP_DATA_DIR:-var}/relay.heartbeat" '
             "-- shoeshop relay"

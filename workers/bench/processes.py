@@ -16,6 +16,9 @@ from honcho.environ import parse_procfile
 from workers.bench import procstat
 from workers.bench.stack import PROJECT_ROOT, STOP_TIMEOUT_S, Broker, wait_ready
 
+# How the Procfile starts a component's worker (workers.celery_worker).
+SYSTEM_WORKER = "shoeshop-worker "
+
 
 def procfile_commands(
     procfile: str, *, app: str, wsgi: str, prefix: str, queues: Sequence[str]
@@ -24,7 +27,9 @@ def procfile_commands(
     the Celery ``app`` and its queues and node names (``prefix`` + queue).
 
     Pool, concurrency, prefetch, task events and gunicorn's workers and threads stay as written,
-    so a baseline runs in exactly the system's layout.
+    so a baseline runs in exactly the system's layout. Its workers start from the ``celery``
+    command, with the plugins it loads (Flower's, click-repl): memory the system's workers do
+    without (workers.celery_worker), CPU per order neither side spends.
     """
     out: dict[str, str] = {}
     for name, command in parse_procfile(procfile).processes.items():
@@ -32,8 +37,9 @@ def procfile_commands(
             # The shop's gunicorn hooks serve its metrics; a baseline's endpoint has none.
             command = re.sub(r"--config[ =]python:shop\.\S+\s*", "", command)
             out[name] = re.sub(r"'?shop(?:\.web\.app)?:create_app\(\)'?", wsgi, command)
-        elif name in queues and "-A config.celery_process worker" in command:
-            command = command.replace("-A config.celery_process", f"-A {app}")
+        elif name in queues and command.startswith(SYSTEM_WORKER):
+            # A baseline's worker starts as a Celery tutorial starts one: the celery command.
+            command = f"celery -A {app} worker " + command.removeprefix(SYSTEM_WORKER)
             command = re.sub(r"-Q (\w+)", rf"-Q {prefix}\1", command)
             out[prefix + name] = re.sub(r"-n (\w+)@", rf"-n {prefix}\1@", command)
     missing = {"web", *(prefix + queue for queue in queues)} - set(out)

@@ -84,7 +84,7 @@ def classify(argv: list[str]) -> str:
         return "flower"
     if " beat" in text:
         return "beat"
-    if " worker" in text:
+    if " worker" in text or "shoeshop-worker" in text:
         for index, arg in enumerate(argv):
             if _QUEUE.match(arg) and index + 1 < len(argv):
                 return argv[index + 1]
