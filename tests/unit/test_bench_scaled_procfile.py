@@ -22,5 +22,5 @@ def test_each_worker_line_runs_n_times_under_node_names_of_its_own(tmp_path: Pat
         assert all(f"-Q {queue} " in line for line in copies)
         # `shoeshop up` supervises the originals (named after their queue); the copies are
         # written supervised.
-        assert all(line.startswith("shoeshop supervise -- celery ") for line in copies[1:])
+        assert all(line.startswith("shoeshop supervise -- shoeshop-worker ") for line in copies[1:])
     assert len(scaled) == len(original) + 2 * len(QUEUES)
