@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
 
-.PHONY: run test lint unit integration integration-services integrations upgrade system browser bench-smoke bench-growth-smoke bench-watchers-smoke bench-faults-smoke chaos chaos-fast cluster-chaos clean
+.PHONY: run test lint unit integration integration-services upgrade system browser bench-smoke bench-growth-smoke bench-watchers-smoke bench-faults-smoke chaos chaos-fast cluster-chaos clean
 
 $(BIN)/shoeshop: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -16,7 +16,29 @@ $(BIN)/shoeshop: pyproject.toml
 run: $(BIN)/shoeshop
 	$(BIN)/shoeshop up
 
-test: lint unit integrations browser chaos-fast bench-smoke
+# `make test`, under 10 minutes on the 2-core machine CI uses (the failure matrix, `make chaos`,
+# and the benchmarks' smoke runs come after it in .ci/run), in five lanes at once: lint then the
+# unit suite; the integration suite on the embedded Redis + SQLite; the integration suite on
+# RabbitMQ + PostgreSQL in two halves (test_a* to test_m*, test_n* to test_z*), each with its
+# own vhost and database; the system, upgrade and browser suites. They share nothing (each suite
+# its own broker, vhost, databases and ports) and mostly wait on them, so together they take
+# about the longest lane's time. A lane runs all of its targets even when one fails (make -k);
+# each lane's output goes to var/test-logs/<lane>.log and is printed when all are done. (A test
+# that needs a steady order rate, in test_retention, paces its orders and compares medians: the
+# lanes' start-ups take the CPU in bursts.)
+test: $(BIN)/shoeshop
+	@mkdir -p var/test-logs
+	@lane() { log=var/test-logs/$$1.log; shift; $(MAKE) --no-print-directory -k "$$@" > $$log 2>&1; }; \
+	lane checks lint unit & checks=$$!; \
+	lane integration integration & embedded=$$!; \
+	lane services-a-m integration-services SUITE='tests/integration/test_[a-m]*.py' & first=$$!; \
+	lane services-n-z integration-services SUITE='tests/integration/test_[n-z]*.py' & second=$$!; \
+	lane system system upgrade browser & system=$$!; \
+	failed=0; for pid in $$checks $$embedded $$first $$second $$system; do \
+		wait $$pid || failed=1; done; \
+	for name in checks integration services-a-m services-n-z system; do \
+		echo "== $$name"; cat var/test-logs/$$name.log; done; \
+	exit $$failed
 
 lint: $(BIN)/shoeshop
 	$(BIN)/ruff check .
@@ -32,26 +54,7 @@ integration: $(BIN)/shoeshop
 	$(BIN)/pytest -q tests/integration
 
 integration-services: $(BIN)/shoeshop
-	SHOESHOP_TEST_STACK=services $(BIN)/pytest -q tests/integration
-
-# All at once, for `make test`: the integration suite on both stacks and, beside them, the system
-# suite then the upgrade suite. They share nothing (each suite its own broker, vhost, databases
-# and ports) and mostly wait on them, so together they take about the longest lane's time. Each
-# lane's output goes to var/test-logs/ and is printed when all are done. (A test that needs a
-# steady order rate, in test_retention, paces its orders and compares medians: the lanes' start-
-# ups take the CPU in bursts.)
-integrations: $(BIN)/shoeshop
-	@mkdir -p var/test-logs
-	@$(BIN)/pytest -q tests/integration > var/test-logs/integration.log 2>&1 & embedded=$$!; \
-	{ $(BIN)/pytest -q tests/system && $(BIN)/pytest -q tests/upgrade; } \
-		> var/test-logs/system-upgrade.log 2>&1 & others=$$!; \
-	SHOESHOP_TEST_STACK=services $(BIN)/pytest -q tests/integration \
-		> var/test-logs/integration-services.log 2>&1; services=$$?; \
-	wait $$embedded; embedded=$$?; wait $$others; others=$$?; \
-	echo "== integration (embedded Redis + SQLite)"; cat var/test-logs/integration.log; \
-	echo "== integration (RabbitMQ + PostgreSQL)"; cat var/test-logs/integration-services.log; \
-	echo "== system, then upgrade"; cat var/test-logs/system-upgrade.log; \
-	test $$embedded -eq 0 && test $$services -eq 0 && test $$others -eq 0
+	SHOESHOP_TEST_STACK=services $(BIN)/pytest -q $(or $(SUITE),tests/integration)
 
 # Release 0.1.0's shop, left mid-flight (tests/upgrade/v0_1_0), upgraded and run by this code on
 # the embedded Redis + SQLite and on RabbitMQ + PostgreSQL: nothing may be lost (docs/upgrades.md).
@@ -66,7 +69,7 @@ system: $(BIN)/shoeshop
 browser: $(BIN)/shoeshop
 	$(BIN)/pytest -q tests/browser
 
-# The benchmark keeps working: a few hundred orders through the system and both baselines (the
+# The benchmark keeps working (.ci/run runs it after `make test`): a few hundred orders through the system and both baselines (the
 # naive Celery shop and the no-op chain).
 # No timing is asserted; the numbers land in var/bench/ (docs/performance.md has real runs).
 bench-smoke: $(BIN)/shoeshop
@@ -99,7 +102,7 @@ bench-faults-smoke: $(BIN)/shoeshop
 chaos: $(BIN)/shoeshop
 	$(BIN)/pytest -q tests/chaos
 
-# A quick slice of it for `make test`: three scenarios on the embedded Redis, fewer orders.
+# A quick slice of it: three scenarios on the embedded Redis, fewer orders (about a minute).
 chaos-fast: $(BIN)/shoeshop
 	$(BIN)/pytest -q tests/chaos -m chaos_fast -k redis --chaos-fast
 
