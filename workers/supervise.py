@@ -40,9 +40,12 @@ from typing import Any
 
 import click
 
-from workers.messaging.watchdog import EXIT_STALLED
-
 log = logging.getLogger(__name__)
+
+# What a worker whose watchdog gave up exits with (workers.messaging.watchdog.EXIT_STALLED, held
+# equal by tests/unit/test_cli_lazy.py). Not imported from there: the watchdog loads Celery, and
+# this process, one beside every worker, needs none of it.
+EXIT_STALLED = os.EX_TEMPFAIL
 
 # Between an exit that asks for a restart and the restart: a worker that exits at once again
 # does not spin.

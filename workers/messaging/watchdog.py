@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 # How often the watchdog looks, in seconds, at most: six looks a window at least (a short
 # window, as the tests use, is looked at more often).
 CHECK_S = 5.0
-EXIT_STALLED = 75
+EXIT_STALLED = os.EX_TEMPFAIL  # 75
 
 RECONNECT = "reconnect"
 EXIT = "exit"
