@@ -69,9 +69,9 @@ system: $(BIN)/shoeshop
 browser: $(BIN)/shoeshop
 	$(BIN)/pytest -q tests/browser
 
-# The benchmark keeps working (.ci/run runs it after `make test`): a few hundred orders through the system and both baselines (the
-# naive Celery shop and the no-op chain).
-# No timing is asserted; the numbers land in var/bench/ (docs/performance.md has real runs).
+# The benchmark keeps working (.ci/run runs it after `make test`): a few hundred orders through
+# the system and both baselines (the naive Celery shop and the no-op chain). No timing is
+# asserted; the numbers land in var/bench/ (docs/performance.md has real runs).
 bench-smoke: $(BIN)/shoeshop
 	$(BIN)/shoeshop bench --orders 200 --burst --warmup 10
 
