@@ -23,6 +23,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import PurePath
+
+# The console script (pyproject.toml) the Procfile starts each component's worker with.
+COMMAND = "shoeshop-worker"
+
+
+def starts_a_worker(argv: Sequence[str]) -> bool:
+    """True when a command line (its words, as ``shlex.split`` or ``/proc/<pid>/cmdline`` give
+    them) starts a Celery worker: ``shoeshop-worker …``, or ``celery … worker …`` as a
+    baseline of the bench starts one; a path or an interpreter in front changes nothing."""
+    names = [PurePath(word).name for word in argv]
+    return COMMAND in names or ("celery" in names and "worker" in argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -37,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     context = CLIContext(app=app, no_color=bool(os.environ.get("NO_COLOR")), workdir=None)
     worker.main(
         args=list(sys.argv[1:] if argv is None else argv),
-        prog_name="shoeshop-worker",
+        prog_name=COMMAND,
         obj=context,
     )
 

@@ -32,7 +32,7 @@ from tests.chaos.flow import (
 )
 from tests.support.invariants import LATE, Outcome, views
 from tests.support.shop import FAILING_CARD, order_body, wait_for
-from workers.messaging.chaos import DELAYS_S
+from workers.messaging.chaos import SHOP_DELAYS_S
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -384,17 +384,23 @@ def test_11_reordered_events_never_move_a_status_backwards(chaos: Chaos) -> None
     plan = reordering_plan(chaos, REORDER_SEED)
     reordered = audit.heard_out_of_order(chaos.shop.env)
     skipped = log_lines(chaos, "already applied by", consumers(chaos))
-    outcome.notes.append(
+    hooked = log_lines(chaos, "reordering hook:", (*consumers(chaos), "web", "relay"))
+    redelivered = log_lines(chaos, "re-sent", ("relay",))
+    note = (
         f"{plan['sends']} sends: {plan['twice']} sent twice, {plan['held back']} copies held "
-        f"back 1-2 s; {len(reordered)} orders' status changes reached the shop out of order; "
-        f"{skipped} repeats skipped by inboxes; {len(writes)} status writes audited, "
+        f"back 1-2 s, to the shop 1-6 s ({hooked} logged by the hook); {len(reordered)} orders' "
+        f"status changes reached the shop out of order; {skipped} repeats skipped by inboxes; "
+        f"{redelivered} relay sweeps that re-sent events; {len(writes)} status writes audited, "
         f"{len(backwards)} backwards; {took:.0f}s from the first checkout to quiet"
     )
+    outcome.notes.append(note)
     # ... and the shop is sound: all shipped, each charged once, stock conserved
     assert_sound(outcome)
     assert outcome.shipped == count
     # The hook did reorder: a scenario that delivered everything in order would prove nothing.
-    assert plan["twice"] > 0 and plan["held back"] > 0 and reordered and skipped > 0
+    # (Each figure is in the message: a run without reordering says where it stopped.)
+    assert plan["twice"] > 0 and plan["held back"] > 0 and hooked > 0, note
+    assert reordered and skipped > 0, note
     # The triggers saw every order come into each table and move to SHIPPED.
     for component in audit.AUDITED:
         mine = [w for w in writes if w.component == component]
@@ -412,6 +418,6 @@ def _writes_stopped(chaos: Chaos) -> Callable[[], bool]:
         now = (len(audit.writes(chaos.shop.env)), time.monotonic())
         if not seen or seen[-1][0] != now[0]:
             seen.append(now)
-        return now[1] - seen[-1][1] > max(DELAYS_S) + 1
+        return now[1] - seen[-1][1] > max(SHOP_DELAYS_S) + 1
 
     return probe

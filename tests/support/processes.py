@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from workers.celery_worker import starts_a_worker
 from workers.launcher import procfile_processes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,10 +155,7 @@ class Processes:
                 return httpx.get(self.url(name) + path, timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
-        command = self.commands[name]
-        if command.startswith("shoeshop-worker ") or (
-            command.startswith("celery") and " worker " in command
-        ):
+        if starts_a_worker(shlex.split(self.commands[name])):
             with self.log(name).open("rb") as log:
                 log.seek(run.log_offset)
                 return WORKER_READY in log.read()

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
+
+from workers.celery_worker import starts_a_worker
 
 # What `celery -A config.celery_process worker` loads into a worker and no worker uses:
 # Flower's plugin (and redis-py through it, on RabbitMQ too) and `celery amqp`'s shell.
@@ -63,3 +66,17 @@ def test_the_celery_command_does_load_them() -> None:
         check=True,
     ).stdout
     assert {"flower", "prompt_toolkit"} <= set(json.loads(loaded))
+
+
+def test_one_predicate_tells_a_worker_command_line_however_it_was_written() -> None:
+    # The Procfile's line, the same as /proc shows it (interpreter and paths in front), and a
+    # bench baseline's `celery … worker`: each starts a worker.
+    assert starts_a_worker(shlex.split("shoeshop-worker -Q orders -n orders@%h -E"))
+    assert starts_a_worker(["/o/.venv/bin/python3", "/o/.venv/bin/shoeshop-worker", "-Q", "x"])
+    assert starts_a_worker(shlex.split("celery -A workers.bench.naive_app worker -Q x"))
+    assert starts_a_worker(["/v/bin/python", "-m", "celery", "-A", "app", "worker"])
+    # Other Celery commands and the shop's own are not workers, even with "worker" in a value.
+    assert not starts_a_worker(shlex.split("celery -A config.celery_process flower"))
+    assert not starts_a_worker(shlex.split("celery -A config.celery_process beat"))
+    assert not starts_a_worker(shlex.split("shoeshop relay"))
+    assert not starts_a_worker(shlex.split("gunicorn -n worker 'shop:create_app()'"))

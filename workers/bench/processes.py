@@ -13,11 +13,12 @@ from typing import IO
 
 from honcho.environ import parse_procfile
 
+from workers import celery_worker
 from workers.bench import procstat
 from workers.bench.stack import PROJECT_ROOT, STOP_TIMEOUT_S, Broker, wait_ready
 
-# How the Procfile starts a component's worker (workers.celery_worker).
-SYSTEM_WORKER = "shoeshop-worker "
+# How the Procfile starts a component's worker.
+SYSTEM_WORKER = f"{celery_worker.COMMAND} "
 
 
 def procfile_commands(

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workers import celery_worker
+
 PROC = Path("/proc")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Often enough to catch a short peak, rarely enough to cost nothing next to the stack.
@@ -84,7 +86,7 @@ def classify(argv: list[str]) -> str:
         return "flower"
     if " beat" in text:
         return "beat"
-    if " worker" in text or "shoeshop-worker" in text:
+    if celery_worker.starts_a_worker(argv):
         for index, arg in enumerate(argv):
             if _QUEUE.match(arg) and index + 1 < len(argv):
                 return argv[index + 1]
