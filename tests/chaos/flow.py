@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from tests.support.invariants import Outcome, component_engine, observe, wait_un
 from tests.support.processes import ROOT
 from tests.support.shop import GOOD_CARD, order_body
 from workers.messaging.chaos import countdowns
-from workers.messaging.subscriptions import subscribers_of
+from workers.messaging.envelope import Envelope
+from workers.messaging.subscriptions import recipients
 
 SKUS = ("TRL-001", "RUN-002", "CAS-001", "BOT-001", "CRT-002", "HIK-001")
 SIZES = ("38", "39", "40", "41", "42", "43", "44", "45")
@@ -138,14 +140,16 @@ def completions(chaos: Chaos) -> Counter[tuple[str, str]]:
 def reordering_plan(chaos: Chaos, seed: int) -> Counter[str]:
     """What the reordering hook did to the events the outboxes hold, read back from their ids
     (workers.messaging.chaos decides from the seed, the event's id and the subscriber only):
-    ``sends`` (one per event and subscriber), those sent ``twice``, copies ``held back``."""
+    ``sends`` (one per event and subscriber it goes to), those sent ``twice``, copies ``held
+    back``."""
     plan: Counter[str] = Counter()
     for component in WORKERS:  # the components that emit events
         with component_engine(chaos.shop.env, component).connect() as conn:
-            rows = conn.execute(text("SELECT id, type FROM outbox")).all()
-        for event_id, type_ in rows:
-            for task in subscribers_of(type_):
-                delays = countdowns(seed, event_id, task)
+            rows = conn.execute(text("SELECT event FROM outbox")).scalars().all()
+        for row in rows:
+            event = Envelope.from_dict(json.loads(row) if isinstance(row, str) else row)
+            for task in recipients(event):
+                delays = countdowns(seed, event.id, task)
                 plan["sends"] += 1
                 plan["twice"] += len(delays) == 2
                 plan["held back"] += sum(delay > 0 for delay in delays)

@@ -13,7 +13,7 @@ from tests.support.integration import publish_raw
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, event_type
 from workers.messaging.publisher import publish, task_id_for
-from workers.messaging.subscriptions import subscribers_of
+from workers.messaging.subscriptions import recipients
 from workers.messaging.tables import outbox
 
 EMITTERS = ("shop", "orders", "payments", "shipping")
@@ -38,7 +38,7 @@ def resend_outboxes() -> list[str]:
             rows = conn.execute(select(outbox.c.event).order_by(outbox.c.seq)).scalars().all()
         events = [Envelope.from_dict(row) for row in rows]
         publish(app, events)
-        sent += [task_id_for(e, task) for e in events for task in subscribers_of(e.type)]
+        sent += [task_id_for(e, task) for e in events for task in recipients(e)]
     return sent
 
 

@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from tests.support.integration import published_at
 from tests.support.shop import order_body, wait_for
 from workers.messaging import deadletters
-from workers.messaging.contracts import PaymentDeclined, new_event
+from workers.messaging.contracts import OrderStatusChanged, PaymentDeclined, new_event
 from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope, utcnow
-from workers.messaging.tables import inbox
+from workers.messaging.tables import inbox, outbox
 from workers.operations import dlq, redelivery
 from workers.operations.redelivery import redeliver_unapplied, unapplied
 
@@ -140,3 +140,58 @@ def test_a_sweep_records_how_far_each_queue_is_behind_and_metrics_report_it(
     wait_for(lambda: not unapplied(utcnow(), STALL))  # others re-sent meanwhile, too
     redeliver_unapplied(celery_app, utcnow(), STALL)
     assert lag_of(client, "orders")["shoeshop_subscriber_oldest_unapplied_age_seconds"] == 0
+
+
+def test_a_subscriber_narrowed_by_its_interest_is_owed_only_the_events_it_wants(
+    client: FlaskClient,
+) -> None:
+    notify, shop = "notifications.on_order_status_changed", "shop.on_order_status_changed"
+    response = client.post("/api/orders", json=order_body(sku="BOT-001", size="42"))
+    order_id = response.get_json()["id"]
+    wait_for(lambda: client.get(f"/api/orders/{order_id}").get_json()["status"] == "SHIPPED")
+    # The order's status changes reach notifications only when it has a mail to write
+    with engine_for("orders").connect() as conn:
+        notices = conn.execute(
+            select(outbox.c.id, outbox.c.event).where(
+                outbox.c.subject == order_id, outbox.c.type == OrderStatusChanged.TYPE
+            )
+        ).all()
+
+    def notified() -> dict[str, bool]:
+        heard = select(inbox.c.event_id).where(inbox.c.consumer == notify)
+        with engine_for("notifications").connect() as conn:
+            ids = {row.event_id for row in conn.execute(heard)}
+        return {row.event["data"]["status"]: row.id in ids for row in notices}
+
+    expected = {"PAYMENT_PENDING": False, "PAID": False, "SHIPPED": True}
+    assert wait_for(lambda: notified() == expected)
+
+    # Given orders published status changes two minutes ago that the broker then lost: PAID now
+    # and in its first version (notifications writes no mail for either), and SHIPPED
+    paid, shipped = (
+        new_event(
+            OrderStatusChanged(order_id=order_id, status=status, reason=None),
+            source="/orders",
+            subject=order_id,
+        )
+        for status in ("PAID", "SHIPPED")
+    )
+    paid_v1 = Envelope(
+        type="shoeshop.order.status_changed.v1",
+        source="/orders",
+        subject=order_id,
+        data={"order_id": order_id, "status": "PAID", "reason": None},
+    )
+    lost = {paid.id, paid_v1.id, shipped.id}
+    published_at("orders", [paid, paid_v1, shipped], utcnow() - timedelta(minutes=2))
+
+    # When the sweep looks for what each subscriber has not applied
+    owed = {key for key in unapplied(utcnow(), STALL) if key[0] in lost}
+
+    # Then the shop is owed all three, notifications the SHIPPED one only
+    assert owed == {
+        (paid.id, shop),
+        (paid_v1.id, shop),
+        (shipped.id, shop),
+        (shipped.id, notify),
+    }

@@ -12,7 +12,7 @@ from kombu.messaging import Producer
 
 from workers.messaging import chaos
 from workers.messaging.envelope import Envelope
-from workers.messaging.subscriptions import queue_of, subscribers_of
+from workers.messaging.subscriptions import queue_of, recipients
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,13 @@ def shown(event: object) -> dict[str, str]:
 def publish(
     app: Celery, events: Sequence[Envelope], retry_policy: dict[str, Any] | None = None
 ) -> None:
-    """Send every event to each of its subscribers; raises if the broker cannot take them."""
+    """Send every event to each of its subscribers that wants it (``recipients``); raises if
+    the broker cannot take them."""
     if not events:
         return
     with app.producer_or_acquire() as producer:
         for event in events:
-            for task_name in subscribers_of(event.type):
+            for task_name in recipients(event):
                 # One send, unless the failure matrix's reordering hook is on (never in production).
                 for chaos_options in chaos.sends(event.id, task_name):
                     send_to(

@@ -5,10 +5,14 @@ It is the only place a subscription is written: each component's tasks are regis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from config.settings import QUEUES
 from workers.messaging.contracts import wire_type
-from workers.messaging.errors import UnknownEventType
-from workers.messaging.versions import UPCASTERS, current_type
+from workers.messaging.envelope import Envelope
+from workers.messaging.errors import InvalidEvent, UnknownEventType
+from workers.messaging.versions import UPCASTERS, current_type, upcast
 
 # Task names are strings so a publisher never imports its subscribers. Keyed by the current
 # version of each event; an older version is heard by the same tasks (see subscribers_of).
@@ -40,6 +44,49 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "notifications.on_customer_erased",
     ),
 }
+
+
+@dataclass(frozen=True)
+class Interest:
+    """A subscriber that acts on some events of a type only: those whose ``data[field]``, in the
+    type's current version, is not one of ``ignored``. It is sent only those (issue #20: no
+    message a subscriber does not need), and the redelivery sweep expects only those in its
+    inbox. Its handler still takes any event of the type it is sent (an older publisher's during
+    a rolling upgrade, a replay's) and does nothing with the ignored ones, as before."""
+
+    field: str
+    ignored: frozenset[str]
+
+    def wants(self, data: Any) -> bool:
+        """False only for data (a dict) whose field holds an ignored value: anything else, data
+        not even a dict included, is sent (the subscriber's contract then parks it)."""
+        value = data.get(self.field) if isinstance(data, dict) else None
+        return not (isinstance(value, str) and value in self.ignored)
+
+
+# The statuses notifications writes no mail for (the confirmation said what comes next); it
+# writes when an order ships or is cancelled (workers.notifications.handlers.tell_status).
+UNMAILED_STATUSES = frozenset({"PLACED", "PAYMENT_PENDING", "PAID"})
+
+# Keyed by task; each reads the current version of a type its task subscribes to.
+INTERESTS: dict[str, Interest] = {
+    "notifications.on_order_status_changed": Interest("status", UNMAILED_STATUSES),
+}
+
+
+def recipients(event: Envelope) -> tuple[str, ...]:
+    """The tasks to send ``event`` to: the subscribers of its type (``subscribers_of``) less
+    those whose Interest it is not, read in its current version. An event that cannot be
+    upcast goes to every subscriber, whose own reading parks it with the reason. Raises
+    UnknownEventType as ``subscribers_of``."""
+    tasks = subscribers_of(event.type)
+    if not any(task in INTERESTS for task in tasks):
+        return tasks
+    try:
+        data = upcast(event).data
+    except InvalidEvent:
+        return tasks
+    return tuple(task for task in tasks if task not in INTERESTS or INTERESTS[task].wants(data))
 
 
 def subscribers_of(type_: str) -> tuple[str, ...]:

@@ -18,14 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import case, null, select
 
 from config.settings import QUEUES, REDELIVERY_WATCH_S
 from workers.messaging.database import engine_for, transaction, upsert_insert
 from workers.messaging.envelope import Envelope, as_utc
 from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.publisher import send_to, task_id_for
-from workers.messaging.subscriptions import queue_of, subscribers_of
+from workers.messaging.subscriptions import (
+    INTERESTS,
+    SUBSCRIPTIONS,
+    queue_of,
+    recipients,
+    subscribers_of,
+)
 from workers.messaging.tables import inbox, outbox, subscriber_lag
 from workers.operations import dlq
 
@@ -42,6 +48,22 @@ CHUNK = 500
 Key = tuple[str, str]  # (event id, subscriber task)
 
 
+def _picked_fields() -> dict[str, str]:
+    """For each current type that a subscriber's Interest narrows, the data field it reads: the
+    sweep reads that field in SQL (no body read) to know which subscribers expect the event."""
+    fields: dict[str, str] = {}
+    for type_, tasks in SUBSCRIPTIONS.items():
+        for task in tasks:
+            if task in INTERESTS:
+                field = fields.setdefault(type_, INTERESTS[task].field)
+                if field != INTERESTS[task].field:
+                    raise ValueError(f"Interests in {type_} read two fields; the sweep reads one")
+    return fields
+
+
+PICKED_FIELDS = _picked_fields()
+
+
 def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> int:
     """Re-send every event published between ``stall_after + WATCH`` and ``stall_after`` before
     ``now`` (an aware datetime) that one of its subscribers has neither applied nor ever parked
@@ -54,12 +76,12 @@ def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> i
     oldest: dict[str, datetime] = {}
     for component in EMITTING_COMPONENTS:
         for chunk in _stalled(component, now, stall_after):
-            missing = _unapplied({event_id: row.type for event_id, row in chunk.items()})
+            missing, events = _missing(component, chunk)
             for event_id, task in missing:
                 written, queue = chunk[event_id].created_at, queue_of(task)
                 oldest[queue] = min(oldest.get(queue, written), written)
             if missing:
-                _resend(app, component, missing)
+                _resend(app, missing, events)
                 sent += len(missing)
     if sent:
         log.warning(
@@ -100,7 +122,7 @@ def unapplied(now: datetime, stall_after: timedelta) -> list[Key]:
         key
         for component in EMITTING_COMPONENTS
         for chunk in _stalled(component, now, stall_after)
-        for key in _unapplied({event_id: row.type for event_id, row in chunk.items()})
+        for key in _missing(component, chunk)[0]
     ]
 
 
@@ -108,18 +130,21 @@ def unapplied(now: datetime, stall_after: timedelta) -> list[Key]:
 class _Written:
     type: str
     created_at: datetime
+    # The field an Interest reads (PICKED_FIELDS), for a type one narrows; else None.
+    picked: str | None = None
 
 
 def _stalled(
     component: str, now: datetime, stall_after: timedelta
 ) -> Iterator[dict[str, _Written]]:
     """The component's events in the window, CHUNK at a time, as event id -> type and time
-    written (no bodies: most are applied, and only the missing ones are read in full)."""
+    written, and the field an Interest reads where one narrows the type (no bodies: most are
+    applied, and only the missing ones are read in full)."""
     newest, oldest = now - stall_after, now - stall_after - WATCH
     after = -1
     while True:
         query = (
-            select(outbox.c.seq, outbox.c.id, outbox.c.type, outbox.c.created_at)
+            select(outbox.c.seq, outbox.c.id, outbox.c.type, outbox.c.created_at, _PICKED)
             .where(
                 outbox.c.published_at.is_not(None),
                 outbox.c.created_at <= newest,
@@ -134,17 +159,52 @@ def _stalled(
         if not rows:
             return
         after = rows[-1].seq
-        yield {row.id: _Written(row.type, as_utc(row.created_at)) for row in rows}
+        yield {row.id: _Written(row.type, as_utc(row.created_at), row.picked) for row in rows}
 
 
-def _unapplied(types: dict[str, str]) -> list[Key]:
+# The field an Interest reads, taken from the stored event by the database (a JSON path), for
+# the types PICKED_FIELDS names; NULL for the others.
+_PICKED = (
+    case(
+        *(
+            (outbox.c.type == type_, outbox.c.event[("data", field)].as_string())
+            for type_, field in PICKED_FIELDS.items()
+        ),
+        else_=null(),
+    )
+    if PICKED_FIELDS
+    else null()
+).label("picked")
+
+
+def _missing(component: str, chunk: dict[str, _Written]) -> tuple[list[Key], dict[str, Envelope]]:
+    """The (event id, task) pairs of ``chunk`` (events ``component`` wrote) that a subscriber
+    expects and has neither applied nor parked, and those events read in full."""
+    keys = _unapplied(chunk)
+    if not keys:
+        return [], {}
+    query = select(outbox.c.id, outbox.c.event).where(
+        outbox.c.id.in_(sorted({event_id for event_id, _task in keys}))
+    )
+    with engine_for(component).connect() as conn:
+        events = {row.id: Envelope.from_dict(row.event) for row in conn.execute(query)}
+    # An event pruned meanwhile is out of the window; an older version of a narrowed type is
+    # read in full here (upcast), the current one was sorted out by its picked field already.
+    expected = [(e, task) for e, task in keys if e in events and task in recipients(events[e])]
+    return expected, events
+
+
+def _unapplied(chunk: dict[str, _Written]) -> list[Key]:
     wanted: dict[str, list[Key]] = defaultdict(list)  # subscriber component -> keys
-    for event_id, type_ in types.items():
-        for task in subscribers_of(type_):
+    for event_id, written in chunk.items():
+        for task in subscribers_of(written.type):
+            interest = INTERESTS.get(task) if written.type in PICKED_FIELDS else None
+            if interest is not None and not interest.wants({interest.field: written.picked}):
+                continue  # never sent: the event is not what the task's Interest is
             wanted[queue_of(task)].append((event_id, task))
     if not wanted:
         return []
-    lettered = dlq.letter_keys(list(types))
+    lettered = dlq.letter_keys(list(chunk))
     missing: list[Key] = []
     for component, keys in wanted.items():
         applied = _applied(component, sorted({event_id for event_id, _task in keys}))
@@ -158,12 +218,7 @@ def _applied(component: str, event_ids: list[str]) -> set[Key]:
         return {(row.event_id, row.consumer) for row in conn.execute(query)}
 
 
-def _resend(app: Celery, component: str, missing: list[Key]) -> None:
-    query = select(outbox.c.id, outbox.c.event).where(
-        outbox.c.id.in_(sorted({event_id for event_id, _task in missing}))
-    )
-    with engine_for(component).connect() as conn:
-        events = {row.id: Envelope.from_dict(row.event) for row in conn.execute(query)}
+def _resend(app: Celery, missing: list[Key], events: dict[str, Envelope]) -> None:
     with app.producer_or_acquire() as producer:
         for event_id, task in missing:
             event = events[event_id]

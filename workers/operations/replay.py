@@ -12,12 +12,13 @@ from workers.messaging.database import engine_for
 from workers.messaging.envelope import Envelope
 from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.publisher import send_to, task_id_for
-from workers.messaging.subscriptions import types_heard_by
+from workers.messaging.subscriptions import recipients, types_heard_by
 from workers.messaging.tables import outbox
 
 
 def history_for(task_name: str, components: Iterable[str] = EMITTING_COMPONENTS) -> list[Envelope]:
-    """Every stored event of the types ``task_name`` subscribes to, oldest first.
+    """Every stored event of the types ``task_name`` subscribes to that it wants (an Interest
+    may narrow a type: ``subscriptions.recipients``), oldest first.
 
     Each component keeps what it emitted in its outbox for SHOESHOP_OUTBOX_RETENTION after it
     was published (then the relay prunes it: operations.retention), so the outboxes together
@@ -35,7 +36,8 @@ def history_for(task_name: str, components: Iterable[str] = EMITTING_COMPONENTS)
         with engine_for(component).connect() as conn:
             for row in conn.execute(query):
                 event = Envelope.from_dict(row.event)
-                found.append((event.time, row.seq, event))
+                if task_name in recipients(event):
+                    found.append((event.time, row.seq, event))
     found.sort(key=lambda entry: (entry[0], entry[1]))
     return [event for _time, _seq, event in found]
 
