@@ -184,7 +184,7 @@ def test_the_median_of_several_runs_takes_each_figure_on_its_own() -> None:
             "system": {
                 "orders_per_s": 20 * throughput,
                 "backlog": None if drain is None else {"vs_steady": drain},
-                "rss_mb": {"orders": rss, "flower": 300.0, "web": 90.0},
+                "rss_mb": {"orders": rss, "notifications": rss - 1, "flower": 300.0, "web": 90.0},
             },
             "baselines": {"naive": {"orders_per_s": 10.0}, "chain": {"orders_per_s": 20.0}},
         }
@@ -200,6 +200,10 @@ def test_the_median_of_several_runs_takes_each_figure_on_its_own() -> None:
     assert summary["median"]["orders_per_s"] == {"system": 8.0, "naive": 10.0, "chain": 20.0}
     assert summary["median"]["backlog_drain_vs_steady"] == 1.0  # of the two runs that had one
     assert summary["median"]["largest_worker_rss_mb"] == 79.0  # workers only, not Flower
+    # Every component's worker is one, notifications included
+    alone = run("d", 0.4, 1.0, 70.0)
+    alone["system"]["rss_mb"]["notifications"] = 77.0
+    assert report.medians([alone])["median"]["largest_worker_rss_mb"] == 77.0
     assert summary["each"]["ratios"]["chain"]["throughput"] == [0.3, 0.5, 0.4]
 
 
