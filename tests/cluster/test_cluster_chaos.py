@@ -241,8 +241,12 @@ def test_live_on_two_web_hosts(cluster_shop: ClusterRun) -> None:
     wait_for(lambda: all(ready(url) for url in webs.values()) or None, timeout_s=90, every_s=0.5)
     run.start_load(RATE)
     time.sleep(WARMUP_S)
-    # When a customer's tracking page is open on each web host for each of ten new orders
+    # When a customer's tracking page is open on each web host for each of ten new orders, placed
+    # while shipping is stopped (SIGTERM) so that each still has a change to push once its pages
+    # are open: in a CI run on 2026-12-01 all ten had shipped before their pages opened, every
+    # frame was a first read, and the scenario could not tell a push from a read
     opened = time.time()
+    processes.stop("shipping")
     watched = [place(webs["web1"]) for _ in range(WATCHED_ORDERS)]
     seen: dict[tuple[str, str], list[dict[str, object]]] = {}
     readers = [
@@ -252,6 +256,9 @@ def test_live_on_two_web_hosts(cluster_shop: ClusterRun) -> None:
     ]
     for reader in readers:
         reader.start()
+    # ... and shipping starts again once every page has its first frame
+    wait_for(lambda: all(seen.values()) or None, timeout_s=60, every_s=0.2)
+    processes.start("shipping", wait=False)
     for reader in readers:
         reader.join(STREAM_TIMEOUT_S + 10)
     order_ids = [*run.stop_load(), *watched]
