@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import select
 
 from tests.chaos.conftest import CONSUMERS, WORKERS, Chaos, component_of
 from tests.support.invariants import Outcome, component_engine, observe, wait_until_settled
@@ -22,6 +21,7 @@ from tests.support.shop import GOOD_CARD, order_body
 from workers.messaging.chaos import countdowns
 from workers.messaging.envelope import Envelope
 from workers.messaging.subscriptions import recipients
+from workers.messaging.tables import outbox
 
 SKUS = ("TRL-001", "RUN-002", "CAS-001", "BOT-001", "CRT-002", "HIK-001")
 SIZES = ("38", "39", "40", "41", "42", "43", "44", "45")
@@ -145,9 +145,9 @@ def reordering_plan(chaos: Chaos, seed: int) -> Counter[str]:
     plan: Counter[str] = Counter()
     for component in WORKERS:  # the components that emit events
         with component_engine(chaos.shop.env, component).connect() as conn:
-            rows = conn.execute(text("SELECT event FROM outbox")).scalars().all()
-        for row in rows:
-            event = Envelope.from_dict(json.loads(row) if isinstance(row, str) else row)
+            bodies = conn.execute(select(outbox.c.event)).scalars().all()
+        for body in bodies:
+            event = Envelope.from_dict(body)
             for task in recipients(event):
                 delays = countdowns(seed, event.id, task)
                 plan["sends"] += 1

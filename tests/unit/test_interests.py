@@ -11,6 +11,7 @@ import pytest
 from workers.messaging.contracts import OrderStatus, OrderStatusChanged, new_event
 from workers.messaging.envelope import Envelope
 from workers.messaging.subscriptions import (
+    INTEREST_FIELDS,
     INTERESTS,
     SUBSCRIPTIONS,
     UNMAILED_STATUSES,
@@ -18,7 +19,6 @@ from workers.messaging.subscriptions import (
     subscribers_of,
 )
 from workers.notifications.handlers import tell_status
-from workers.operations.redelivery import PICKED_FIELDS
 
 SHOP, NOTIFY = "shop.on_order_status_changed", "notifications.on_order_status_changed"
 
@@ -84,4 +84,4 @@ def test_every_interest_is_a_subscription_and_the_sweep_reads_its_field() -> Non
     for task, interest in INTERESTS.items():
         types = [type_ for type_, tasks in SUBSCRIPTIONS.items() if task in tasks]
         assert types, task
-        assert all(PICKED_FIELDS[type_] == interest.field for type_ in types)
+        assert all(INTEREST_FIELDS[type_] == interest.field for type_ in types)

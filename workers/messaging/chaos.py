@@ -19,6 +19,7 @@ import random
 from typing import Any
 
 from config.settings import get_settings
+from workers.messaging.subscriptions import queue_of
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def countdowns(seed: int, event_id: str, task_name: str) -> tuple[int, ...]:
 
 def delays_for(task_name: str) -> tuple[int, ...]:
     """The holds, in whole seconds, a copy of an event sent to ``task_name`` can get."""
-    return SHOP_DELAYS_S if task_name.startswith("shop.") else DELAYS_S
+    return SHOP_DELAYS_S if queue_of(task_name) == "shop" else DELAYS_S
 
 
 def sends(event_id: str, task_name: str) -> list[dict[str, Any]]:

@@ -74,6 +74,23 @@ INTERESTS: dict[str, Interest] = {
 }
 
 
+def _interest_fields() -> dict[str, str]:
+    """For each current type an Interest narrows, the data field it reads (what the redelivery
+    sweep reads in SQL to know who expects an event). Raises ValueError for two Interests on
+    one type reading two fields."""
+    fields: dict[str, str] = {}
+    for type_, tasks in SUBSCRIPTIONS.items():
+        for task in tasks:
+            if task in INTERESTS:
+                field = fields.setdefault(type_, INTERESTS[task].field)
+                if field != INTERESTS[task].field:
+                    raise ValueError(f"Interests in {type_} read two fields; the sweep reads one")
+    return fields
+
+
+INTEREST_FIELDS = _interest_fields()
+
+
 def recipients(event: Envelope) -> tuple[str, ...]:
     """The tasks to send ``event`` to: the subscribers of its type (``subscribers_of``) less
     those whose Interest it is not, read in its current version. An event that cannot be

@@ -26,8 +26,8 @@ from workers.messaging.envelope import Envelope, as_utc
 from workers.messaging.outbox import EMITTING_COMPONENTS
 from workers.messaging.publisher import send_to, task_id_for
 from workers.messaging.subscriptions import (
+    INTEREST_FIELDS,
     INTERESTS,
-    SUBSCRIPTIONS,
     queue_of,
     recipients,
     subscribers_of,
@@ -46,22 +46,6 @@ WATCH = timedelta(seconds=REDELIVERY_WATCH_S)
 CHUNK = 500
 
 Key = tuple[str, str]  # (event id, subscriber task)
-
-
-def _picked_fields() -> dict[str, str]:
-    """For each current type that a subscriber's Interest narrows, the data field it reads: the
-    sweep reads that field in SQL (no body read) to know which subscribers expect the event."""
-    fields: dict[str, str] = {}
-    for type_, tasks in SUBSCRIPTIONS.items():
-        for task in tasks:
-            if task in INTERESTS:
-                field = fields.setdefault(type_, INTERESTS[task].field)
-                if field != INTERESTS[task].field:
-                    raise ValueError(f"Interests in {type_} read two fields; the sweep reads one")
-    return fields
-
-
-PICKED_FIELDS = _picked_fields()
 
 
 def redeliver_unapplied(app: Celery, now: datetime, stall_after: timedelta) -> int:
@@ -130,7 +114,7 @@ def unapplied(now: datetime, stall_after: timedelta) -> list[Key]:
 class _Written:
     type: str
     created_at: datetime
-    # The field an Interest reads (PICKED_FIELDS), for a type one narrows; else None.
+    # The field an Interest reads (INTEREST_FIELDS), for a type one narrows; else None.
     picked: str | None = None
 
 
@@ -163,16 +147,16 @@ def _stalled(
 
 
 # The field an Interest reads, taken from the stored event by the database (a JSON path), for
-# the types PICKED_FIELDS names; NULL for the others.
+# the types INTEREST_FIELDS names; NULL for the others.
 _PICKED = (
     case(
         *(
             (outbox.c.type == type_, outbox.c.event[("data", field)].as_string())
-            for type_, field in PICKED_FIELDS.items()
+            for type_, field in INTEREST_FIELDS.items()
         ),
         else_=null(),
     )
-    if PICKED_FIELDS
+    if INTEREST_FIELDS
     else null()
 ).label("picked")
 
@@ -198,7 +182,7 @@ def _unapplied(chunk: dict[str, _Written]) -> list[Key]:
     wanted: dict[str, list[Key]] = defaultdict(list)  # subscriber component -> keys
     for event_id, written in chunk.items():
         for task in subscribers_of(written.type):
-            interest = INTERESTS.get(task) if written.type in PICKED_FIELDS else None
+            interest = INTERESTS.get(task) if written.type in INTEREST_FIELDS else None
             if interest is not None and not interest.wants({interest.field: written.picked}):
                 continue  # never sent: the event is not what the task's Interest is
             wanted[queue_of(task)].append((event_id, task))
