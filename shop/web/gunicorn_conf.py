@@ -25,6 +25,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import logging
 import os
 import shutil
 import sys
@@ -68,10 +69,23 @@ def refuse_outdated_schemas(server: Any) -> None:
         dispose_all()  # the workers open their own connections after the fork
 
 
+def post_worker_init(worker: Any) -> None:
+    """In each worker after the fork: its log lines are written off the gevent loop
+    (shop.web.log_thread), so a log reader that falls behind does not hold pages and streams."""
+    from shop.web.log_thread import move_off_loop
+
+    worker.shoeshop_off_loop_logs = move_off_loop(
+        [logging.getLogger("gunicorn.access"), logging.getLogger("gunicorn.error")]
+    )
+
+
 def worker_exit(server: Any, worker: Any) -> None:
-    """In the worker as it stops (SIGTERM included): export the spans it still buffers."""
+    """In the worker as it stops (SIGTERM included): write the log lines still queued and export
+    the spans it still buffers."""
+    from shop.web.log_thread import stop_all
     from workers.messaging import tracing
 
+    stop_all(getattr(worker, "shoeshop_off_loop_logs", []))
     tracing.shutdown()
 
 

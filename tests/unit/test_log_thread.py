@@ -1,0 +1,113 @@
+"""gunicorn's log lines off the gevent loop (shop.web.log_thread), with a real pipe nobody reads.
+
+A child process patched by gevent logs 5,000 lines of 212 bytes to its stdout, a pipe this test
+does not read until the child has said, on stderr, how often a greenlet of its own ran meanwhile.
+Written on the loop, the first full 64 KiB stop the whole process (the control: no report comes);
+written off it, the greenlet keeps running, and once the pipe is read every line is there in
+order, or counted in a "dropped" line, and none is lost without a word.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+
+from tests.support.processes import ROOT
+
+LINES = 5_000
+LIMIT = 1_000
+
+CHILD = textwrap.dedent(
+    """
+    from gevent import monkey
+    monkey.patch_all()
+    import logging, sys, time
+    import gevent
+    from shop.web.log_thread import move_off_loop, stop_all
+
+    log = logging.getLogger("access")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(logging.StreamHandler(sys.stdout))
+    moved = move_off_loop([log], limit={limit}) if sys.argv[1] == "off" else []
+    ticks = []
+
+    def ticker():
+        while True:
+            ticks.append(time.monotonic())
+            gevent.sleep(0.01)
+
+    gevent.spawn(ticker)
+    gevent.sleep(0.05)
+    for number in range({lines}):
+        log.info("line %06d %s", number, "x" * 200)
+    before = len(ticks)
+    gevent.sleep(0.5)
+    sys.stderr.write(f"ticks {{len(ticks) - before}}\\n")
+    sys.stderr.flush()
+    sys.stdin.readline()
+    gevent.sleep(1.0)  # the pipe is read now: the queue empties before the last line
+    log.info("after")
+    stop_all(moved)
+    """
+).format(limit=LIMIT, lines=LINES)
+
+
+def _child(mode: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _stderr_line(child: subprocess.Popen[bytes], timeout: float) -> str | None:
+    import selectors
+
+    assert child.stderr is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stderr, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return None
+    return child.stderr.readline().decode()
+
+
+def _finish(child: subprocess.Popen[bytes]) -> list[str]:
+    out, err = child.communicate(b"go\n", timeout=60)
+    assert child.returncode == 0, err.decode()
+    return out.decode().splitlines()
+
+
+def test_lines_written_on_the_loop_stop_the_process_when_the_pipe_is_full() -> None:
+    """The control: without the thread, nothing else in the process runs while the pipe is full."""
+    child = _child("on")
+    try:
+        assert _stderr_line(child, timeout=3.0) is None
+    finally:
+        lines = _finish(child)
+    assert len(lines) == LINES + 1
+
+
+def test_lines_written_off_the_loop_let_the_process_run_and_lose_nothing_unsaid() -> None:
+    child = _child("off")
+    try:
+        report = _stderr_line(child, timeout=20.0)
+    finally:
+        lines = _finish(child)
+    assert report is not None, "the process stopped while its stdout was full"
+    ticks = int(report.split()[1])
+    assert ticks >= 20, f"the loop ran {ticks} times in 0.5 s while the pipe was full"
+
+    written = [int(m.group(1)) for line in lines if (m := re.match(r"line (\d{6}) ", line))]
+    assert written == list(range(len(written))), "lines out of order or missing in between"
+    notices = [line for line in lines if line.startswith("log lines dropped: ")]
+    assert len(notices) == 1, lines[-5:]
+    dropped = int(notices[0].split()[3])
+    assert len(written) + dropped == LINES
+    assert dropped > 0, "the pipe and the queue held every line: the bound was not reached"
+    assert len(written) <= LIMIT + 1_000, "more lines were kept than the queue and the pipe hold"
+    assert lines[-2:] == [notices[0], "after"]
