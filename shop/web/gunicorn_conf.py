@@ -85,8 +85,10 @@ def worker_exit(server: Any, worker: Any) -> None:
     from shop.web.log_thread import stop_all
     from workers.messaging import tracing
 
-    stop_all(getattr(worker, "shoeshop_off_loop_logs", []))
-    tracing.shutdown()
+    try:
+        stop_all(getattr(worker, "shoeshop_off_loop_logs", []))
+    finally:
+        tracing.shutdown()
 
 
 def child_exit(server: Any, worker: Any) -> None:

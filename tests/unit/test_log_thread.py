@@ -111,3 +111,42 @@ def test_lines_written_off_the_loop_let_the_process_run_and_lose_nothing_unsaid(
     assert dropped > 0, "the pipe and the queue held every line: the bound was not reached"
     assert len(written) <= LIMIT + 1_000, "more lines were kept than the queue and the pipe hold"
     assert lines[-2:] == [notices[0], "after"]
+
+
+STOP_BLOCKED = textwrap.dedent(
+    """
+    from gevent import monkey
+    monkey.patch_all()
+    import logging, sys, time
+    from shop.web.log_thread import move_off_loop, stop_all
+
+    log = logging.getLogger("access")
+    log.propagate = False
+    log.addHandler(logging.StreamHandler(sys.stdout))
+    moved = move_off_loop([log], limit=100)
+    for number in range(2_000):
+        log.warning("line %06d %s", number, "x" * 200)
+    started = time.monotonic()
+    stop_all(moved, seconds=1.0)
+    sys.stderr.write(f"stopped after {time.monotonic() - started:.2f}\\n")
+    sys.stderr.flush()
+    """
+)
+
+
+def test_a_worker_stops_on_time_though_its_log_reader_has_stopped() -> None:
+    """worker_exit's stop_all returns at its deadline, without raising, while the writer is still
+    blocked on a full pipe (gunicorn then exports the spans and exits)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", STOP_BLOCKED],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        report = _stderr_line(child, timeout=20.0)
+    finally:
+        child.kill()
+        child.communicate(timeout=30)
+    assert report is not None and report.startswith("stopped after "), report
+    assert 0.9 <= float(report.split()[2]) < 3.0, report
