@@ -8,18 +8,19 @@ closing with an access log line, this was a fifth of a web process's busy time i
 bench (docs/performance.md, *Live tracking for thousands*).
 
 ``move_off_loop`` puts the standard library's ``QueueHandler`` in front of each stream handler
-gunicorn set on its loggers; a ``QueueListener`` writes the lines from a thread of gevent's native
-thread pool, which waits on the pipe without holding the loop. A line is formatted on the loop (its
-time is when it was logged) and written in order. Files keep their own handler: a write to a file
-does not wait on a reader, and gunicorn's SIGUSR1 reopens only the file handlers it finds.
+gunicorn set on its loggers; a thread of gevent's native thread pool takes the lines from the queue
+and writes them with those handlers, waiting on the pipe without holding the loop. A line is
+formatted on the loop (its time is when it was logged) and written in order. Files keep their own
+handler: a write to a file does not wait on a reader, and gunicorn's SIGUSR1 reopens only the file
+handlers it finds.
 
 The queue holds at most ``MAX_PENDING`` lines. When the reader stays behind beyond that, further
 lines are dropped (the web keeps serving) and counted, and a line takes their place, written
 before the next line kept (or as the worker stops): ``log lines dropped: N (the log's reader fell
-behind)``. Lines still queued when the
-worker stops are written by ``stop_all`` (gunicorn's ``worker_exit``), within 5 s; a worker killed
-outright, or whose reader has stopped, loses what was queued: a few milliseconds of lines while
-the reader keeps up, up to ``MAX_PENDING`` lines per logger when it does not.
+behind)``. Lines still queued when the worker stops are written by ``stop_all`` (gunicorn's
+``worker_exit``), within 5 s; a worker killed outright, or whose reader has stopped, loses what was
+queued: a few milliseconds of lines while the reader keeps up, up to ``MAX_PENDING`` lines per
+logger when it does not.
 
 Only gunicorn's two loggers are moved. Other writers to stdout and stderr (the app's warnings
 through Python's last-resort handler, the console span exporter) still write on the loop.
@@ -82,24 +83,23 @@ class OffLoopLog:
         # the loop (a thread of the patched threading module would be a greenlet on it).
         self._running = gevent.get_hub().threadpool.spawn(self._write_until_stopped)
 
-    def stop(self, deadline: float) -> bool:
+    def stop(self, deadline: float) -> None:
         """Write what is queued, waiting until ``deadline`` (time.monotonic()), then give the
-        logger its handlers back. False if the writer was still blocked at the deadline (its
-        reader stopped): the handlers stay behind the queue, and what is queued is lost."""
+        logger its handlers back. A writer still blocked at the deadline (its reader stopped)
+        keeps them: the process is exiting, and what is queued is lost."""
         if self._running is None:
-            return True
+            return
         self.handler.tell_dropped(self._logger.name)
         self._queue.put(None)
         # wait() returns at the deadline instead of raising gevent.Timeout (a BaseException,
         # which would escape gunicorn's worker_exit).
         self._running.wait(max(0.0, deadline - time.monotonic()))
         if not self._running.ready():
-            return False
+            return
         self._running = None
         self._logger.removeHandler(self.handler)
         for handler in self._moved:
             self._logger.addHandler(handler)
-        return True
 
     def _write_until_stopped(self) -> None:
         while (record := self._queue.get()) is not None:
